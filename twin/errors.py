@@ -1,0 +1,59 @@
+"""The twin's error tree. Domain errors carry no HTTP; the API maps them to status codes."""
+
+from __future__ import annotations
+
+
+class TwinError(Exception):
+    """Base class of every error twin raises on purpose."""
+
+
+class CatalogueError(TwinError):
+    """A layer catalogue file is malformed; the message names the file and the field."""
+
+
+class LayerNotFoundError(TwinError):
+    """A layer id that the catalogue does not define."""
+
+    def __init__(self, layer: str, known: list[str] | None = None) -> None:
+        hint = f" (known layers: {', '.join(sorted(known))})" if known else ""
+        super().__init__(f"unknown layer {layer!r}{hint}")
+        self.layer = layer
+
+
+class FeatureNotFoundError(TwinError):
+    """A location key that resolves to no component."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no component with key {key!r}")
+        self.key = key
+
+
+class InvalidKeyError(TwinError):
+    """A string that is not a well-formed location key."""
+
+
+class SchemaViolationError(TwinError):
+    """A write whose values break the layer's attribute schema.
+
+    ``problems`` lists ``(row, field, message)`` triples; ``row`` is the 0-based position in
+    the batch written (importers translate it into their own file row numbers).
+    """
+
+    def __init__(self, layer: str, problems: list[tuple[int, str, str]]) -> None:
+        self.layer = layer
+        self.problems = problems
+        shown = "; ".join(f"row {r}, field {f!r}: {m}" for r, f, m in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"layer {layer!r}: {len(problems)} value(s) break the schema: {shown}{more}")
+
+
+class StoreVersionError(TwinError):
+    """A store written by a schema version this twin cannot read or migrate."""
+
+
+class StoreError(TwinError):
+    """A store file that is missing, unreadable or not a twin store."""
+
+
+class InvalidQueryError(TwinError):
+    """A query with bad parameters (bbox, radius, limit, CRS ...)."""

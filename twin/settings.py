@@ -1,0 +1,28 @@
+"""Runtime settings, read once from ``TWIN_*`` environment variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository's own catalogue, used when ``TWIN_LAYERS`` is not set.
+DEFAULT_LAYERS_DIR = Path(__file__).resolve().parent.parent / "layers"
+
+
+class TwinSettings(BaseSettings):
+    """Settings for the store, the catalogue and the service.
+
+    Every value can be set with an environment variable of the same name prefixed with
+    ``TWIN_`` (``TWIN_STORE=/data/city.gpkg``); command-line options override them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TWIN_", extra="ignore")
+
+    store: Path = Field(Path("twin.gpkg"), description="Path of the GeoPackage store.")
+    layers: Path = Field(DEFAULT_LAYERS_DIR, description="Folder of the layer catalogue (*.yaml).")
+    author: str = Field("twin", description="Author recorded on changesets made by this process.")
+    city_bbox: tuple[float, float, float, float] = Field(
+        (120.85, 30.67, 122.25, 31.88), description="The city's extent in lon/lat (Shanghai by default)."
+    )

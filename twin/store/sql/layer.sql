@@ -1,0 +1,33 @@
+-- One layer: its features table, its history table, and an R-tree index (gpkg_rtree_index).
+-- Placeholders (layer id, geometry type, attribute columns) are filled from the catalogue.
+CREATE TABLE "{t}" (
+  fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+  geom {geomtype},
+  "key" TEXT NOT NULL UNIQUE,
+  fp INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  changeset INTEGER NOT NULL,
+  valid_from TEXT NOT NULL,
+  status TEXT NOT NULL,
+  updated_at DATETIME NOT NULL{columns}
+);
+CREATE INDEX "{t}_fp" ON "{t}"(fp);
+CREATE INDEX "{t}_changeset" ON "{t}"(changeset);
+CREATE TABLE "{t}_history" (
+  hid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+  geom GEOMETRY,
+  fid INTEGER NOT NULL,
+  "key" TEXT NOT NULL,
+  fp INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  changeset INTEGER NOT NULL,
+  valid_from TEXT NOT NULL,
+  status TEXT NOT NULL,
+  updated_at DATETIME NOT NULL{columns},
+  valid_to TEXT NOT NULL,
+  changeset_to INTEGER NOT NULL,
+  op TEXT NOT NULL
+);
+CREATE INDEX "{t}_history_key" ON "{t}_history"("key", version);
+CREATE INDEX "{t}_history_changeset_to" ON "{t}_history"(changeset_to);
+CREATE VIRTUAL TABLE "rtree_{t}_geom" USING rtree(id, minx, maxx, miny, maxy);
