@@ -56,10 +56,7 @@ def geohash_encode(lon: NDArray[np.float64], lat: NDArray[np.float64], precision
     yi = np.clip(((lat + 90.0) / 180.0 * (1 << lat_bits)).astype(np.int64), 0, (1 << lat_bits) - 1)
     code = np.zeros(lon.shape, dtype=np.int64)
     for i in range(nbits):  # interleave: even bits from lon, odd bits from lat, most significant first
-        if i % 2 == 0:
-            bit = (xi >> (lon_bits - 1 - i // 2)) & 1
-        else:
-            bit = (yi >> (lat_bits - 1 - i // 2)) & 1
+        bit = xi >> lon_bits - 1 - i // 2 & 1 if i % 2 == 0 else yi >> lat_bits - 1 - i // 2 & 1
         code = (code << 1) | bit
     chars = np.array(list(BASE32))
     digits = [(code >> (5 * (precision - 1 - k))) & 31 for k in range(precision)]

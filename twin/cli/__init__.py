@@ -1,0 +1,21 @@
+"""The ``twin`` command line. Each family of commands lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from twin.cli import core
+
+app = typer.Typer(
+    name="twin",
+    help="twin: the Shanghai city digital-twin map service (上海城市数字孪生地图服务).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+core.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``twin`` console script."""
+    app()
