@@ -7,7 +7,9 @@ this process or another one (``twin import`` beside a running service) wrote the
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -28,12 +30,16 @@ class Hits(NamedTuple):
 
 
 class _LayerIndex:
-    def __init__(self, changeset: int, entries) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, changeset: int, entries: Iterator[tuple[int, BBox]]) -> None:
         props = rtree_index.Property()
         props.leaf_capacity = 64
         props.fill_factor = 0.9
-        stream = ((fid, box, None) for fid, box in entries)
-        self.rtree = rtree_index.Index(stream, properties=props, interleaved=True)
+        first = next(entries, None)
+        if first is None:  # libspatialindex's bulk loader refuses an empty stream
+            self.rtree = rtree_index.Index(properties=props, interleaved=True)
+        else:
+            stream = ((fid, box, None) for fid, box in itertools.chain([first], entries))
+            self.rtree = rtree_index.Index(stream, properties=props, interleaved=True)
         self.changeset = changeset
 
 

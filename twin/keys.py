@@ -171,7 +171,8 @@ def assign_keys(
     code, cell_of, fps, tiebreak
         The layer code, and per component its cell, geometry fingerprint and attribute hash.
     existing_by_fp
-        Keys already stored for each fingerprint of the batch, in key order.
+        Unclaimed stored keys for each fingerprint of the batch, in key order; the i-th component
+        (in (cell, fingerprint, tiebreak) order) with a fingerprint takes the i-th key.
     used_ordinals
         Called once with the cells that need new keys; returns the ordinals already taken there.
     """
@@ -179,16 +180,16 @@ def assign_keys(
     keys = np.empty(n, dtype=object)
     matched = np.zeros(n, dtype=bool)
     order = np.lexsort((np.arange(n), tiebreak, fps, cell_of))
-    seen: dict[int, int] = defaultdict(int)
+    taken_by_fp: dict[int, int] = defaultdict(int)
     fresh: list[int] = []
     for i in order.tolist():
         fp = int(fps[i])
-        k = seen[fp]
-        seen[fp] = k + 1
         olds = existing_by_fp.get(fp, ())
+        k = taken_by_fp[fp]
         if k < len(olds):
             keys[i] = olds[k]
             matched[i] = True
+            taken_by_fp[fp] = k + 1
         else:
             fresh.append(i)
     if fresh:

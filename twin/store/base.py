@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
 import numpy as np
@@ -35,10 +36,10 @@ class Changeset:
 
 @dataclass
 class WritePlan:
-    """What a write would do, computed without changing the store (a dry run).
+    """What one chunk of a write does (or, in a dry run, would do).
 
-    ``frame`` holds the conformed batch with its assigned ``key``; ``action`` per row is
-    ``insert``, ``update`` or ``unchanged``. ``apply`` commits exactly this plan.
+    ``frame`` holds the conformed chunk with its assigned ``key``; ``action`` per row is
+    ``insert``, ``update`` or ``unchanged``.
     """
 
     layer: str
@@ -69,13 +70,10 @@ class Store(Protocol):
 
     catalogue: Catalogue
 
-    def plan_upsert(self, layer: str, frame: gpd.GeoDataFrame) -> WritePlan:
-        """Conform ``frame`` and work out its keys and actions; ``twin import --dry-run``."""
-        ...
-
-    def apply(self, plan: WritePlan, *, author: str, source: str, kind: str = "import",
-              source_crs: str | None = None, note: str = "") -> Changeset:
-        """Commit a plan as one changeset, all or nothing; ``twin import``."""
+    def writer(self, layer: str, *, author: str, source: str, kind: str = "import",
+               source_crs: str | None = None, note: str = "", dry_run: bool = False
+               ) -> AbstractContextManager[Any]:
+        """One all-or-nothing changeset fed in chunks (``w.add(frame) -> WritePlan``); ``twin import``."""
         ...
 
     def upsert(self, layer: str, frame: gpd.GeoDataFrame, *, author: str, source: str,

@@ -10,11 +10,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import orjson
 import pandas as pd
 import shapely
 
@@ -22,11 +22,9 @@ from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError
 from twin.store import ddl
-from twin.store.base import BBox, Changeset, LayerChanges, WritePlan
-from twin.store.gpkg_blob import decode, encode, envelope, register_sql_functions
-from twin.store.planning import plan_write, stored_values
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+from twin.store.base import BBox, Changeset, LayerChanges
+from twin.store.gpkg_blob import decode, envelope, register_sql_functions
+from twin.store.writing import LayerWriter, layer_writer
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -232,30 +230,45 @@ class GeoPackageStore:
         return last, rows()
 
     # -- writes ------------------------------------------------------------------------------
-    def plan_upsert(self, layer: str, frame: gpd.GeoDataFrame) -> WritePlan:
-        return plan_write(self._reader(), self.catalogue[layer], frame, _utc_now())
+    @contextmanager
+    def writer(self, layer: str, *, author: str, source: str, kind: str = "import", source_crs: str | None = None,
+               note: str = "", dry_run: bool = False) -> Iterator[LayerWriter]:
+        """One changeset on ``layer``, fed chunk by chunk with ``add``; all or nothing.
+
+        With ``dry_run`` the chunks are planned exactly as they would be written (keys, actions), in
+        a read transaction on a private connection, and nothing is written.
+        """
+        spec = self.catalogue[layer]
+        options = {"author": author, "source": source, "kind": kind, "source_crs": source_crs, "note": note,
+                   "dry_run": dry_run}
+        if dry_run:
+            conn = _connect(self.path)
+            try:
+                with layer_writer(conn, spec, lambda: conn.execute("BEGIN"),
+                                  lambda ok: conn.execute("ROLLBACK"), **options) as w:
+                    yield w
+            finally:
+                conn.close()
+            return
+        with self._write_lock, layer_writer(self._writer, spec, lambda: self._writer.execute("BEGIN IMMEDIATE"),
+                          lambda ok: self._writer.execute("COMMIT" if ok else "ROLLBACK"), **options) as w:
+            yield w
+        if w.changeset is not None:
+            for callback in self._subscribers:
+                callback(w.changeset)
 
     def upsert(self, layer: str, frame: gpd.GeoDataFrame, *, author: str, source: str,
                source_crs: str | None = None, note: str = "") -> Changeset:
-        return self.apply(self.plan_upsert(layer, frame), author=author, source=source,
-                          source_crs=source_crs, note=note)
-
-    def apply(self, plan: WritePlan, *, author: str, source: str, kind: str = "import",
-              source_crs: str | None = None, note: str = "") -> Changeset:
-        spec = self.catalogue[plan.layer]
-        with self._writing() as conn:
-            if _last_changeset(conn, spec.id) != plan.base_changeset:  # the layer moved on: plan again
-                plan = plan_write(conn, spec, plan.frame.drop(columns=["key"]), plan.time)
-            cs = self._commit(conn, spec, plan, author=author, source=source, kind=kind,
-                              source_crs=source_crs, note=note)
-        self._notify(cs)
-        return cs
+        with self.writer(layer, author=author, source=source, source_crs=source_crs, note=note) as w:
+            w.add(frame)
+        assert w.changeset is not None
+        return w.changeset
 
     def edit(self, key: str, *, author: str, properties: dict[str, object] | None = None,
              geometry: object | None = None, source: str = "edit") -> Changeset:
         spec = self.catalogue.by_code(keymod.parse_key(key).code)
-        with self._writing() as conn:
-            row = conn.execute(self._select(spec) + ' WHERE "key" = ?', (key,)).fetchone()
+        with self.writer(spec.id, author=author, source=source, kind="edit") as w:
+            row = w.conn.execute(self._select(spec) + ' WHERE "key" = ?', (key,)).fetchone()
             if row is None:
                 raise FeatureNotFoundError(key)
             current = self._frame(spec, [row])
@@ -264,122 +277,23 @@ class GeoPackageStore:
             if properties and "updated_at" not in properties:
                 values["updated_at"] = None
             geom = current.geometry.iloc[0] if geometry is None else geometry
-            batch = gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326")
-            plan = plan_write(conn, spec, batch, _utc_now(), fixed=(int(row[0]), key))
-            cs = self._commit(conn, spec, plan, author=author, source=source, kind="edit")
-        self._notify(cs)
-        return cs
+            w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326"), int(row[0]), key)
+        assert w.changeset is not None
+        return w.changeset
 
     def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete") -> Changeset:
         spec = self.catalogue[layer]
-        with self._writing() as conn:
-            found = dict(conn.execute(
+        with self.writer(spec.id, author=author, source=source, kind="delete") as w:
+            found = dict(w.conn.execute(
                 f'SELECT "key", fid FROM {ddl.q(spec.id)} WHERE "key" IN (SELECT value FROM json_each(?))',
                 (_json_list(keys),),
             ).fetchall())
             missing = [k for k in keys if k not in found]
             if missing:
                 raise FeatureNotFoundError(missing[0])
-            plan = plan_write(conn, spec, gpd.GeoDataFrame(geometry=[], crs="EPSG:4326"), _utc_now())
-            plan.delete_fids = sorted(set(found.values()))
-            cs = self._commit(conn, spec, plan, author=author, source=source, kind="delete")
-        self._notify(cs)
-        return cs
-
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock, transaction(self._writer, immediate=True) as conn:
-            yield conn
-
-    def _notify(self, cs: Changeset) -> None:
-        for callback in self._subscribers:
-            callback(cs)
-
-    def _commit(self, conn: sqlite3.Connection, spec: LayerSpec, plan: WritePlan, *, author: str, source: str,
-                kind: str, source_crs: str | None = None, note: str = "") -> Changeset:
-        time = _next_time(conn)
-        counts = (plan.count("insert"), plan.count("update"), len(plan.delete_fids), plan.count("unchanged"))
-        cur = conn.execute(
-            "INSERT INTO twin_changesets (time, author, source, layer, kind, inserted, updated, deleted, "
-            "unchanged, source_crs, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (time, author, source, spec.id, kind, *counts, source_crs, note),
-        )
-        cs = Changeset(int(cur.lastrowid or 0), time, author, source, spec.id, kind, *counts, source_crs, note)
-        for statement in ddl.statements(ddl.layer_script("rtree_triggers_drop", spec)):
-            conn.execute(statement)
-        self._write_rows(conn, spec, plan, cs)
-        for statement in ddl.statements(ddl.layer_script("rtree_triggers", spec)):
-            conn.execute(statement)
-        return cs
-
-    def _archive(self, conn: sqlite3.Connection, spec: LayerSpec, fids: list[int], cs: Changeset,
-                 op: str) -> None:
-        cols = ", ".join(f'"{c}"' for c in self._columns(spec))
-        conn.executemany(
-            f"INSERT INTO {ddl.q(spec.id + '_history')} ({cols}, valid_to, changeset_to, op) "
-            f"SELECT {cols}, ?, ?, ? FROM {ddl.q(spec.id)} WHERE fid = ?",
-            [(cs.time, cs.id, op, f) for f in fids],
-        )
-
-    def _write_rows(self, conn: sqlite3.Connection, spec: LayerSpec, plan: WritePlan, cs: Changeset) -> None:
-        table, rtree = ddl.q(spec.id), ddl.q(f"rtree_{spec.id}_geom")
-        frame = plan.frame
-        attrs = ["status", "updated_at", *spec.field_names]
-        upd = np.flatnonzero(plan.action == "update")
-        ins = np.flatnonzero(plan.action == "insert")
-        if plan.delete_fids:
-            self._archive(conn, spec, plan.delete_fids, cs, "delete")
-            conn.executemany(f"DELETE FROM {table} WHERE fid = ?", [(f,) for f in plan.delete_fids])
-            conn.executemany(f"DELETE FROM {rtree} WHERE id = ?", [(f,) for f in plan.delete_fids])
-        if len(upd):
-            fids = plan.fids[upd].tolist()
-            self._archive(conn, spec, fids, cs, "update")
-            sets = ", ".join(f'"{c}" = ?' for c in ["geom", "fp", *attrs])
-            rows = stored_values(frame.iloc[upd], attrs)
-            blobs = encode(frame.geometry.to_numpy()[upd])
-            conn.executemany(
-                f"UPDATE {table} SET {sets}, version = version + 1, changeset = ?, valid_from = ? WHERE fid = ?",
-                [(b, int(fp), *r, cs.id, cs.time, f)
-                 for b, fp, r, f in zip(blobs, plan.fps[upd].tolist(), rows, fids, strict=True)],
-            )
-            self._index_rows(conn, rtree, fids, frame.geometry.to_numpy()[upd])
-        if len(ins):
-            start = _next_fid(conn, spec.id)
-            fids = list(range(start, start + len(ins)))
-            names = ", ".join(f'"{c}"' for c in ["fid", "geom", "key", "fp", "version", "changeset",
-                                                   "valid_from", *attrs])
-            marks = ", ".join("?" * (7 + len(attrs)))
-            rows = stored_values(frame.iloc[ins], attrs)
-            blobs = encode(frame.geometry.to_numpy()[ins])
-            keys = frame["key"].to_numpy()[ins].tolist()
-            conn.executemany(
-                f"INSERT INTO {table} ({names}) VALUES ({marks})",
-                [(f, b, k, int(fp), 1, cs.id, cs.time, *r)
-                 for f, b, k, fp, r in zip(fids, blobs, keys, plan.fps[ins].tolist(), rows, strict=True)],
-            )
-            self._index_rows(conn, rtree, fids, frame.geometry.to_numpy()[ins])
-        self._update_layer_meta(conn, spec, cs, frame.geometry.to_numpy()[np.concatenate([upd, ins])])
-
-    def _index_rows(self, conn: sqlite3.Connection, rtree: str, fids: list[int], geoms: np.ndarray) -> None:
-        b = shapely.bounds(geoms)
-        conn.executemany(
-            f"INSERT OR REPLACE INTO {rtree} VALUES (?, ?, ?, ?, ?)",
-            zip(fids, b[:, 0].tolist(), b[:, 2].tolist(), b[:, 1].tolist(), b[:, 3].tolist(), strict=True),
-        )
-
-    def _update_layer_meta(self, conn: sqlite3.Connection, spec: LayerSpec, cs: Changeset,
-                           geoms: np.ndarray) -> None:
-        conn.execute("UPDATE twin_layers SET feature_count = feature_count + ? WHERE layer = ?",
-                     (cs.inserted - cs.deleted, spec.id))
-        params: list[object] = [cs.time]
-        sets = "last_change = ?"
-        if len(geoms):
-            minx, miny, maxx, maxy = shapely.total_bounds(geoms).tolist()
-            sets += (", min_x = min(coalesce(min_x, ?), ?), min_y = min(coalesce(min_y, ?), ?), "
-                     "max_x = max(coalesce(max_x, ?), ?), max_y = max(coalesce(max_y, ?), ?)")
-            params += [minx, minx, miny, miny, maxx, maxx, maxy, maxy]
-        conn.execute(f"UPDATE gpkg_contents SET {sets} WHERE table_name IN (?, ?)",
-                     [*params, spec.id, spec.id + "_history"])
+            w.delete(sorted(set(found.values())))
+        assert w.changeset is not None
+        return w.changeset
 
 
 def open_store(path: Path | str, catalogue: Catalogue, *, create: bool = True) -> GeoPackageStore:
@@ -388,8 +302,6 @@ def open_store(path: Path | str, catalogue: Catalogue, *, create: bool = True) -
 
 
 def _json_list(values: Sequence[object]) -> str:
-    import orjson
-
     return orjson.dumps(list(values)).decode()
 
 
@@ -407,22 +319,3 @@ def _last_changeset(conn: sqlite3.Connection, layer: str) -> int:
     return int(row[0] or 0)
 
 
-def _next_fid(conn: sqlite3.Connection, table: str) -> int:
-    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-    top = conn.execute(f"SELECT max(fid) FROM {ddl.q(table)}").fetchone()
-    return max(int(seq[0]) if seq else 0, int(top[0] or 0)) + 1
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime(TIME_FORMAT)
-
-
-def _next_time(conn: sqlite3.Connection) -> str:
-    """Now, but strictly after the latest changeset, so history intervals never overlap."""
-    now = datetime.now(UTC)
-    row = conn.execute("SELECT max(time) FROM twin_changesets").fetchone()
-    if row[0] is not None:
-        last = datetime.strptime(row[0], TIME_FORMAT).replace(tzinfo=UTC)
-        if now <= last:
-            now = last + timedelta(microseconds=1)
-    return now.strftime(TIME_FORMAT)

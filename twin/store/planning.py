@@ -8,9 +8,11 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import orjson
 import pandas as pd
 import shapely
 from pyproj import CRS
@@ -87,41 +89,67 @@ def stored_values(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
     return list(part.where(part.notna(), None).itertuples(index=False, name=None))
 
 
-def _existing(conn: sqlite3.Connection, spec: LayerSpec, fps: np.ndarray) -> list[tuple]:
-    cols = ", ".join(f'"{c}"' for c in ["fid", "key", "fp", "status", "updated_at", *spec.field_names])
-    import orjson
+@dataclass
+class WriteSession:
+    """State shared by the chunks of one write, so that chunks never claim the same component twice.
 
-    return conn.execute(
-        f"SELECT {cols} FROM {ddl.q(spec.id)} WHERE fp IN (SELECT value FROM json_each(?)) ORDER BY \"key\"",
-        (orjson.dumps(np.unique(fps).tolist()).decode(),),
+    ``changeset`` is the id of the open changeset (rows it wrote are not "existing"), or -1 in a dry run,
+    where planned keys are remembered in a temporary table instead of being written.
+    """
+
+    conn: sqlite3.Connection
+    changeset: int = -1
+    base_empty: bool = False  # the layer had no components when the session began
+
+    def __post_init__(self) -> None:
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS twin_claimed (fid INTEGER PRIMARY KEY)")
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS twin_planned (\"key\" TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM temp.twin_claimed")
+        self.conn.execute("DELETE FROM temp.twin_planned")
+
+    @property
+    def dry_run(self) -> bool:
+        return self.changeset < 0
+
+    def record(self, plan: WritePlan) -> None:
+        """Remember what a chunk claimed and, in a dry run, the keys it would create."""
+        if self.dry_run:
+            claimed = plan.fids[plan.action != "insert"]
+            new = plan.frame["key"].to_numpy()[plan.action == "insert"]
+            self.conn.executemany("INSERT INTO temp.twin_planned VALUES (?)", ((k,) for k in new.tolist()))
+        else:
+            claimed = plan.fids[plan.action == "unchanged"]
+        self.conn.executemany("INSERT OR IGNORE INTO temp.twin_claimed VALUES (?)", ((int(f),) for f in claimed))
+
+
+def _existing(session: WriteSession, spec: LayerSpec, fps: np.ndarray) -> list[tuple]:
+    cols = ", ".join(f'"{c}"' for c in ["fid", "key", "fp", "status", "updated_at", *spec.field_names])
+    return session.conn.execute(
+        f"SELECT {cols} FROM {ddl.q(spec.id)} WHERE fp IN (SELECT value FROM json_each(?)) "
+        "AND changeset != ? AND fid NOT IN (SELECT fid FROM temp.twin_claimed) ORDER BY \"key\"",
+        (orjson.dumps(np.unique(fps).tolist()).decode(), session.changeset),
     ).fetchall()
 
 
-def _used_ordinals(conn: sqlite3.Connection, spec: LayerSpec, count: int):  # type: ignore[no-untyped-def]
+def _used_ordinals(session: WriteSession, spec: LayerSpec):  # type: ignore[no-untyped-def]
     def lookup(cells: list[str]) -> Mapping[str, set[int]]:
         used: dict[str, set[int]] = defaultdict(set)
-        if count == 0:
-            return used
-        table = ddl.q(spec.id)
-        if len(cells) * 20 > count:  # many cells: one scan beats many range look-ups
-            wanted = set(cells)
-            for (key,) in conn.execute(f'SELECT "key" FROM {table}'):
+        prefixes = orjson.dumps([f"{spec.code}-{c}-" for c in cells]).decode()
+        sql = ('SELECT k."key" FROM json_each(?) AS j CROSS JOIN {table} AS k '
+               "WHERE k.\"key\" >= j.value AND k.\"key\" < substr(j.value, 1, length(j.value) - 1) || '.'")
+        for table in (ddl.q(spec.id), "temp.twin_planned"):
+            for (key,) in session.conn.execute(sql.format(table=table), (prefixes,)):
                 parts = keymod.parse_key(key)
-                if parts.cell in wanted:
-                    used[parts.cell].add(parts.ordinal)
-            return used
-        for cell in cells:
-            lo, hi = keymod.key_cell_range(spec.code, cell)
-            for (key,) in conn.execute(f'SELECT "key" FROM {table} WHERE "key" >= ? AND "key" < ?', (lo, hi)):
-                used[cell].add(keymod.parse_key(key).ordinal)
+                used[parts.cell].add(parts.ordinal)
         return used
 
     return lookup
 
 
-def plan_write(conn: sqlite3.Connection, spec: LayerSpec, frame: gpd.GeoDataFrame, now: str,
+def plan_write(session: WriteSession, spec: LayerSpec, frame: gpd.GeoDataFrame, now: str,
                fixed: tuple[int, str] | None = None) -> WritePlan:
     """Plan the upsert of ``frame`` into ``spec``'s layer (or, with ``fixed``, an edit of one component)."""
+    conn = session.conn
     frame = frame.reset_index(drop=True)
     geoms = check_geometries(spec, frame)
     given = frame.drop(columns=[c for c in (frame.geometry.name, "key") if c in frame.columns])
@@ -135,14 +163,16 @@ def plan_write(conn: sqlite3.Connection, spec: LayerSpec, frame: gpd.GeoDataFram
     action = np.full(n, "insert", dtype=object)
     fids = np.full(n, -1, dtype=np.int64)
     new_rows = stored_values(attrs, compare)
+    keys = np.empty(n, dtype=object)
     if fixed is not None:
-        fid, key = fixed
-        keys = np.array([key], dtype=object)
-        fids[0] = fid
-        action[0] = "update"
+        fids[0], keys[0] = fixed
+        cols = ", ".join(f'"{c}"' for c in compare)
+        row = conn.execute(f"SELECT fp, {cols} FROM {ddl.q(spec.id)} WHERE fid = ?", (fixed[0],)).fetchone()
+        same = row is not None and row[0] == int(fps[0]) and tuple(row[1:]) == new_rows[0]
+        action[0] = "unchanged" if same else "update"
     elif n:
         count = int(conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (spec.id,)).fetchone()[0])
-        existing = _existing(conn, spec, fps) if count else []
+        existing = _existing(session, spec, fps) if count and not session.base_empty else []
         by_fp: dict[int, list[str]] = defaultdict(list)
         stored: dict[str, tuple[int, tuple]] = {}
         names = ["fid", "key", "fp", "status", "updated_at", *spec.field_names]
@@ -150,23 +180,13 @@ def plan_write(conn: sqlite3.Connection, spec: LayerSpec, frame: gpd.GeoDataFram
         for row in existing:
             by_fp[row[2]].append(row[1])
             stored[row[1]] = (row[0], tuple(row[i] for i in pos))
-        tiebreak = keymod.row_hashes(new_rows)
-        assigned = keymod.assign_keys(spec.code, keymod.cells(geoms), fps, tiebreak, by_fp,
-                                      _used_ordinals(conn, spec, count))
+        assigned = keymod.assign_keys(spec.code, keymod.cells(geoms), fps, keymod.row_hashes(new_rows), by_fp,
+                                      _used_ordinals(session, spec))
         keys = assigned.keys
         for i in np.flatnonzero(assigned.matched):
             fid, values = stored[keys[i]]
             fids[i] = fid
             action[i] = "unchanged" if values == new_rows[i] else "update"
-    else:
-        keys = np.array([], dtype=object)
-    if fixed is not None:
-        row = conn.execute(
-            f"SELECT fp, {', '.join(chr(34) + c + chr(34) for c in compare)} FROM {ddl.q(spec.id)} WHERE fid = ?",
-            (fixed[0],),
-        ).fetchone()
-        if row is not None and row[0] == int(fps[0]) and tuple(row[1:]) == new_rows[0]:
-            action[0] = "unchanged"
     out = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
     out.insert(0, "key", keys)
     return WritePlan(spec.id, out, action, fids, fps, base, now)
