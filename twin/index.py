@@ -8,6 +8,7 @@ this process or another one (``twin import`` beside a running service) wrote the
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -43,6 +44,28 @@ class _LayerIndex:
         self.changeset = changeset
 
 
+class _BoxRounder:
+    """Rounds boxes exactly as SQLite's R-tree stores them (to 32-bit floats, outwards).
+
+    The index is first loaded from the GeoPackage's own R-tree, and libspatialindex deletes an
+    entry only when given its exact box, so every box added later is rounded the same way, by
+    SQLite itself rather than by a re-implementation of its rounding.
+    """
+
+    def __init__(self) -> None:
+        self.conn = sqlite3.connect(":memory:", check_same_thread=False)
+        self.conn.execute("CREATE VIRTUAL TABLE box USING rtree(id, minx, maxx, miny, maxy)")
+
+    def __call__(self, entries: list[tuple[int, BBox]]) -> list[tuple[int, BBox]]:
+        if not entries:
+            return []
+        rows = [(i, b[0], b[2], b[1], b[3]) for i, (_, b) in enumerate(entries)]
+        self.conn.executemany("INSERT INTO box VALUES (?, ?, ?, ?, ?)", rows)
+        out = self.conn.execute("SELECT id, minx, miny, maxx, maxy FROM box ORDER BY id").fetchall()
+        self.conn.execute("DELETE FROM box")
+        return [(entries[i][0], (a, b, c, d)) for i, a, b, c, d in out]
+
+
 class LiveIndex:
     """Bounding-box, radius and nearest-k look-ups over every layer of a store."""
 
@@ -50,6 +73,7 @@ class LiveIndex:
         self.store = store
         self._layers: dict[str, _LayerIndex] = {}
         self._lock = threading.RLock()
+        self._round = _BoxRounder()
         store.subscribe(self._on_changeset)
 
     def _on_changeset(self, cs: Changeset) -> None:
@@ -71,9 +95,9 @@ class LiveIndex:
             if self.store.last_changeset(layer) == idx.changeset:
                 return
             changes = self.store.changes_since(layer, idx.changeset)
-            for fid, box in changes.removed:
+            for fid, box in self._round(changes.removed):
                 idx.rtree.delete(fid, box)
-            for fid, box in changes.added:
+            for fid, box in self._round(changes.added):
                 idx.rtree.insert(fid, box)
             idx.changeset = changes.last_changeset
 
@@ -125,4 +149,4 @@ class LiveIndex:
         """How many entries the layer's index holds (after catching up)."""
         self.sync(layer)
         with self._lock:
-            return int(self._layers[layer].rtree.get_size())
+            return len(self._layers[layer].rtree)

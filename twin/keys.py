@@ -49,14 +49,17 @@ def geohash_encode(lon: NDArray[np.float64], lat: NDArray[np.float64], precision
     """Geohash strings of many lon/lat points at once."""
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
-    nbits = precision * 5
-    lon_bits = (nbits + 1) // 2
-    lat_bits = nbits // 2
-    xi = np.clip(((lon + 180.0) / 360.0 * (1 << lon_bits)).astype(np.int64), 0, (1 << lon_bits) - 1)
-    yi = np.clip(((lat + 90.0) / 180.0 * (1 << lat_bits)).astype(np.int64), 0, (1 << lat_bits) - 1)
+    # Bisection with exact (dyadic) midpoints, so points on or near a cell edge land in the right cell.
+    lo = [np.full(lon.shape, -180.0), np.full(lat.shape, -90.0)]
+    hi = [np.full(lon.shape, 180.0), np.full(lat.shape, 90.0)]
+    values = [lon, lat]
     code = np.zeros(lon.shape, dtype=np.int64)
-    for i in range(nbits):  # interleave: even bits from lon, odd bits from lat, most significant first
-        bit = xi >> lon_bits - 1 - i // 2 & 1 if i % 2 == 0 else yi >> lat_bits - 1 - i // 2 & 1
+    for i in range(precision * 5):  # even bits halve longitude, odd bits latitude
+        axis = i % 2
+        mid = (lo[axis] + hi[axis]) / 2
+        bit = values[axis] >= mid
+        lo[axis] = np.where(bit, mid, lo[axis])
+        hi[axis] = np.where(bit, hi[axis], mid)
         code = (code << 1) | bit
     chars = np.array(list(BASE32))
     digits = [(code >> (5 * (precision - 1 - k))) & 31 for k in range(precision)]

@@ -19,6 +19,11 @@ _FALSE = {"false", "f", "no", "n", "0", "否", "假"}
 SYSTEM_COLUMNS = ("status", "updated_at")
 
 
+def _show(value: object) -> str:
+    """A value as users wrote it, without numpy's type wrappers."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _strings(col: pd.Series) -> pd.Series:
     out = col.astype(object).where(col.notna(), None)
     return out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
@@ -30,13 +35,13 @@ def _numbers(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
     if spec.type is FieldType.integer:
         frac = num.notna() & (num != np.floor(num.fillna(0)))
         for r in np.flatnonzero(frac.to_numpy()):
-            problems.append((int(r), spec.name, f"{col.iloc[r]!r} is not a whole number"))
-        out = num.astype("Int64").astype(object).where(num.notna(), None)
-        out = out.map(lambda v: None if v is None else int(v))
+            problems.append((int(r), spec.name, f"{_show(col.iloc[r])} is not a whole number"))
+        whole = num.notna() & ~frac
+        out = num.astype(object).where(whole, None).map(lambda v: None if v is None else int(v))
     else:
         out = num.astype(object).where(num.notna(), None).map(lambda v: None if v is None else float(v))
     for r in np.flatnonzero(bad.to_numpy()):
-        problems.append((int(r), spec.name, f"{col.iloc[r]!r} is not a {spec.type.value}"))
+        problems.append((int(r), spec.name, f"{_show(col.iloc[r])} is not a {spec.type.value}"))
     return out
 
 
@@ -51,7 +56,7 @@ def _booleans(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
             return 1
         if s in _FALSE:
             return 0
-        problems.append((r, spec.name, f"{v!r} is not a boolean (true/false, 1/0, 是/否)"))
+        problems.append((r, spec.name, f"{_show(v)} is not a boolean (true/false, 1/0, 是/否)"))
         return None
 
     return pd.Series([one(r, v) for r, v in enumerate(col.tolist())], index=col.index, dtype=object)
@@ -61,7 +66,7 @@ def _times(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
     parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
     bad = col.notna() & parsed.isna() & (col.astype(object).map(lambda v: str(v).strip() != ""))
     for r in np.flatnonzero(bad.to_numpy()):
-        problems.append((int(r), spec.name, f"{col.iloc[r]!r} is not a {spec.type.value} (use ISO 8601)"))
+        problems.append((int(r), spec.name, f"{_show(col.iloc[r])} is not a {spec.type.value} (use ISO 8601)"))
     if spec.type is FieldType.date:
         text = parsed.dt.strftime("%Y-%m-%d")
     else:  # GeoPackage DATETIME: milliseconds and a Z
@@ -94,7 +99,7 @@ def conform_field(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Ser
         allowed = set(spec.values)
         bad = out.map(lambda v: v is not None and v not in allowed)
         for r in np.flatnonzero(bad.to_numpy()):
-            problems.append((int(r), spec.name, f"{out.iloc[r]!r} is not one of {list(spec.values)}"))
+            problems.append((int(r), spec.name, f"{_show(out.iloc[r])} is not one of {list(spec.values)}"))
     return out
 
 

@@ -61,7 +61,10 @@ class GeoPackageStore:
             raise StoreError(f"{self.path}: no store here; build one with `twin demo` or `twin import`")
         if exists and not self.path.is_file():
             raise StoreError(f"{self.path}: not a file")
-        self._writer = _connect(self.path)
+        try:
+            self._writer = _connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a GeoPackage store ({exc})") from None
         if not exists:
             with transaction(self._writer, immediate=True):
                 ddl.create_store(self._writer, catalogue)

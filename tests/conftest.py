@@ -1,0 +1,39 @@
+"""Shared fixtures: the repository's catalogue and real, small GeoPackage stores in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+from twin.catalogue import Catalogue, load_catalogue
+from twin.settings import DEFAULT_LAYERS_DIR
+from twin.store import GeoPackageStore, open_store
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    return load_catalogue(DEFAULT_LAYERS_DIR)
+
+
+@pytest.fixture
+def store(tmp_path: Path, catalogue: Catalogue) -> GeoPackageStore:
+    st = open_store(tmp_path / "twin.gpkg", catalogue)
+    yield st
+    st.close()
+
+
+def hydrants(n: int, seed: int = 0, *, box: tuple[float, float, float, float] = (121.40, 31.20, 121.50, 31.30),
+             kind: str = "above_ground") -> gpd.GeoDataFrame:
+    """``n`` random hydrants inside ``box`` (lon/lat)."""
+    rng = np.random.default_rng(seed)
+    x = box[0] + rng.random(n) * (box[2] - box[0])
+    y = box[1] + rng.random(n) * (box[3] - box[1])
+    return gpd.GeoDataFrame(
+        {"kind": [kind] * n, "outlet_diameter": rng.choice([65, 100, 150], n).tolist(),
+         "road": [f"测试路{i % 7}号" for i in range(n)]},
+        geometry=shapely.points(x, y), crs="EPSG:4326",
+    )

@@ -1,0 +1,322 @@
+"""The GeoPackage store: standard file, schema checks, history, atomicity, versions, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+
+from tests.conftest import hydrants
+from twin.catalogue import load_catalogue
+from twin.errors import FeatureNotFoundError, LayerNotFoundError, SchemaViolationError, StoreError, StoreVersionError
+from twin.settings import DEFAULT_LAYERS_DIR
+from twin.store import open_store
+
+
+def snapshot(path: Path) -> dict[str, list]:
+    """Every row of every table, to prove that a failed write left no trace."""
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                         "AND name NOT LIKE 'rtree_%_node' AND name NOT LIKE 'rtree_%_parent' "
+                                         "AND name NOT LIKE 'rtree_%_rowid'")]
+    out = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"'))) for t in tables}
+    out["__schema__"] = sorted(map(repr, conn.execute("SELECT type, name, sql FROM sqlite_master")))
+    conn.close()
+    return out
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_store_is_a_geopackage_gdal_reads_with_its_spatial_index(store):
+    store.upsert("hydrant", hydrants(200), author="t", source="t")
+    info = pyogrio.read_info(store.path, layer="hydrant")
+    assert info["features"] == 200 and info["crs"] == "EPSG:4326" and info["geometry_type"] == "Point"
+    assert info["capabilities"]["fast_spatial_filter"]
+    box = (121.42, 31.22, 121.45, 31.26)
+    ours = store.features("hydrant", bbox=box)
+    theirs = pyogrio.read_dataframe(store.path, layer="hydrant", bbox=box)
+    assert sorted(ours.key) == sorted(theirs.key) and len(ours) > 0
+    assert set(pyogrio.list_layers(store.path)[:, 0]) >= {"hydrant", "pipeline", "hydrant_history"}
+
+
+def test_gdal_can_edit_the_file_and_twin_still_reads_it(store, tmp_path):
+    store.upsert("hydrant", hydrants(10), author="t", source="t")
+    store.close()
+    # GDAL runs the GeoPackage R-tree triggers, proving they are well formed
+    extra = hydrants(3, seed=9)
+    extra["key"] = ["HY-wtw3zzzz-0", "HY-wtw3zzzz-1", "HY-wtw3zzzz-2"]
+    for c, v in {"fp": 0, "version": 1, "changeset": 0, "valid_from": "2026-01-01T00:00:00.000000Z",
+                 "status": "in_service", "updated_at": "2026-01-01T00:00:00.000Z"}.items():
+        extra[c] = v
+    pyogrio.write_dataframe(extra.rename_geometry("geom"), store.path, layer="hydrant", append=True)
+    reopened = open_store(store.path, load_catalogue(DEFAULT_LAYERS_DIR))
+    assert len(reopened.features("hydrant", bbox=(121.3, 31.1, 121.6, 31.4))) == 13
+    reopened.close()
+
+
+def test_original_crs_and_author_are_recorded(store):
+    cs = store.upsert("hydrant", hydrants(5), author="王工", source="hydrants.shp", source_crs="EPSG:4549")
+    got = store.changesets(limit=1)[0]
+    assert got == cs and got.author == "王工" and got.source_crs == "EPSG:4549" and got.inserted == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda f: f.assign(kind="sideways"), r"field 'kind': 'sideways' is not one of"),
+        (lambda f: f.assign(kind=None), r"field 'kind': a value is required"),
+        (lambda f: f.assign(outlet_diameter="big"), r"field 'outlet_diameter': 'big' is not a integer"),
+        (lambda f: f.assign(pressure=1.5, outlet_diameter=100.5), r"'outlet_diameter': 100.5 is not a whole"),
+        (lambda f: f.assign(status="exploded"), r"field 'status': 'exploded' is not one of"),
+        (lambda f: f.assign(colour="red"), r"field 'colour': the layer has no field"),
+        (lambda f: f.assign(road="路" * 2000), r"field 'road': value is 2000 characters long"),
+        (lambda f: f.set_geometry(shapely.buffer(f.geometry.array, 0.001)), r"a Polygon cannot go into hydrant"),
+        (lambda f: f.to_crs(4549), r"the store takes EPSG:4326"),
+    ],
+)
+def test_write_breaking_the_schema_is_refused_and_changes_nothing(store, change, expected):
+    store.upsert("hydrant", hydrants(5), author="t", source="t")
+    before = snapshot(store.path)
+    with pytest.raises(SchemaViolationError, match=expected):
+        store.upsert("hydrant", change(hydrants(5, seed=1)), author="t", source="t")
+    assert snapshot(store.path) == before
+
+
+def test_invalid_and_empty_geometries_are_named_by_row(store):
+    bow = shapely.Polygon([(121.4, 31.2), (121.41, 31.21), (121.41, 31.2), (121.4, 31.21), (121.4, 31.2)])
+    frame = gpd.GeoDataFrame({"permit_no": ["A", "B", "C"]},
+                             geometry=[shapely.box(121.4, 31.2, 121.41, 31.21), bow, shapely.Polygon()],
+                             crs="EPSG:4326")
+    with pytest.raises(SchemaViolationError) as err:
+        store.upsert("construction_site", frame, author="t", source="t")
+    assert err.value.problems[0][:2] == (1, "geometry") and "Self-intersection" in err.value.problems[0][2]
+    assert err.value.problems[1] == (2, "geometry", "geometry is empty")
+
+
+def test_unknown_layer_is_refused(store):
+    with pytest.raises(LayerNotFoundError):
+        store.upsert("volcano", hydrants(1), author="t", source="t")
+
+
+def test_lines_and_polygons_are_stored_as_multi_parts(store):
+    line = shapely.LineString([(121.4, 31.2), (121.41, 31.21)])
+    frame = gpd.GeoDataFrame({"kind": ["gas"]}, geometry=[line], crs="EPSG:4326")
+    store.upsert("pipeline", frame, author="t", source="t")
+    assert store.features("pipeline").geometry.iloc[0].geom_type == "MultiLineString"
+
+
+def test_history_reads_back_every_past_state_exactly(store):
+    store.upsert("hydrant", hydrants(50), author="t", source="import 1")
+    key = store.features("hydrant").key.iloc[7]
+    times, states = [], []
+
+    def remember():
+        times.append(store.changesets(limit=1)[0].time)
+        states.append(store.features("hydrant").drop(columns=["fid"]).sort_values("key").reset_index(drop=True))
+
+    remember()
+    store.edit(key, author="t", properties={"status": "faulty", "pressure": 0.12})
+    remember()
+    store.edit(key, author="t", geometry=shapely.Point(121.45, 31.25))
+    remember()
+    changed = hydrants(50)
+    changed.loc[:9, "road"] = "改名路"
+    store.upsert("hydrant", changed, author="t", source="import 2")
+    remember()
+    store.delete("hydrant", [key], author="t")
+    remember()
+    for t, expected in zip(times, states, strict=True):
+        past = store.features("hydrant", as_of=t).drop(columns=["fid"]).sort_values("key").reset_index(drop=True)
+        assert past.equals(expected)
+    versions = store.history(key)
+    assert versions.version.tolist() == [1, 2, 3] and versions.op.tolist() == ["update", "update", "delete"]
+    assert versions.status.tolist() == ["in_service", "faulty", "faulty"]
+    with pytest.raises(FeatureNotFoundError):
+        store.get(key)
+    assert store.get(key, as_of=times[1]).status.iloc[0] == "faulty"
+    assert store.features("hydrant", as_of="2000-01-01T00:00:00Z").empty
+
+
+def test_edit_keeps_the_key_and_an_unknown_key_is_not_found(store):
+    store.upsert("hydrant", hydrants(3), author="t", source="t")
+    key = store.features("hydrant").key.iloc[0]
+    store.edit(key, author="t", geometry=shapely.Point(121.3, 31.1))
+    assert store.get(key).geometry.iloc[0].equals(shapely.Point(121.3, 31.1))
+    with pytest.raises(FeatureNotFoundError):
+        store.edit("HY-wtw3sjq6-v", author="t", properties={"status": "faulty"})
+    with pytest.raises(FeatureNotFoundError):
+        store.delete("hydrant", [key, "HY-wtw3sjq6-v"], author="t")
+    assert store.count("hydrant") == 3
+
+
+def test_write_failing_halfway_leaves_no_trace(store, monkeypatch):
+    store.upsert("hydrant", hydrants(20), author="t", source="t")
+    before = snapshot(store.path)
+    import twin.store.writing as writing
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(writing, "_grow_extent", boom)  # after rows, history and R-tree were written
+    changed = hydrants(20)
+    changed["road"] = "新路"
+    with pytest.raises(OSError, match="disk full"), store.writer("hydrant", author="t", source="t") as w:
+        w.add(hydrants(30, seed=5))
+    with pytest.raises(OSError):
+        store.upsert("hydrant", changed, author="t", source="t")
+    assert snapshot(store.path) == before
+
+
+def test_failure_in_a_later_chunk_rolls_back_earlier_chunks(store):
+    before = snapshot(store.path)
+    with pytest.raises(SchemaViolationError), store.writer("hydrant", author="t", source="t") as w:
+        w.add(hydrants(100, seed=1))
+        w.add(hydrants(100, seed=2).assign(kind="bad"))
+    assert snapshot(store.path) == before and store.count("hydrant") == 0
+
+
+CRASH = """
+import sys, os
+from pathlib import Path
+from twin.catalogue import load_catalogue
+from twin.settings import DEFAULT_LAYERS_DIR
+from twin.store import open_store
+import twin.store.writing as writing
+from tests.conftest import hydrants
+store = open_store(sys.argv[1], load_catalogue(DEFAULT_LAYERS_DIR))
+real = writing._index_rows
+def crash(*a, **k):
+    real(*a, **k)
+    os._exit(3)  # the process dies mid-transaction, after rows and index entries were written
+writing._index_rows = crash
+store.upsert("hydrant", hydrants(500, seed=4), author="t", source="t")
+"""
+
+
+def test_a_process_killed_mid_write_leaves_the_store_as_it_was(store):
+    store.upsert("hydrant", hydrants(20), author="t", source="t")
+    before = snapshot(store.path)
+    proc = subprocess.run([sys.executable, "-c", CRASH, str(store.path)], cwd=Path(__file__).parents[2])
+    assert proc.returncode == 3
+    assert snapshot(store.path) == before
+    store.upsert("hydrant", hydrants(5, seed=8), author="t", source="t")  # and it is still writable
+    assert store.count("hydrant") == 25
+
+
+def test_readers_keep_working_while_a_writer_imports(store):
+    store.upsert("hydrant", hydrants(100), author="t", source="t")
+    seen: list[int] = []
+    inside = threading.Event()
+    done = threading.Event()
+
+    def read_while_writing():
+        inside.wait(10)
+        t0 = time.perf_counter()
+        seen.append(len(store.features("hydrant")))
+        seen.append(int((time.perf_counter() - t0) * 1000))
+        done.set()
+
+    reader = threading.Thread(target=read_while_writing)
+    reader.start()
+    with store.writer("hydrant", author="t", source="t") as w:
+        w.add(hydrants(1000, seed=3))
+        inside.set()
+        assert done.wait(10)  # the reader finished while the write transaction was still open
+    reader.join()
+    assert seen[0] == 100 and seen[1] < 2000
+    assert len(store.features("hydrant")) == 1100
+
+
+def test_dry_run_plans_exactly_what_a_write_does_and_writes_nothing(store):
+    store.upsert("hydrant", hydrants(50), author="t", source="t")
+    before = snapshot(store.path)
+    batch = pd.concat([hydrants(50), hydrants(30, seed=7)], ignore_index=True)  # 50 known, 30 new
+    batch.loc[:4, "road"] = "改名路"
+    with store.writer("hydrant", author="t", source="t", dry_run=True) as w:
+        plans = [w.add(batch.iloc[:40]), w.add(batch.iloc[40:])]
+    assert snapshot(store.path) == before and w.changeset is None
+    assert w.counts == {"insert": 30, "update": 5, "unchanged": 45, "delete": 0}
+    with store.writer("hydrant", author="t", source="t") as real:
+        done = [real.add(batch.iloc[:40]), real.add(batch.iloc[40:])]
+    for planned, written in zip(plans, done, strict=True):
+        assert planned.frame.key.tolist() == written.frame.key.tolist()
+        assert planned.action.tolist() == written.action.tolist()
+
+
+def test_same_spot_components_across_chunks_stay_distinct(store):
+    batch = hydrants(4)
+    batch = batch.set_geometry([shapely.Point(121.47, 31.23)] * 4)
+    with store.writer("hydrant", author="t", source="t") as w:
+        w.add(batch.iloc[:2])
+        w.add(batch.iloc[2:])
+    assert sorted(store.features("hydrant").key) == [f"HY-wtw3sjq6-{i}" for i in range(4)] or \
+        store.features("hydrant").key.is_unique
+    store.upsert("hydrant", batch, author="t", source="t")
+    assert store.count("hydrant") == 4
+
+
+def test_newer_schema_version_is_refused_and_the_file_left_untouched(store, catalogue):
+    store.close()
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE twin_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    digest = file_hash(store.path)
+    with pytest.raises(StoreVersionError, match="version 99 was written by a newer twin"):
+        open_store(store.path, catalogue)
+    assert file_hash(store.path) == digest
+
+
+def test_unmigratable_old_version_is_refused(store, catalogue):
+    store.close()
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE twin_meta SET value = '0' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreVersionError, match="older than any this twin can migrate"):
+        open_store(store.path, catalogue)
+
+
+def test_foreign_files_are_refused_clearly(tmp_path, catalogue):
+    garbage = tmp_path / "garbage.gpkg"
+    garbage.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StoreError, match="not a GeoPackage store"):
+        open_store(garbage, catalogue)
+    other = tmp_path / "qgis.gpkg"
+    pyogrio.write_dataframe(hydrants(3), other, layer="points")
+    with pytest.raises(StoreError, match="not a twin store"):
+        open_store(other, catalogue)
+    with pytest.raises(StoreError, match="no store here"):
+        open_store(tmp_path / "missing.gpkg", catalogue, create=False)
+
+
+def test_catalogue_additions_migrate_the_store(store, tmp_path):
+    store.upsert("hydrant", hydrants(3), author="t", source="t")
+    store.close()
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    for f in DEFAULT_LAYERS_DIR.glob("*.yaml"):
+        (layers / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (layers / "hydrant.yaml").read_text(encoding="utf-8")
+    (layers / "hydrant.yaml").write_text(text + "  - {name: valve_count, type: integer}\n", encoding="utf-8")
+    (layers / "well.yaml").write_text(
+        "id: well\ncode: WE\ntitle_zh: 水井\ntitle_en: Well\ngroup: infrastructure\ngeometry: point\n",
+        encoding="utf-8")
+    reopened = open_store(store.path, load_catalogue(layers))
+    assert reopened.features("hydrant").valve_count.isna().all() and reopened.count("well") == 0
+    reopened.close()
+    (layers / "hydrant.yaml").write_text(text + "  - {name: valve_count, type: string}\n", encoding="utf-8")
+    with pytest.raises(StoreError, match="valve_count.*stored as integer"):
+        open_store(store.path, load_catalogue(layers))
