@@ -54,7 +54,7 @@ def test_layer_codes_are_unique_and_resolve(catalogue):
 
 
 def test_unknown_layer_names_the_known_ones(catalogue):
-    with pytest.raises(LayerNotFoundError, match="unknown layer 'nope'.*hydrant"):
+    with pytest.raises(LayerNotFoundError, match=r"unknown layer 'nope'.*hydrant"):
         catalogue["nope"]
 
 
@@ -99,7 +99,7 @@ def test_empty_or_missing_folder_is_refused(tmp_path):
 
 def test_non_utf8_file_is_refused(tmp_path):
     (tmp_path / "well.yaml").write_bytes(GOOD.encode("gbk"))
-    with pytest.raises(CatalogueError, match="well.yaml: not valid UTF-8"):
+    with pytest.raises(CatalogueError, match=r"well.yaml: not valid UTF-8"):
         load_catalogue(tmp_path)
 
 

@@ -318,5 +318,5 @@ def test_catalogue_additions_migrate_the_store(store, tmp_path):
     assert reopened.features("hydrant").valve_count.isna().all() and reopened.count("well") == 0
     reopened.close()
     (layers / "hydrant.yaml").write_text(text + "  - {name: valve_count, type: string}\n", encoding="utf-8")
-    with pytest.raises(StoreError, match="valve_count.*stored as integer"):
+    with pytest.raises(StoreError, match=r"valve_count.*stored as integer"):
         open_store(store.path, load_catalogue(layers))
