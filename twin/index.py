@@ -135,8 +135,7 @@ class LiveIndex:
         return Hits(found.fids[:k], found.distances[:k])
 
     def _distances(self, layer: str, fids: NDArray[np.int64], lon: float, lat: float) -> NDArray[np.float64]:
-        frame = self.store.features(layer, fids=fids.tolist())
-        by_fid = dict(zip(frame["fid"].tolist(), frame.geometry.to_numpy(), strict=True))
+        by_fid = self.store.geometries(layer, fids.tolist())
         geoms = np.array([by_fid[int(f)] for f in fids], dtype=object)
         return distance_to_point(geoms, lon, lat)
 

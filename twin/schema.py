@@ -24,9 +24,14 @@ def _show(value: object) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+def _text(v: object) -> str | None:
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v if type(v) is str else str(v.item() if isinstance(v, np.generic) else v)
+
+
 def _strings(col: pd.Series) -> pd.Series:
-    out = col.astype(object).where(col.notna(), None)
-    return out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return pd.Series([_text(v) for v in col.tolist()], dtype=object)
 
 
 def _numbers(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
@@ -77,12 +82,12 @@ def _times(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
 def conform_field(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
     """Coerce one column to ``spec``, appending problems rather than raising."""
     col = col.reset_index(drop=True)
-    if col.dtype == object:
-        col = col.map(lambda v: None if isinstance(v, str) and v.strip() == "" else v)
+    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        col = pd.Series([None if isinstance(v, str) and not v.strip() else v for v in col.tolist()], dtype=object)
     if spec.type is FieldType.string:
         out = _strings(col)
-        too_long = out.map(lambda v: v is not None and len(v) > spec.max_length)
-        for r in np.flatnonzero(too_long.to_numpy()):
+        limit = spec.max_length
+        for r in np.flatnonzero(np.fromiter((v is not None and len(v) > limit for v in out.tolist()), bool, len(out))):
             problems.append((int(r), spec.name, f"value is {len(out.iloc[r])} characters long; "
                                                 f"the limit is {spec.max_length}"))
             out.iloc[r] = None

@@ -136,6 +136,14 @@ class GeoPackageStore:
         params += [-1 if limit is None else int(limit), int(offset)]
         return self._frame(spec, self._reader().execute(sql, params).fetchall())
 
+    def geometries(self, layer: str, fids: Sequence[int]) -> dict[int, object]:
+        """Geometries by fid, without building a frame (the live index's hot path)."""
+        rows = self._reader().execute(
+            f"SELECT fid, geom FROM {ddl.q(self.catalogue[layer].id)} WHERE fid IN (SELECT value FROM json_each(?))",
+            (_json_list([int(f) for f in fids]),),
+        ).fetchall()
+        return dict(zip((r[0] for r in rows), decode([r[1] for r in rows]), strict=True))
+
     def _features_as_of(self, spec: LayerSpec, bbox: BBox | None, keys: Sequence[str] | None, as_of: str,
                         limit: int | None, offset: int) -> gpd.GeoDataFrame:
         cols = ", ".join(f'"{c}"' for c in self._columns(spec))

@@ -135,6 +135,7 @@ def _write_rows(conn: sqlite3.Connection, spec: LayerSpec, plan: WritePlan, cs: 
     geoms = frame.geometry.to_numpy()
     upd = np.flatnonzero(plan.action == "update")
     ins = np.flatnonzero(plan.action == "insert")
+    ins = ins[np.argsort(frame["key"].to_numpy()[ins].astype(str), kind="stable")]  # fids follow space: faster R-tree
     if len(upd):
         fids = plan.fids[upd].tolist()
         _archive(conn, spec, fids, cs, "update")
