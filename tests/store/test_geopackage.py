@@ -320,3 +320,14 @@ def test_catalogue_additions_migrate_the_store(store, tmp_path):
     (layers / "hydrant.yaml").write_text(text + "  - {name: valve_count, type: string}\n", encoding="utf-8")
     with pytest.raises(StoreError, match=r"valve_count.*stored as integer"):
         open_store(store.path, load_catalogue(layers))
+
+
+def test_a_deleted_components_key_is_never_given_to_another(store):
+    spot = gpd.GeoDataFrame({"kind": ["above_ground"]}, geometry=[shapely.Point(121.47, 31.23)], crs="EPSG:4326")
+    store.upsert("hydrant", spot, author="t", source="t")
+    old = store.features("hydrant").key.iloc[0]
+    store.delete("hydrant", [old], author="t")
+    store.upsert("hydrant", spot.assign(kind="underground"), author="t", source="t")
+    new = store.features("hydrant").key.iloc[0]
+    assert new != old and new[:-1] == old[:-1]
+    assert store.history(old).op.tolist() == ["delete"]

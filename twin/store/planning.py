@@ -137,7 +137,7 @@ def _used_ordinals(session: WriteSession, spec: LayerSpec):  # type: ignore[no-u
         prefixes = orjson.dumps([f"{spec.code}-{c}-" for c in cells]).decode()
         sql = ('SELECT k."key" FROM json_each(?) AS j CROSS JOIN {table} AS k '
                "WHERE k.\"key\" >= j.value AND k.\"key\" < substr(j.value, 1, length(j.value) - 1) || '.'")
-        for table in (ddl.q(spec.id), "temp.twin_planned"):
+        for table in (ddl.q(spec.id), ddl.q(spec.id + "_history"), "temp.twin_planned"):  # never reuse a key
             for (key,) in session.conn.execute(sql.format(table=table), (prefixes,)):
                 parts = keymod.parse_key(key)
                 used[parts.cell].add(parts.ordinal)
