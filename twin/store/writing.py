@@ -22,6 +22,7 @@ from twin.store import ddl
 from twin.store.base import Changeset, WritePlan
 from twin.store.gpkg_blob import encode
 from twin.store.planning import WriteSession, plan_write, stored_values
+from twin.store.rtree_bulk import bulk_load
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -50,6 +51,8 @@ class LayerWriter:
             _run(conn, ddl.layer_script("rtree_triggers_drop", spec))
         count = conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (spec.id,)).fetchone()[0]
         self.session = WriteSession(conn, cs_id, base_empty=int(count) == 0)
+        # a first import into an empty layer builds its R-tree in one packed pass at the end
+        self._deferred: list[tuple[list[int], np.ndarray]] | None = [] if self.session.base_empty else None
         self._pending = Changeset(cs_id, self.time, author, source, spec.id, kind, 0, 0, 0, 0, source_crs, note)
 
     def add(self, frame: gpd.GeoDataFrame) -> WritePlan:
@@ -79,7 +82,7 @@ class LayerWriter:
         for action in ("insert", "update", "unchanged"):
             self.counts[action] += plan.count(action)
         if not self.dry_run:
-            _write_rows(self.conn, self.spec, plan, self._pending)
+            _write_rows(self.conn, self.spec, plan, self._pending, self._deferred)
         self.session.record(plan)
 
     def finish(self) -> Changeset | None:
@@ -93,6 +96,9 @@ class LayerWriter:
         )
         self.conn.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name IN (?, ?)",
                           (self.time, self.spec.id, self.spec.id + "_history"))
+        if self._deferred:
+            fids = np.concatenate([np.asarray(f, dtype=np.int64) for f, _ in self._deferred])
+            bulk_load(self.conn, self.spec.id, fids, np.concatenate([b for _, b in self._deferred]))
         _run(self.conn, ddl.layer_script("rtree_triggers", self.spec))
         self.changeset = replace(self._pending, inserted=c["insert"], updated=c["update"], deleted=c["delete"],
                                  unchanged=c["unchanged"])
@@ -128,7 +134,9 @@ def _archive(conn: sqlite3.Connection, spec: LayerSpec, fids: list[int], cs: Cha
     )
 
 
-def _write_rows(conn: sqlite3.Connection, spec: LayerSpec, plan: WritePlan, cs: Changeset) -> None:
+def _write_rows(conn: sqlite3.Connection, spec: LayerSpec, plan: WritePlan, cs: Changeset,
+                deferred: list[tuple[list[int], np.ndarray]] | None) -> None:
+    """Write a chunk's updates and inserts; index entries of inserts go to ``deferred`` when it is a list."""
     table, rtree = ddl.q(spec.id), ddl.q(f"rtree_{spec.id}_geom")
     frame = plan.frame
     attrs = ["status", "updated_at", *spec.field_names]
@@ -159,7 +167,10 @@ def _write_rows(conn: sqlite3.Connection, spec: LayerSpec, plan: WritePlan, cs: 
             [(f, b, k, int(fp), 1, cs.id, cs.time, *r)
              for f, b, k, fp, r in zip(fids, encode(geoms[ins]), keys, plan.fps[ins].tolist(), rows, strict=True)],
         )
-        _index_rows(conn, rtree, fids, geoms[ins])
+        if deferred is None:
+            _index_rows(conn, rtree, fids, geoms[ins])
+        else:
+            deferred.append((fids, shapely.bounds(geoms[ins])))
         conn.execute("UPDATE twin_layers SET feature_count = feature_count + ? WHERE layer = ?", (len(ins), spec.id))
     _grow_extent(conn, spec, geoms[np.concatenate([upd, ins])])
 
