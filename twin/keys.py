@@ -196,7 +196,15 @@ def assign_keys(
         else:
             fresh.append(i)
     if fresh:
-        taken = used_ordinals(sorted({str(cell_of[i]) for i in fresh}))
+        fresh_idx = np.asarray(fresh, dtype=np.int64)
+        fresh_cells = cell_of[fresh_idx]
+        taken = used_ordinals(np.unique(fresh_cells).tolist())
+        if not any(taken.values()):  # nothing stored in these cells: number each cell's run 0, 1, 2 ...
+            starts = np.r_[0, np.flatnonzero(fresh_cells[1:] != fresh_cells[:-1]) + 1]
+            run = np.arange(len(fresh_idx)) - np.repeat(starts, np.diff(np.r_[starts, len(fresh_idx)]))
+            keys[fresh_idx] = [f"{code}-{c}-{_base32(o)}" for c, o in zip(fresh_cells.tolist(), run.tolist(),
+                                                                            strict=True)]
+            return KeyAssignment(keys, matched)
         cursor: dict[str, int] = defaultdict(int)
         for i in fresh:  # still in (cell, fingerprint, tiebreak) order
             cell = str(cell_of[i])
