@@ -57,3 +57,19 @@ class StoreError(TwinError):
 
 class InvalidQueryError(TwinError):
     """A query with bad parameters (bbox, radius, limit, CRS ...)."""
+
+
+class QueryTooExpensiveError(InvalidQueryError):
+    """A query that would scan more of the store than its time budget allows."""
+
+
+class ImportRejectedError(TwinError):
+    """A file that cannot be imported at all (unreadable, unsafe, wrong kind); nothing was written."""
+
+
+class ExportError(TwinError):
+    """An export that cannot be written (bad format, path or CRS); no partial file is left."""
+
+
+class OfflineAssetError(TwinError):
+    """A map would load a script, style sheet or font that twin does not serve itself (no CDN, ever)."""

@@ -1,0 +1,98 @@
+"""``twin import`` and ``twin export``: GIS files in and out of the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, opened, settings
+from twin.errors import InvalidQueryError, TwinError
+from twin.io import ExportOptions, ImportOptions, export_layer, import_file
+from twin.io.mapping import load_mapping_file, parse_pairs
+from twin.io.render import show_export, show_import
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_command)
+    app.command("export")(export_command)
+
+
+def parse_bbox(text: str, flag: str) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` as four floats in order, or a clear error."""
+    try:
+        v = [float(p) for p in text.split(",")]
+    except ValueError:
+        v = []
+    if len(v) != 4 or v[0] >= v[2] or v[1] >= v[3]:
+        raise InvalidQueryError(f"{flag} {text!r}: give minx,miny,maxx,maxy in lon/lat, such as 121.4,31.1,121.6,31.3")
+    return v[0], v[1], v[2], v[3]
+
+
+def _options(cfg_bbox: tuple[float, float, float, float], maps: list[str], mapping: Path | None,
+             extent: str | None, **given: object) -> ImportOptions:
+    pairs, values = load_mapping_file(mapping) if mapping else ({}, {})
+    pairs.update(parse_pairs(maps))
+    box = parse_bbox(extent, "--extent") if extent else cfg_bbox
+    return ImportOptions(mapping=pairs, values=values, extent=box, **given)  # type: ignore[arg-type]
+
+
+@friendly
+def import_command(
+    path: Annotated[Path, typer.Argument(help="Shapefile (.shp or .zip), GeoPackage, GeoJSON, FlatGeobuf or CSV.")],
+    layer: Annotated[str, typer.Option("--layer", help="Layer to import into (see `twin layers`).")],
+    source_layer: Annotated[str | None, typer.Option(help="Layer in a GeoPackage, or dataset in a zip.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of the attributes (GBK, UTF-8 ...).")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the coordinates: EPSG:4549, a PROJ string, gcj02, bd09.")
+                   ] = None,
+    lon: Annotated[str | None, typer.Option(help="CSV column with longitudes / eastings.")] = None,
+    lat: Annotated[str | None, typer.Option(help="CSV column with latitudes / northings.")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="SOURCE_COLUMN=field (repeatable).")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="YAML file of field (and value) mappings.")] = None,
+    extent: Annotated[str | None, typer.Option(help="City extent minx,miny,maxx,maxy (default: Shanghai).")] = None,
+    allow_outside: Annotated[bool, typer.Option(help="Import features outside the city extent too.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would be inserted, updated and rejected.")] = False,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row has a problem.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Also write the report to this JSON file.")] = None,
+    note: Annotated[str, typer.Option(help="Note recorded on the changeset.")] = "",
+    store: StoreOption = None, layers: LayersOption = None,
+) -> None:
+    """Import a GIS file into a layer: encoding, CRS, repair and checks, all or nothing, with a report."""
+    cfg = settings(store, layers)
+    try:
+        options = _options(cfg.city_bbox, map_ or [], mapping, extent, source_layer=source_layer, encoding=encoding,
+                           crs=crs, lon=lon, lat=lat, allow_outside=allow_outside, dry_run=dry_run, strict=strict,
+                           author=cfg.author, note=note)
+        with opened(cfg, create=True) as st, Progress(
+                TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=err_console, transient=True) as bar:
+            task = bar.add_task("import", total=None)
+            result = import_file(st, path, layer, options,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except TwinError as exc:
+        if report is not None:
+            report.write_bytes(orjson.dumps({"source": str(path), "layer": layer, "error": str(exc), "imported": 0},
+                                            option=orjson.OPT_INDENT_2))
+        raise
+    show_import(console, result)
+    if report is not None:
+        result.write_json(report)
+
+
+@friendly
+def export_command(
+    layer: Annotated[str, typer.Argument(help="Layer to export.")],
+    out: Annotated[Path, typer.Option("--out", help="Output file.")],
+    format_: Annotated[str, typer.Option("--format", help="gpkg, shp, geojson, csv or fgb.")] = "gpkg",
+    bbox: Annotated[str | None, typer.Option(help="Only components in minx,miny,maxx,maxy (lon/lat).")] = None,
+    crs: Annotated[str | None, typer.Option(help="Output CRS: EPSG code, PROJ string, gcj02 or bd09.")] = None,
+    store: StoreOption = None, layers: LayersOption = None,
+) -> None:
+    """Export a layer (or part of it) to a GIS file."""
+    cfg = settings(store, layers)
+    options = ExportOptions(format=format_, bbox=parse_bbox(bbox, "--bbox") if bbox else None, crs=crs)
+    with opened(cfg) as st:
+        show_export(console, export_layer(st, layer, out, options))
