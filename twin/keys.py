@@ -16,13 +16,13 @@ the same data always gets the same keys.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
@@ -116,6 +116,14 @@ def parse_key(key: str) -> KeyParts:
     return KeyParts(m.group(1), m.group(2), ordinal)
 
 
+def cell_and_ordinal(key: str) -> tuple[str, int]:
+    """The cell and ordinal of a key read back from the store (trusted, so not re-validated)."""
+    ordinal = 0
+    for c in key[CELL_PRECISION + 4:]:
+        ordinal = ordinal * 32 + _DECODE[c]
+    return key[3:CELL_PRECISION + 3], ordinal
+
+
 def key_cell_range(code: str, cell: str) -> tuple[str, str]:
     """Lower and upper bounds (exclusive) of every key in ``cell``, for an index range scan."""
     prefix = f"{code}-{cell}-"
@@ -134,22 +142,30 @@ def cells(geoms: NDArray[np.object_]) -> NDArray[np.str_]:
     return geohash_encode(lon, lat)
 
 
-def _hash64(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+#: SipHash-2-4 key of the fingerprints (pandas' default, fixed here so that it never drifts).
+_HASH_KEY = "0123456789123456"
 
 
 def fingerprints(geoms: NDArray[np.object_]) -> NDArray[np.int64]:
-    """A 64-bit fingerprint of each geometry, insensitive to sub-centimetre noise and ring order."""
+    """A 64-bit fingerprint of each geometry, insensitive to sub-centimetre noise and ring order.
+
+    SipHash-2-4 of the ISO WKB of the normalised geometry with coordinates rounded to 1e-7 degree.
+    Fingerprints are derived data: a store migration can recompute them if this definition changes.
+    """
     rounded = shapely.normalize(
         shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.round(c, FINGERPRINT_DECIMALS))
     )
     wkb = shapely.to_wkb(rounded, byte_order=1, flavor="iso", output_dimension=2)
-    return np.fromiter((_hash64(w) for w in wkb), dtype=np.int64, count=len(wkb))
+    return pd.util.hash_array(wkb, hash_key=_HASH_KEY, categorize=False).view(np.int64)
 
 
-def row_hashes(rows: Iterable[tuple[object, ...]]) -> NDArray[np.int64]:
+def row_hashes(frame: pd.DataFrame) -> NDArray[np.int64]:
     """A 64-bit hash of each row of attribute values, used to order ties deterministically."""
-    return np.fromiter((_hash64(repr(r).encode()) for r in rows), dtype=np.int64)
+    if frame.empty:
+        return np.zeros(len(frame), dtype=np.int64)
+    text = frame.astype(object).where(frame.notna(), None).astype(str)  # one stable text form per value
+    return pd.util.hash_pandas_object(text, index=False, hash_key=_HASH_KEY, categorize=False).to_numpy().view(
+        np.int64)
 
 
 class KeyAssignment(NamedTuple):

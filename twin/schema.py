@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from twin.catalogue import FieldSpec, FieldType, LayerSpec
 from twin.errors import SchemaViolationError
@@ -25,29 +26,47 @@ def _show(value: object) -> str:
 
 
 def _text(v: object) -> str | None:
+    """A value as text; missing and blank values become ``None``."""
     if v is None or (isinstance(v, float) and v != v):
         return None
-    return v if type(v) is str else str(v.item() if isinstance(v, np.generic) else v)
+    if type(v) is not str:
+        v = str(v.item() if isinstance(v, np.generic) else v)
+    return v if v.strip() else None
 
 
-def _strings(col: pd.Series) -> pd.Series:
-    return pd.Series([_text(v) for v in col.tolist()], dtype=object)
+def _values(col: pd.Series) -> pd.Series:
+    """The column as objects, with missing and blank-text values as ``None`` (one pass, text columns only)."""
+    if col.dtype.kind in "iufb":
+        return col
+    return pd.Series([None if v is None or (type(v) is str and not v.strip()) or (isinstance(v, float) and v != v)
+                      else v for v in col.tolist()], dtype=object)
+
+
+def _strings(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
+    out = [_text(v) for v in col.tolist()]
+    limit = spec.max_length
+    for r in np.flatnonzero(np.fromiter((v is not None and len(v) > limit for v in out), bool, len(out))):
+        problems.append((int(r), spec.name, f"value is {len(out[r])} characters long; the limit is {limit}"))
+        out[r] = None
+    return pd.Series(out, dtype=object)
 
 
 def _numbers(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
+    col = _values(col)
     num = pd.to_numeric(col, errors="coerce")
     bad = col.notna() & num.isna()
-    if spec.type is FieldType.integer:
-        frac = num.notna() & (num != np.floor(num.fillna(0)))
-        for r in np.flatnonzero(frac.to_numpy()):
-            problems.append((int(r), spec.name, f"{_show(col.iloc[r])} is not a whole number"))
-        whole = num.notna() & ~frac
-        out = num.astype(object).where(whole, None).map(lambda v: None if v is None else int(v))
-    else:
-        out = num.astype(object).where(num.notna(), None).map(lambda v: None if v is None else float(v))
     for r in np.flatnonzero(bad.to_numpy()):
         problems.append((int(r), spec.name, f"{_show(col.iloc[r])} is not a {spec.type.value}"))
-    return out
+    arr = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    present = ~np.isnan(arr)
+    if spec.type is FieldType.integer:
+        frac = present & (arr != np.floor(np.where(present, arr, 0)))
+        for r in np.flatnonzero(frac):
+            problems.append((int(r), spec.name, f"{_show(col.iloc[r])} is not a whole number"))
+        keep = present & ~frac
+        return pd.Series([int(v) if k else None for v, k in zip(arr.tolist(), keep.tolist(), strict=True)],
+                         dtype=object)
+    return pd.Series([v if k else None for v, k in zip(arr.tolist(), present.tolist(), strict=True)], dtype=object)
 
 
 def _booleans(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
@@ -64,12 +83,13 @@ def _booleans(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
         problems.append((r, spec.name, f"{_show(v)} is not a boolean (true/false, 1/0, 是/否)"))
         return None
 
-    return pd.Series([one(r, v) for r, v in enumerate(col.tolist())], index=col.index, dtype=object)
+    return pd.Series([one(r, v) for r, v in enumerate(_values(col).tolist())], dtype=object)
 
 
 def _times(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
+    col = _values(col)
     parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
-    bad = col.notna() & parsed.isna() & (col.astype(object).map(lambda v: str(v).strip() != ""))
+    bad = col.notna() & parsed.isna()
     for r in np.flatnonzero(bad.to_numpy()):
         problems.append((int(r), spec.name, f"{_show(col.iloc[r])} is not a {spec.type.value} (use ISO 8601)"))
     if spec.type is FieldType.date:
@@ -82,15 +102,8 @@ def _times(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
 def conform_field(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
     """Coerce one column to ``spec``, appending problems rather than raising."""
     col = col.reset_index(drop=True)
-    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
-        col = pd.Series([None if isinstance(v, str) and not v.strip() else v for v in col.tolist()], dtype=object)
     if spec.type is FieldType.string:
-        out = _strings(col)
-        limit = spec.max_length
-        for r in np.flatnonzero(np.fromiter((v is not None and len(v) > limit for v in out.tolist()), bool, len(out))):
-            problems.append((int(r), spec.name, f"value is {len(out.iloc[r])} characters long; "
-                                                f"the limit is {spec.max_length}"))
-            out.iloc[r] = None
+        out = _strings(col, spec, problems)
     elif spec.type in (FieldType.integer, FieldType.float):
         out = _numbers(col, spec, problems)
     elif spec.type is FieldType.boolean:
@@ -101,10 +114,18 @@ def conform_field(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Ser
         for r in np.flatnonzero(out.isna().to_numpy()):
             problems.append((int(r), spec.name, "a value is required"))
     if spec.values is not None:
-        allowed = set(spec.values)
-        bad = out.map(lambda v: v is not None and v not in allowed)
+        bad = out.notna() & ~out.isin(list(spec.values))
         for r in np.flatnonzero(bad.to_numpy()):
             problems.append((int(r), spec.name, f"{_show(out.iloc[r])} is not one of {list(spec.values)}"))
+    return out
+
+
+def _missing(spec: FieldSpec, n: int, default: object, problems: Problems) -> NDArray[np.object_]:
+    """The column for a field the batch does not have at all."""
+    if spec.required and default is None and n:
+        problems.append((0, spec.name, "a value is required, and the data has no such column"))
+    out = np.empty(n, dtype=object)
+    out[:] = default
     return out
 
 
@@ -121,18 +142,18 @@ def conform(spec: LayerSpec, frame: pd.DataFrame, default_time: str) -> pd.DataF
     for name in frame.columns:
         if name not in known:
             problems.append((0, str(name), f"the layer has no field {name!r} (fields: {', '.join(spec.field_names)})"))
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    for f in spec.fields:
-        col = frame[f.name] if f.name in frame.columns else pd.Series([None] * len(frame), dtype=object)
-        out[f.name] = conform_field(col, f, problems).to_numpy()
     n = len(frame)
-    default_time = to_gpkg_datetime(default_time)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
     status_spec = FieldSpec.model_construct(name="status", values=spec.statuses)
     time_spec = FieldSpec.model_construct(name="updated_at", type=FieldType.datetime)
-    for sys_spec, default in ((status_spec, spec.statuses[0]), (time_spec, default_time)):
-        name = sys_spec.name
-        col = frame[name] if name in frame.columns else pd.Series([None] * n, dtype=object)
-        out[name] = conform_field(col, sys_spec, problems).fillna(default).to_numpy()
+    columns = [(f, None) for f in spec.fields]
+    columns += [(status_spec, spec.statuses[0]), (time_spec, to_gpkg_datetime(default_time))]
+    for f, default in columns:
+        if f.name not in frame.columns:
+            out[f.name] = _missing(f, n, default, problems)
+            continue
+        col = conform_field(frame[f.name], f, problems)
+        out[f.name] = (col if default is None else col.where(col.notna(), default)).to_numpy()
     if problems:
         problems.sort()
         raise SchemaViolationError(spec.id, problems)

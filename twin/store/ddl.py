@@ -55,7 +55,8 @@ def create_store(conn: sqlite3.Connection, catalogue: Catalogue) -> None:
 
 def create_layer(conn: sqlite3.Connection, spec: LayerSpec) -> None:
     """Create a layer's tables and register them with the GeoPackage (inside a transaction)."""
-    for statement in statements(layer_script("layer", spec) + layer_script("rtree_triggers", spec)):
+    script = layer_script("layer", spec) + layer_script("layer_indexes", spec) + layer_script("rtree_triggers", spec)
+    for statement in statements(script):
         conn.execute(statement)
     hist = f"{spec.id}_history"
     conn.executemany(

@@ -62,10 +62,11 @@ def check_geometries(spec: LayerSpec, frame: gpd.GeoDataFrame) -> np.ndarray:
             problems.append((int(r), "geometry", "coordinates are not lon/lat degrees"))
     if problems:
         raise SchemaViolationError(spec.id, sorted(problems))
-    return _promote(spec.geometry, geoms, types)
+    return _promote(spec, geoms, types)
 
 
-def _promote(kind: GeometryKind, geoms: np.ndarray, types: np.ndarray) -> np.ndarray:
+def _promote(spec: LayerSpec, geoms: np.ndarray, types: np.ndarray) -> np.ndarray:
+    kind = spec.geometry
     out = geoms.copy()
     if kind is GeometryKind.line:
         single = types == 1
@@ -77,7 +78,7 @@ def _promote(kind: GeometryKind, geoms: np.ndarray, types: np.ndarray) -> np.nda
         multi = types == 4
         for r in np.flatnonzero(multi):
             if shapely.get_num_geometries(geoms[r]) != 1:
-                raise SchemaViolationError("point", [(int(r), "geometry", "a MultiPoint with several parts "
+                raise SchemaViolationError(spec.id, [(int(r), "geometry", "a MultiPoint with several parts "
                                                      "cannot go into a point layer; split it first")])
             out[r] = shapely.get_geometry(geoms[r], 0)
     return out
@@ -139,8 +140,8 @@ def _used_ordinals(session: WriteSession, spec: LayerSpec):  # type: ignore[no-u
                "WHERE k.\"key\" >= j.value AND k.\"key\" < substr(j.value, 1, length(j.value) - 1) || '.'")
         for table in (ddl.q(spec.id), ddl.q(spec.id + "_history"), "temp.twin_planned"):  # never reuse a key
             for (key,) in session.conn.execute(sql.format(table=table), (prefixes,)):
-                parts = keymod.parse_key(key)
-                used[parts.cell].add(parts.ordinal)
+                cell, ordinal = keymod.cell_and_ordinal(key)
+                used[cell].add(ordinal)
         return used
 
     return lookup
@@ -162,13 +163,12 @@ def plan_write(session: WriteSession, spec: LayerSpec, frame: gpd.GeoDataFrame, 
     base = int(conn.execute("SELECT max(id) FROM twin_changesets WHERE layer = ?", (spec.id,)).fetchone()[0] or 0)
     action = np.full(n, "insert", dtype=object)
     fids = np.full(n, -1, dtype=np.int64)
-    new_rows = stored_values(attrs, compare)
     keys = np.empty(n, dtype=object)
     if fixed is not None:
         fids[0], keys[0] = fixed
         cols = ", ".join(f'"{c}"' for c in compare)
         row = conn.execute(f"SELECT fp, {cols} FROM {ddl.q(spec.id)} WHERE fid = ?", (fixed[0],)).fetchone()
-        same = row is not None and row[0] == int(fps[0]) and tuple(row[1:]) == new_rows[0]
+        same = row is not None and row[0] == int(fps[0]) and tuple(row[1:]) == stored_values(attrs, compare)[0]
         action[0] = "unchanged" if same else "update"
     elif n:
         count = int(conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (spec.id,)).fetchone()[0])
@@ -180,13 +180,18 @@ def plan_write(session: WriteSession, spec: LayerSpec, frame: gpd.GeoDataFrame, 
         for row in existing:
             by_fp[row[2]].append(row[1])
             stored[row[1]] = (row[0], tuple(row[i] for i in pos))
-        assigned = keymod.assign_keys(spec.code, keymod.cells(geoms), fps, keymod.row_hashes(new_rows), by_fp,
+        counts = np.unique(fps, return_counts=True)[1]
+        tiebreak = keymod.row_hashes(attrs[compare]) if (counts > 1).any() else np.zeros(n, dtype=np.int64)
+        assigned = keymod.assign_keys(spec.code, keymod.cells(geoms), fps, tiebreak, by_fp,
                                       _used_ordinals(session, spec))
         keys = assigned.keys
-        for i in np.flatnonzero(assigned.matched):
-            fid, values = stored[keys[i]]
-            fids[i] = fid
-            action[i] = "unchanged" if values == new_rows[i] else "update"
+        hit = np.flatnonzero(assigned.matched)
+        if len(hit):
+            new_rows = stored_values(attrs.iloc[hit], compare)
+            for i, values in zip(hit.tolist(), new_rows, strict=True):
+                fid, old = stored[keys[i]]
+                fids[i] = fid
+                action[i] = "unchanged" if old == values else "update"
     out = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
     out.insert(0, "key", keys)
     return WritePlan(spec.id, out, action, fids, fps, base, now)

@@ -52,7 +52,10 @@ class LayerWriter:
         count = conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (spec.id,)).fetchone()[0]
         self.session = WriteSession(conn, cs_id, base_empty=int(count) == 0)
         # a first import into an empty layer builds its R-tree in one packed pass at the end
-        self._deferred: list[tuple[list[int], np.ndarray]] | None = [] if self.session.base_empty else None
+        self._deferred: list[tuple[list[int], np.ndarray]] | None = None
+        if self.session.base_empty and not dry_run:
+            self._deferred = []
+            _run(conn, ddl.layer_script("layer_indexes_drop", spec))
         self._pending = Changeset(cs_id, self.time, author, source, spec.id, kind, 0, 0, 0, 0, source_crs, note)
 
     def add(self, frame: gpd.GeoDataFrame) -> WritePlan:
@@ -96,9 +99,11 @@ class LayerWriter:
         )
         self.conn.execute("UPDATE gpkg_contents SET last_change = ? WHERE table_name IN (?, ?)",
                           (self.time, self.spec.id, self.spec.id + "_history"))
-        if self._deferred:
-            fids = np.concatenate([np.asarray(f, dtype=np.int64) for f, _ in self._deferred])
-            bulk_load(self.conn, self.spec.id, fids, np.concatenate([b for _, b in self._deferred]))
+        if self._deferred is not None:
+            if self._deferred:
+                fids = np.concatenate([np.asarray(f, dtype=np.int64) for f, _ in self._deferred])
+                bulk_load(self.conn, self.spec.id, fids, np.concatenate([b for _, b in self._deferred]))
+            _run(self.conn, ddl.layer_script("layer_indexes", self.spec))
         _run(self.conn, ddl.layer_script("rtree_triggers", self.spec))
         self.changeset = replace(self._pending, inserted=c["insert"], updated=c["update"], deleted=c["delete"],
                                  unchanged=c["unchanged"])

@@ -11,8 +11,6 @@ CREATE TABLE "{t}" (
   status TEXT NOT NULL,
   updated_at DATETIME NOT NULL{columns}
 );
-CREATE INDEX "{t}_fp" ON "{t}"(fp);
-CREATE INDEX "{t}_changeset" ON "{t}"(changeset);
 CREATE TABLE "{t}_history" (
   hid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
   geom GEOMETRY,

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS "{t}_fp";
+DROP INDEX IF EXISTS "{t}_changeset";
