@@ -331,3 +331,26 @@ def test_a_deleted_components_key_is_never_given_to_another(store):
     new = store.features("hydrant").key.iloc[0]
     assert new != old and new[:-1] == old[:-1]
     assert store.history(old).op.tolist() == ["delete"]
+
+
+def test_a_failing_subscriber_does_not_make_a_committed_write_look_failed(store, caplog):
+    seen = []
+
+    def broken(cs):
+        raise RuntimeError("cache exploded")
+
+    store.subscribe(broken)
+    store.subscribe(seen.append)
+    cs = store.upsert("hydrant", hydrants(3), author="t", source="t")
+    assert seen == [cs] and store.count("hydrant") == 3
+    assert "cache exploded" in caplog.text
+    store.unsubscribe(broken)
+    store.unsubscribe(seen.append)
+    store.upsert("hydrant", hydrants(2, seed=4), author="t", source="t")
+    assert seen == [cs]
+
+
+def test_each_store_has_its_own_id(tmp_path, catalogue, store):
+    other = open_store(tmp_path / "other.gpkg", catalogue)
+    assert len(store.store_id) == 32 and store.store_id != other.store_id
+    other.close()

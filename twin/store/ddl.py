@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from functools import cache
 from importlib.resources import files
 
@@ -49,6 +50,7 @@ def create_store(conn: sqlite3.Connection, catalogue: Catalogue) -> None:
     for statement in statements(sql("core")):
         conn.execute(statement)
     conn.execute("INSERT INTO twin_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    conn.execute("INSERT INTO twin_meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
     for spec in catalogue.values():
         create_layer(conn, spec)
 
@@ -135,6 +137,9 @@ def sync_layers(conn: sqlite3.Connection, catalogue: Catalogue) -> list[str]:
     no data is lost; a field whose type changed is refused.
     """
     changed: list[str] = []
+    if conn.execute("SELECT count(*) FROM twin_meta WHERE key = 'store_id'").fetchone()[0] == 0:
+        conn.execute("INSERT INTO twin_meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+        changed.append("gave the store an id")
     stored = {r[0]: json.loads(r[1]) for r in conn.execute("SELECT layer, spec FROM twin_layers")}
     for spec in catalogue.values():
         if spec.id not in stored:

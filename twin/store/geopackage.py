@@ -6,6 +6,7 @@ nothing; the file is in WAL mode, so readers (one connection per thread) keep wo
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,8 @@ from twin.store import ddl
 from twin.store.base import BBox, Changeset, LayerChanges
 from twin.store.gpkg_blob import decode, envelope, register_sql_functions
 from twin.store.writing import LayerWriter, layer_writer
+
+log = logging.getLogger(__name__)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -96,6 +99,26 @@ class GeoPackageStore:
 
     def subscribe(self, callback: Callable[[Changeset], None]) -> None:
         self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Callable[[Changeset], None]) -> None:
+        """Stop calling ``callback`` (a closed cache or index)."""
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
+    def _notify(self, changeset: Changeset) -> None:
+        """Tell subscribers of a committed changeset; their failures are logged, never the writer's."""
+        for callback in list(self._subscribers):
+            try:
+                callback(changeset)
+            except Exception:
+                log.exception("subscriber %r failed on changeset %s; the write itself is committed",
+                              callback, changeset.id)
+
+    @property
+    def store_id(self) -> str:
+        """A random id given to the store when it was created, e.g. to key caches derived from it."""
+        row = self._reader().execute("SELECT value FROM twin_meta WHERE key = 'store_id'").fetchone()
+        return str(row[0])
 
     # -- reads -------------------------------------------------------------------------------
     def _columns(self, spec: LayerSpec) -> list[str]:
@@ -265,8 +288,7 @@ class GeoPackageStore:
                           lambda ok: self._writer.execute("COMMIT" if ok else "ROLLBACK"), **options) as w:
             yield w
         if w.changeset is not None:
-            for callback in self._subscribers:
-                callback(w.changeset)
+            self._notify(w.changeset)
 
     def upsert(self, layer: str, frame: gpd.GeoDataFrame, *, author: str, source: str,
                source_crs: str | None = None, note: str = "") -> Changeset:
