@@ -1,0 +1,227 @@
+"""The tile engine: what the HTTP layer and ``twin tiles build`` call.
+
+It keeps every cached tile honest. Before a tile is served, each of its layers' latest changeset is
+compared with the one the engine knows (so writes by other processes are seen too); what changed since
+is read with ``store.changes_since``, logged, and the tiles it meets are dropped from memory and disk,
+and the layer's aggregates are brought up to date. A cached or pre-built tile is served only when the
+change log proves nothing changed where it lies since it was drawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+
+import shapely
+
+from tiles.aggregate import Aggregates
+from tiles.cache import CacheKey, ChangeLog, DiskCache, Entry, MemoryCache
+from tiles.grid import TileID, buffered_mercator, lonlat_box
+from tiles.pyramid import Pyramid, gzip_tile
+from tiles.query import NO_FILTER, TileFilter
+from tiles.reader import TileReader, store_identity
+from tiles.render import Renderer
+from tiles.settings import TileSettings
+from twin.errors import InvalidQueryError
+from twin.store.base import Changeset
+from twin.store.geopackage import GeoPackageStore
+
+log = logging.getLogger("tiles")
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """A tile ready to send: gzip-compressed MVT (``b''`` when the tile is empty), its ETag and where it came from."""
+
+    gz: bytes
+    etag: str
+    source: str  # "memory", "disk", "pyramid" or "drawn"
+
+    @property
+    def empty(self) -> bool:
+        return not self.gz
+
+
+def etag_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=10).hexdigest()
+
+
+class TileEngine:
+    """Dynamic vector tiles of a store, cached, aggregated at low zooms, invalidated precisely."""
+
+    def __init__(self, store: GeoPackageStore, settings: TileSettings | None = None) -> None:
+        self.store = store
+        self.catalogue = store.catalogue
+        self.settings = settings or TileSettings()
+        s = self.settings
+        self.reader = TileReader(store.path, budget_s=s.budget_s)
+        self.aggregates = Aggregates(store.path, self.catalogue, self.reader, depth=s.depth)
+        self.renderer = Renderer(self.catalogue, self.reader, self.aggregates, buffer=s.buffer,
+                                 max_bytes=s.max_tile_kb * 1000)
+        self.memory = MemoryCache(s.memory_mb * 2**20)
+        with self.reader.snapshot() as conn:
+            self.identity = store_identity(conn)
+        self.disk = DiskCache(s.cache_dir / self.identity, s.disk_mb * 2**20) if s.cache_dir else None
+        self.pyramid = Pyramid(s.pyramid) if s.pyramid else None
+        if self.pyramid is not None and self.pyramid.store != self.identity:
+            log.warning("%s was built from another store (%s, this is %s); tiles are drawn instead",
+                        s.pyramid, self.pyramid.store, self.identity)
+            self.pyramid.close()
+            self.pyramid = None
+        self.log = ChangeLog()
+        self._known: dict[str, int] = {}
+        self._seeds: dict[str, set[int]] = {}
+        for layer, versions in (self.disk.versions() if self.disk else {}).items():
+            self._seeds.setdefault(layer, set()).update(versions)
+        for layer, version in (self.pyramid.versions if self.pyramid else {}).items():
+            self._seeds.setdefault(layer, set()).add(version)
+        self._locks: dict[str, threading.Lock] = {layer: threading.Lock() for layer in self.catalogue}
+        self._closed = False
+        store.subscribe(self._on_changeset)
+        self._warming: threading.Thread | None = None
+        if s.warm:
+            self._warming = threading.Thread(target=self.warm, name="twin-tiles-warm", daemon=True)
+            self._warming.start()
+
+    def warm(self) -> None:
+        """Catch up with every layer (building aggregates a store lacks) before the first request needs it."""
+        for layer in self.catalogue:
+            if self._closed:
+                return
+            try:
+                self.refresh(layer)
+            except Exception:  # a background warm-up must never kill the service; requests will retry
+                log.exception("warming the tiles of %s failed", layer)
+
+    def close(self) -> None:
+        self._closed = True  # the store keeps calling its subscribers: ignore them from now on
+        if self._warming is not None:
+            self._warming.join(timeout=60)
+        self.reader.close()
+        self.aggregates.close()
+        if self.pyramid:
+            self.pyramid.close()
+
+    # -- requests ----------------------------------------------------------------------------
+    def layers(self, text: str) -> tuple[str, ...]:
+        """Comma-separated layer ids, checked against the catalogue (each once, in the order given)."""
+        names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        if not names:
+            raise InvalidQueryError("no layer named; give one or more layer ids separated by commas")
+        if len(names) > self.settings.max_layers:
+            raise InvalidQueryError(f"{len(names)} layers in one tile; the most is {self.settings.max_layers}")
+        return tuple(self.catalogue[n].id for n in names)
+
+    def tile(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter = NO_FILTER) -> TileResult:
+        """One tile of ``layers``: from memory, disk or the pyramid when still current, else drawn."""
+        for layer in layers:
+            self.refresh(layer)
+        key = CacheKey(layers, tile, flt.variant)
+        box = lonlat_box(buffered_mercator(tile, self.settings.buffer))
+        entry = self.memory.get(key)
+        if entry is not None and self._current(entry, box, key):
+            return TileResult(entry.gz, entry.etag, "memory")
+        if self.disk is not None:
+            entry = self.disk.get(key)
+            if entry is not None and self._current(entry, box, key):
+                self.memory.put(key, entry)
+                return TileResult(entry.gz, entry.etag, "disk")
+        if self.pyramid is not None and flt.is_empty and self.pyramid.covers(layers, tile):
+            gz = self.pyramid.get(tile)
+            entry = Entry(gz, etag_of(gz), dict(self.pyramid.versions))
+            if self._current(entry, box, key):
+                self.memory.put(key, entry)
+                return TileResult(entry.gz, entry.etag, "pyramid")
+        return self._draw(key, flt)
+
+    def versions(self, layers: tuple[str, ...]) -> dict[str, int]:
+        """The changeset of each layer the engine is caught up with (catching up first)."""
+        for layer in layers:
+            self.refresh(layer)
+        return {layer: self._known[layer] for layer in layers}
+
+    def draw(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter = NO_FILTER) -> tuple[bytes, dict[str, int]]:
+        """Raw MVT bytes of a tile, drawn now (no cache), and the changeset of each layer it reflects."""
+        for layer in layers:
+            self.refresh(layer)
+        rendered = self.renderer.render(layers, tile, flt)
+        return rendered.data, rendered.versions
+
+    def _draw(self, key: CacheKey, flt: TileFilter) -> TileResult:
+        rendered = self.renderer.render(key.layers, key.tile, flt)
+        gz = gzip_tile(rendered.data) if rendered.data else b""
+        entry = Entry(gz, etag_of(rendered.data), rendered.versions)
+        # cache what was drawn at the versions the engine knows; should a sync slip in between, the
+        # change log still refuses the entry when it is read
+        if all(self._known.get(layer) == v for layer, v in rendered.versions.items()):
+            self.memory.put(key, entry)
+            if self.disk is not None:
+                self.disk.put(key, entry)
+        return TileResult(entry.gz, entry.etag, "drawn")
+
+    def _current(self, entry: Entry, box: tuple[float, float, float, float], key: CacheKey) -> bool:
+        ok = all(self.log.current(layer, entry.versions.get(layer, -1), self._known[layer], box)
+                 for layer in key.layers)
+        if not ok:
+            self.memory.drop(key)
+        return ok
+
+    # -- following the store -----------------------------------------------------------------
+    def _on_changeset(self, cs: Changeset) -> None:
+        """Drop what a write in this process changed right away (the next request would catch it anyway)."""
+        if self._closed or cs.layer not in self._known:
+            return
+        try:
+            self.sync(cs.layer)
+        except Exception:  # the write is committed; a failure here must not look like a failed write
+            log.exception("following changeset %s of %s failed; the next tile request retries", cs.id, cs.layer)
+
+    def refresh(self, layer: str) -> None:
+        """Catch up with changesets of ``layer`` committed since the engine last looked (any process)."""
+        latest = self.store.last_changeset(layer)
+        if self._known.get(layer) != latest:
+            self.sync(layer, latest)
+
+    def sync(self, layer: str, latest: int | None = None) -> None:
+        """Log what changed in ``layer``, drop the tiles it meets, and update the layer's aggregates.
+
+        Syncs of one layer run one at a time; a sync that finds the engine already at ``latest`` returns.
+        """
+        with self._locks[layer]:
+            known = self._known.get(layer)
+            if latest is not None and known == latest:
+                return
+            if known is None:
+                latest = self.store.last_changeset(layer)
+                for seed in sorted(self._seeds.pop(layer, set())):
+                    changes = self.store.changes_since(layer, seed)
+                    self.log.add(layer, seed, changes.last_changeset, [b for _, b in changes.removed + changes.added])
+                    latest = max(latest, changes.last_changeset)
+            else:
+                changes = self.store.changes_since(layer, known)
+                latest = changes.last_changeset
+                if latest != known:
+                    boxes = [b for _, b in changes.removed + changes.added]
+                    self.log.add(layer, known, latest, boxes)
+                    self._invalidate(layer, boxes)
+            self.aggregates.sync(layer)
+            self._known[layer] = latest
+
+    def _invalidate(self, layer: str, boxes: list[tuple[float, float, float, float]]) -> None:
+        """Drop the cached tiles of ``layer`` (in memory and on disk) whose buffered box meets a changed box."""
+        if not boxes:
+            return
+        tree = shapely.STRtree(shapely.box(*zip(*boxes, strict=True)))
+        for cache in (self.memory, self.disk):
+            if cache is None:
+                continue
+            keys = [k for k in cache.cached() if layer in k.layers]
+            if not keys:
+                continue
+            tiles = shapely.box(*zip(*(lonlat_box(buffered_mercator(k.tile, self.settings.buffer)) for k in keys),
+                                     strict=True))
+            hit, _ = tree.query(tiles, predicate="intersects")
+            for i in set(hit.tolist()):
+                cache.drop(keys[i])

@@ -1,0 +1,121 @@
+"""Geometries into tile coordinates (clipped, simplified at the tile's resolution, on the integer grid,
+wound as the MVT 2.1 spec says) and layers into Mapbox Vector Tile bytes with ``mapbox-vector-tile``.
+
+Geometry work is vectorised with shapely; the encoder gets integer, valid, correctly wound geometries
+in y-down tile space, so its own quantising and winding passes are switched off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mapbox_vector_tile
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from tiles.grid import EXTENT
+
+_ENCODE_OPTIONS = {"extents": EXTENT, "quantize_bounds": None, "y_coord_down": True, "check_winding_order": False}
+POINT, LINE, POLYGON = 0, 1, 2
+
+
+@dataclass
+class LayerFeatures:
+    """One MVT layer: geometries in tile coordinates and a property dict per geometry."""
+
+    name: str
+    geoms: list[shapely.Geometry] = field(default_factory=list)
+    properties: list[dict[str, object]] = field(default_factory=list)
+    ids: list[int | None] = field(default_factory=list)
+
+    def extend(self, geoms: NDArray[np.object_], properties: list[dict[str, object]],
+               ids: list[int] | None = None) -> None:
+        self.geoms.extend(geoms.tolist())
+        self.properties.extend(properties)
+        self.ids.extend(ids if ids is not None else [None] * len(properties))
+
+    def add(self, geom: shapely.Geometry, properties: dict[str, object]) -> None:
+        self.geoms.append(geom)
+        self.properties.append(properties)
+        self.ids.append(None)
+
+    def __len__(self) -> int:
+        return len(self.geoms)
+
+
+def dimension(geoms: NDArray[np.object_]) -> NDArray[np.int64]:
+    """0 for points, 1 for lines, 2 for polygons (per geometry)."""
+    return shapely.get_dimensions(geoms).astype(np.int64)
+
+
+def fit(geoms: NDArray[np.object_], buffer: int, simplify: bool = True) -> NDArray[np.object_]:
+    """Tile-coordinate geometries clipped to the buffered tile, simplified and snapped to whole units.
+
+    Returns an array of the same length; geometries that fall outside or collapse become ``None``.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.full(len(geoms), None, dtype=object)
+    if not len(geoms):
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):  # GEOS warns on degenerate parts, which are dropped
+        return _fit(geoms, out, buffer, simplify)
+
+
+def _fit(geoms: NDArray[np.object_], out: NDArray[np.object_], buffer: int, simplify: bool) -> NDArray[np.object_]:
+    lo, hi = -buffer, EXTENT + buffer
+    dims = dimension(geoms)
+    pts = dims == POINT
+    if pts.any():
+        out[pts] = _points(geoms[pts], lo, hi)
+    lines = dims == LINE
+    if lines.any():
+        clipped = shapely.clip_by_rect(geoms[lines], lo, lo, hi, hi)
+        out[lines] = _snap(shapely.simplify(clipped, 1.0, preserve_topology=False) if simplify else clipped)
+    polys = dims == POLYGON
+    if polys.any():
+        clipped = shapely.intersection(geoms[polys], shapely.box(lo, lo, hi, hi))
+        snapped = _snap(shapely.simplify(clipped, 1.0, preserve_topology=True) if simplify else clipped)
+        keep = ~shapely.is_missing(snapped)
+        snapped[keep] = shapely.orient_polygons(snapped[keep].astype(object), exterior_cw=False)
+        out[polys] = snapped
+    return out
+
+
+def _points(geoms: NDArray[np.object_], lo: float, hi: float) -> NDArray[np.object_]:
+    snapped = shapely.set_precision(geoms, 1.0)
+    inside = shapely.intersects(snapped, shapely.box(lo, lo, hi, hi))
+    multi = inside & (shapely.get_num_geometries(snapped) > 1)
+    if multi.any():
+        snapped[multi] = shapely.intersection(snapped[multi], shapely.box(lo, lo, hi, hi))
+    return np.where(inside, snapped, None)
+
+
+def _snap(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Onto the integer grid (valid output; what collapses below one unit is dropped)."""
+    snapped = shapely.set_precision(geoms, 1.0)
+    # a polygon clipped along the edge can leave stray lines or points in a collection: keep the main kind
+    mixed = (shapely.get_type_id(snapped) == 7) & ~shapely.is_empty(snapped)
+    if mixed.any():
+        snapped[mixed] = [_main_kind(g) for g in snapped[mixed]]
+    empty = shapely.is_empty(snapped) | shapely.is_missing(snapped)
+    return np.where(empty, None, snapped)
+
+
+def _main_kind(geom: shapely.Geometry) -> shapely.Geometry:
+    parts = shapely.get_parts(geom)
+    top = shapely.get_dimensions(parts).max()
+    return shapely.union_all(parts[shapely.get_dimensions(parts) == top])
+
+
+def encode(layers: list[LayerFeatures]) -> bytes:
+    """MVT bytes of the non-empty layers (``b''`` when every layer is empty)."""
+    payload = []
+    for layer in layers:
+        feats = [{"geometry": g, "properties": {k: v for k, v in p.items() if v is not None}, "id": i}
+                 for g, p, i in zip(layer.geoms, layer.properties, layer.ids, strict=True) if g is not None]
+        if feats:
+            payload.append({"name": layer.name, "features": feats})
+    if not payload:
+        return b""
+    return mapbox_vector_tile.encode(payload, default_options=_ENCODE_OPTIONS)

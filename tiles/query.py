@@ -1,0 +1,69 @@
+"""The ``filter`` and ``datetime`` of a tile request: the features API's CQL2 translator, applied per layer.
+
+A :class:`TileFilter` is parsed once (a filter that does not parse is an error before any tile is drawn)
+and compiled to SQL for each layer of the tile; its :attr:`~TileFilter.variant` names it in cache keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from twin.catalogue import LayerSpec
+from twin.query.cql import parse_filter
+from twin.query.crs import resolve_crs
+from twin.query.filters import compile_filter
+from twin.query.model import TimeInterval
+
+
+@dataclass(frozen=True)
+class TileFilter:
+    """An optional CQL2 filter (text or JSON) and an optional ``datetime`` on ``updated_at``."""
+
+    cql: str | None = None
+    lang: str | None = None
+    crs: str | None = None
+    datetime: str | None = None
+    _node: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.cql is not None:
+            object.__setattr__(self, "_node", parse_filter(self.cql, self.lang))
+            resolve_crs(self.crs, name="filter-crs")
+        if self.datetime is not None:
+            TimeInterval.parse(self.datetime)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.cql is None and self.datetime is None
+
+    @cached_property
+    def variant(self) -> str:
+        """A short, stable name of this filter for cache keys ('' for no filter)."""
+        if self.is_empty:
+            return ""
+        text = "\x1f".join(str(v) for v in (self.cql, self.lang, self.crs, self.datetime))
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def sql(self, spec: LayerSpec) -> tuple[str | None, tuple[object, ...]]:
+        """``WHERE`` text over ``spec``'s table (aliased ``t``) and its parameters; ``None`` when unfiltered."""
+        parts: list[str] = []
+        params: list[object] = []
+        if self._node is not None:
+            compiled = compile_filter(self._node, spec, resolve_crs(self.crs, name="filter-crs"))
+            parts.append(compiled.where)
+            params += compiled.params
+        if self.datetime is not None:
+            interval = TimeInterval.parse(self.datetime)
+            if interval.start is not None:
+                parts.append("t.updated_at >= ?")
+                params.append(interval.start)
+            if interval.end is not None:
+                parts.append("t.updated_at <= ?")
+                params.append(interval.end)
+        return (" AND ".join(parts) if parts else None), tuple(params)
+
+
+NO_FILTER = TileFilter()
