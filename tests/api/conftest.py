@@ -1,0 +1,89 @@
+"""A real twin store and a real uvicorn server on a free port, shared by the API tests of one worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.query.twin_fixture import build_twin
+from twin.catalogue import Catalogue
+from twin.settings import DEFAULT_LAYERS_DIR
+from twin.store import GeoPackageStore, open_store
+
+
+@dataclass
+class Server:
+    """A running service: its base URL and the store it serves (to check answers against)."""
+
+    url: str
+    store: GeoPackageStore
+    path: Path
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, **kwargs)
+
+
+@contextmanager
+def running(store_path: Path, **settings: object) -> Iterator[str]:
+    """Serve ``store_path`` with uvicorn in a child process (GDAL holds the GIL while it reads, so the server
+    cannot share the test's process); yields the base URL and stops the server afterwards."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    env = {**os.environ, "TWIN_STORE": str(store_path), "TWIN_LAYERS": str(DEFAULT_LAYERS_DIR),
+           **{f"TWIN_{k.upper()}": str(v) for k, v in settings.items()}}
+    cmd = [sys.executable, "-m", "uvicorn", "twin.api.app:create_app", "--factory", "--fd", str(sock.fileno()),
+           "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, pass_fds=(sock.fileno(),))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        sock.close()
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the test server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/conformance", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("the test server did not start within 30 s")
+
+
+@pytest.fixture(scope="session")
+def twin_path(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path:
+    path = tmp_path_factory.mktemp("twin") / "twin.gpkg"
+    build_twin(path, catalogue).close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(twin_path: Path, catalogue: Catalogue) -> Iterator[Server]:
+    store = open_store(twin_path, catalogue, create=False)
+    with running(twin_path) as url:
+        yield Server(url, store, twin_path)
+    store.close()

@@ -1,0 +1,47 @@
+"""``twin serve`` starts the service on the port asked for, and refuses a missing store clearly."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.query.twin_fixture import COUNTS
+
+TWIN = [sys.executable, "-c", "from twin.cli import main; main()"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_twin_serve_answers(twin_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([*TWIN, "serve", "--store", str(twin_path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/collections/hydrant/items?limit=1", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "twin serve did not start"
+                time.sleep(0.1)
+        assert r.json()["numberMatched"] == COUNTS["hydrant"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_twin_serve_refuses_a_missing_store(tmp_path: Path) -> None:
+    out = subprocess.run([*TWIN, "serve", "--store", str(tmp_path / "none.gpkg")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "no store here" in out.stderr

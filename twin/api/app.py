@@ -1,0 +1,89 @@
+"""The query service's app factory: ``create_app(settings)`` builds everything once, nothing at import."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from pydantic import Field
+
+from tiles import TileEngine
+from twin import __version__
+from twin.api import errors, features, imports, maps, openapi, search
+from twin.api.render import html_response
+from twin.api.tiles import tiles_router
+from twin.catalogue import load_catalogue
+from twin.query.search import QueryService
+from twin.settings import TwinSettings
+from twin.store.geopackage import open_store
+
+log = logging.getLogger("twin.api")
+
+
+class ServiceSettings(TwinSettings):
+    """Settings of the query service, on top of the store's (``TWIN_QUERY_BUDGET_S=1.5`` ...)."""
+
+    query_budget_s: float = Field(2.0, gt=0, description="Longest a single query may run before a 400.")
+    max_upload_mb: int = Field(200, gt=0, description="Largest file accepted by POST .../import.")
+    import_enabled: bool = Field(True, description="Accept POST .../import (turn off on a read-only service).")
+    warm_index: bool = Field(True, description="Build the nearest-k index of every layer at start-up.")
+    threads: int = Field(16, ge=1, le=256, description="Requests served at once per process (each thread keeps "
+                                                        "its own read connections, so this bounds memory).")
+    host: str = Field("127.0.0.1", description="Address `twin serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `twin serve` listens on.")
+
+
+def _warm(service: QueryService) -> None:
+    for layer in service.catalogue:
+        try:
+            service.index.size(layer)
+        except Exception:  # a background warm-up must never kill the service; look-ups will retry
+            log.exception("warming the index of %s failed", layer)
+
+
+def create_app(settings: TwinSettings | None = None) -> FastAPI:
+    """The FastAPI app serving the store named by ``settings`` (from ``TWIN_*`` variables when omitted)."""
+    cfg = settings if isinstance(settings, ServiceSettings) else ServiceSettings(
+        **(settings.model_dump() if settings is not None else {}))
+    store = open_store(cfg.store, load_catalogue(cfg.layers), create=False)
+    service = QueryService(store, budget_s=cfg.query_budget_s)
+    engine = TileEngine(store)  # tile settings come from TWIN_TILES_* variables
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Requests allocate many short-lived dicts; moving the start-up heap out of the collector's
+        # view and collecting the young generation less often takes the GC off the hot path.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
+        to_thread.current_default_thread_limiter().total_tokens = cfg.threads
+        if cfg.warm_index:
+            threading.Thread(target=_warm, args=(service,), name="twin-index-warm", daemon=True).start()
+        yield
+        service.close()
+        engine.close()
+        store.close()
+
+    app = FastAPI(title="twin · OGC API - Features", version=__version__, lifespan=lifespan,
+                  openapi_url="/api", docs_url=None, redoc_url=None, description=openapi.DESCRIPTION)
+    app.state.service = service
+    app.state.settings = cfg
+    errors.install(app)
+    app.include_router(features.router)
+    app.include_router(search.router)
+    app.include_router(imports.router)
+    app.include_router(tiles_router(engine))
+    maps.install(app)
+
+    @app.get("/api.html", name="api_html", include_in_schema=False)
+    def api_html(request: Request) -> HTMLResponse:
+        return html_response("api.html", spec=app.openapi())
+
+    app.openapi = lambda: openapi.enrich(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,157 @@
+"""Typed query-parameter dependencies: HTTP strings in, validated query value objects out.
+
+Every parameter arrives as text and is checked here or in :mod:`twin.query`; anything wrong is an
+:class:`~twin.errors.InvalidQueryError`, which the error table turns into a 400 naming the parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Annotated, Literal
+
+from fastapi import Path, Query, Request
+
+from twin.catalogue import LayerSpec
+from twin.crs import TwinCRS
+from twin.errors import InvalidQueryError
+from twin.query.cql import parse_filter
+from twin.query.crs import SUPPORTED_CRS, resolve_crs, to_lonlat_point
+from twin.query.encode import check_properties, property_names
+from twin.query.filters import GEOMETRY, compile_filter, property_equals, queryables
+from twin.query.masking import maskers
+from twin.query.model import DEFAULT_LIMIT, MAX_LIMIT, BBox, FeatureQuery, Near, SortKey, TimeInterval, clamp_limit
+from twin.query.search import MAX_RADIUS, QueryService
+
+_CRS_LIST = ", ".join(SUPPORTED_CRS)
+
+LayerPath = Annotated[str, Path(alias="collectionId", description="Collection (layer) id, such as `hydrant`.")]
+FormatParam = Annotated[str | None, Query(description="Output format; overrides the Accept header.")]
+CrsParam = Annotated[str | None, Query(description=f"CRS of the response geometries (Part 2). One of: {_CRS_LIST}. "
+                                       "`urn:twin:crs:gcj02` and `urn:twin:crs:bd09` are twin extensions.")]
+PointCrsParam = Annotated[str | None, Query(alias="point-crs", description="CRS of `near`/`point` (twin extension; "
+                                            "default CRS84, lon,lat). Accepts the same CRSs as `crs`.")]
+
+
+def service(request: Request) -> QueryService:
+    return request.app.state.service
+
+
+def layer_spec(request: Request, layer: str) -> LayerSpec:
+    return service(request).catalogue[layer]
+
+
+def parse_point(text: str, crs: TwinCRS, name: str) -> tuple[float, float]:
+    """``x,y`` in ``crs``'s axis order, as lon/lat."""
+    parts = str(text).split(",")
+    try:
+        x, y = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidQueryError(f"{name} must be two numbers x,y (lon,lat in CRS84), got {text[:60]!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InvalidQueryError(f"{name} must be finite numbers, got {text[:60]!r}")
+    return to_lonlat_point(x, y, crs, name)
+
+
+def parse_sortby(text: str, spec: LayerSpec) -> tuple[SortKey, ...]:
+    cols = queryables(spec)
+    keys = []
+    for term in (t.strip() for t in text.split(",")):
+        if not term:
+            continue
+        ascending = not term.startswith("-")
+        name = term.lstrip("+-").strip()
+        if name not in cols or name == GEOMETRY:
+            sortable = ", ".join(c for c in cols if c != GEOMETRY)
+            raise InvalidQueryError(f"cannot sort {spec.id} by {name[:60]!r}; sortable: {sortable}")
+        keys.append(SortKey(name, ascending))
+    return tuple(keys)
+
+
+def parse_properties(text: str, spec: LayerSpec) -> tuple[str, ...]:
+    dropped = [k for k, v in maskers(spec).items() if v is None]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return check_properties(names, property_names(spec.field_names, dropped), spec.id)
+
+
+@dataclass(frozen=True)
+class ItemsRequest:
+    """A validated items request: the query, the output CRS and the raw format parameter."""
+
+    query: FeatureQuery
+    crs: TwinCRS
+    f: str | None
+
+
+def items_request(
+    request: Request,
+    layer: LayerPath,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (4 numbers, or 6 with heights) in "
+                                      "`bbox-crs` axis order; envelope-exact. minx > maxx crosses the antimeridian.")
+                    ] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of `bbox` (default CRS84).")] = None,
+    datetime: Annotated[str | None, Query(description="Instant or interval (`start/end`, `..` open) on "
+                                          "`updated_at`, RFC 3339.")] = None,
+    limit: Annotated[int, Query(ge=1, description=f"Page size, 1 to {MAX_LIMIT}; larger values are clamped to "
+                                f"{MAX_LIMIT}.", json_schema_extra={"maximum": MAX_LIMIT})] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="Features to skip (next/prev links set it).")] = 0,
+    filter: Annotated[str | None, Query(description="CQL2 filter (Part 3). Twin adds S_DWITHIN(geometry, <geom>, "
+                                        "<metres>).")] = None,
+    filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(
+        alias="filter-lang", description="Language of `filter`: cql2-text (default) or cql2-json.")] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of geometries in `filter`.")] = None,
+    properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
+    sortby: Annotated[str | None, Query(description="Comma-separated fields, `-` for descending: `-updated_at,id`."
+                                        )] = None,
+    near: Annotated[str | None, Query(description="Twin extension: lon,lat of a radius search (needs `radius`); "
+                                      "adds `distance_m` and sorts nearest first.")] = None,
+    radius: Annotated[float | None, Query(description="Twin extension: radius of `near` in metres (max 50000).")
+                      ] = None,
+    point_crs: PointCrsParam = None,
+    crs: CrsParam = None,
+    f: FormatParam = None,
+) -> ItemsRequest:
+    """Every parameter of ``/collections/{collectionId}/items``, validated."""
+    spec = layer_spec(request, layer)
+    box = BBox.parse(bbox, resolve_crs(bbox_crs, name="bbox-crs")) if bbox is not None else None
+    if bbox is None and bbox_crs is not None:
+        resolve_crs(bbox_crs, name="bbox-crs")
+    query = FeatureQuery(
+        layer=spec.id, bbox=box, datetime=TimeInterval.parse(datetime) if datetime is not None else None,
+        near=radius_search(near, radius, point_crs), limit=clamp_limit(limit), offset=offset,
+        sortby=parse_sortby(sortby, spec) if sortby else (),
+        properties=parse_properties(properties, spec) if properties is not None else None,
+    )
+    parts = []
+    if filter is not None:
+        parts.append(compile_filter(parse_filter(filter, filter_lang), spec,
+                                    resolve_crs(filter_crs, name="filter-crs")))
+    pairs = [(k, v) for k, v in request.query_params.multi_items() if k in property_params(spec)]
+    if pairs:
+        parts.append(property_equals(spec, pairs))
+    if parts:
+        query = replace(query, where=" AND ".join(f"({p.where})" for p in parts),
+                        params=tuple(v for p in parts for v in p.params),
+                        envelopes=tuple(e for p in parts for e in p.envelopes))
+    return ItemsRequest(query, resolve_crs(crs), f)
+
+
+#: Query parameters of the items operation; a queryable property of the same name cannot be a filter parameter.
+ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "filter", "filter-lang", "filter-crs",
+                              "properties", "sortby", "near", "radius", "point-crs", "crs", "f"})
+
+
+def property_params(spec: LayerSpec) -> list[str]:
+    """Queryables that may also be given as ``?name=value`` equality filters."""
+    return [n for n in queryables(spec) if n != GEOMETRY and n not in ITEMS_PARAMETERS]
+
+
+def radius_search(near: str | None, radius: float | None, point_crs: str | None) -> Near | None:
+    if near is None and radius is None:
+        return None
+    if near is None or radius is None:
+        raise InvalidQueryError("a radius search needs both near=lon,lat and radius=<metres>")
+    if not (math.isfinite(radius) and 0 < radius <= MAX_RADIUS):
+        raise InvalidQueryError(f"radius must be more than 0 and at most {MAX_RADIUS:g} metres, not {radius}")
+    lon, lat = parse_point(near, resolve_crs(point_crs, name="point-crs"), "near")
+    return Near(lon, lat, float(radius))

@@ -1,0 +1,110 @@
+"""One table from twin's errors to HTTP statuses, and the OGC error body ``{"code", "description"}``.
+
+A 500 never shows exception text: it carries a fixed message and a request id, and the details
+go to the log under that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from twin.errors import (
+    FeatureNotFoundError,
+    ImportRejectedError,
+    InvalidKeyError,
+    InvalidQueryError,
+    LayerNotFoundError,
+    QueryTooExpensiveError,
+    SchemaViolationError,
+    StoreError,
+    TwinError,
+)
+
+log = logging.getLogger("twin.api")
+
+
+class NotAcceptableError(TwinError):
+    """No representation the client's ``Accept`` header allows."""
+
+
+class PayloadTooLargeError(TwinError):
+    """An upload over the configured size limit."""
+
+
+#: Most specific first: the first matching class decides the status and the OGC code.
+STATUS: list[tuple[type[TwinError], int, str]] = [
+    (FeatureNotFoundError, 404, "NotFound"),
+    (InvalidKeyError, 404, "NotFound"),
+    (LayerNotFoundError, 404, "NotFound"),
+    (QueryTooExpensiveError, 400, "QueryTooExpensive"),
+    (InvalidQueryError, 400, "InvalidParameterValue"),
+    (SchemaViolationError, 422, "SchemaViolation"),
+    (ImportRejectedError, 422, "ImportRejected"),
+    (NotAcceptableError, 406, "NotAcceptable"),
+    (PayloadTooLargeError, 413, "PayloadTooLarge"),
+    (StoreError, 503, "StoreUnavailable"),
+]
+_HTTP_CODES = {400: "InvalidParameterValue", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+               406: "NotAcceptable", 411: "LengthRequired",
+               413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "InvalidParameterValue"}
+
+
+def status_of(exc: TwinError) -> tuple[int, str]:
+    """HTTP status and OGC code for a twin error (500 for any not in the table)."""
+    for cls, status, code in STATUS:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "ServerError"
+
+
+def error_response(status: int, code: str, description: str, **extra: object) -> Response:
+    body = orjson.dumps({"code": code, "description": description, **extra})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _twin_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TwinError)
+    status, code = status_of(exc)
+    if status == 500:
+        return await _server_error(request, exc)
+    return error_response(status, code, str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors()[:5]:
+        where = " ".join(str(p) for p in err.get("loc", ()))
+        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    return error_response(400, "InvalidParameterValue", "; ".join(problems) or "invalid request")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "Error")
+    response = error_response(exc.status_code, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    request_id = uuid.uuid4().hex[:16]
+    log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+    return error_response(500, "ServerError", f"internal error; quote request id {request_id} to the operator",
+                          request_id=request_id)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(TwinError, _twin_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _server_error)

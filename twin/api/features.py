@@ -1,0 +1,214 @@
+"""OGC API - Features Parts 1-3: landing page, conformance, collections, items, one item, queryables."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from twin.api import render
+from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_request, layer_spec, service
+from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
+from twin.catalogue import FieldType, LayerSpec
+from twin.errors import FeatureNotFoundError
+from twin.query import encode
+from twin.query.crs import CRS84, EXTENSION_CRS, SUPPORTED_CRS, resolve_crs
+from twin.query.filters import GEOMETRY, Queryable, queryables
+from twin.query.model import FeatureQuery
+
+router = APIRouter(tags=["OGC API - Features"])
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+]
+_JSON_TYPES = {FieldType.string: {"type": "string"}, FieldType.integer: {"type": "integer"},
+               FieldType.float: {"type": "number"}, FieldType.boolean: {"type": "boolean"},
+               FieldType.date: {"type": "string", "format": "date"},
+               FieldType.datetime: {"type": "string", "format": "date-time"}}
+_GEOMETRY_FORMATS = {"point": "geometry-point", "line": "geometry-multilinestring",
+                     "polygon": "geometry-multipolygon", "point_or_polygon": "geometry-any"}
+
+
+def property_schema(qa: Queryable) -> dict[str, object]:
+    """The JSON Schema of a non-geometry queryable."""
+    schema: dict[str, object] = dict(_JSON_TYPES[FieldType(qa.type)])
+    if qa.values:
+        schema["enum"] = list(qa.values)
+    return schema
+
+
+@router.get("/", summary="Landing page")
+def landing(request: Request, f: FormatParam = None) -> Response:
+    fmt = choose(request, f, DOCUMENT)
+    base = request.url_for("landing")
+    doc = {
+        "title": "twin 上海城市数字孪生地图 · OGC API - Features",
+        "description": "City components of Shanghai (street lights, hydrants, pipelines, sites, compounds, heritage, "
+                       "administrative areas), queryable by location, attributes and CQL2 filters.",
+        "links": [
+            *render.self_links(request, DOCUMENT, fmt),
+            render.link(request.url_for("openapi"), "service-desc", "application/vnd.oai.openapi+json;version=3.0",
+                        "OpenAPI definition"),
+            render.link(request.url_for("api_html"), "service-doc", "text/html", "API documentation"),
+            render.link(request.url_for("conformance"), "conformance", "application/json", "Conformance classes"),
+            render.link(request.url_for("conformance"), "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+                        "application/json", "Conformance classes"),
+            render.link(request.url_for("collections"), "data", "application/json", "Collections (layers)"),
+            render.link(request.url_for("collections"), "http://www.opengis.net/def/rel/ogc/1.0/data",
+                        "application/json", "Collections (layers)"),
+            render.link(request.url_for("search"), "search", "application/geo+json",
+                        "Twin extension: search every layer"),
+        ],
+    }
+    if fmt == "html":
+        return render.html_response("landing.html", doc=doc, base=base)
+    return render.json_response(doc)
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance(request: Request, f: FormatParam = None) -> Response:
+    fmt = choose(request, f, DOCUMENT)
+    if fmt == "html":
+        return render.html_response("conformance.html", classes=CONFORMANCE)
+    return render.json_response({"conformsTo": CONFORMANCE})
+
+
+def collection_doc(request: Request, spec: LayerSpec) -> dict[str, object]:
+    """One collection's metadata: titles in Chinese and English, extent, CRSs, links."""
+    svc = service(request)
+    extent = svc.reader.extent(spec.id)
+    items = request.url_for("items", collectionId=spec.id)
+    last = svc.reader.last_change(spec.id)
+    return {
+        "id": spec.id,
+        "title": f"{spec.title_zh} {spec.title_en}",
+        "description": spec.description,
+        "itemType": "feature",
+        "extent": {
+            "spatial": {"bbox": [list(extent) if extent else [-180.0, -90.0, 180.0, 90.0]], "crs": CRS84.uri},
+            "temporal": {"interval": [[None, last]],
+                         "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"},
+        },
+        "crs": list(SUPPORTED_CRS),
+        "storageCrs": CRS84.uri,
+        "twin:extensionCrs": list(EXTENSION_CRS),
+        "twin:code": spec.code,
+        "twin:geometry": spec.geometry.value,
+        "twin:count": svc.reader.layer_count(spec.id),
+        "links": [
+            render.link(request.url_for("collection", collectionId=spec.id), "self", "application/json", spec.title_en),
+            render.link(items, "items", "application/geo+json", "Features as GeoJSON"),
+            render.link(str(items) + "?f=html", "items", "text/html", "Features as HTML"),
+            render.link(request.url_for("queryables", collectionId=spec.id),
+                        "http://www.opengis.net/def/rel/ogc/1.0/queryables", "application/schema+json", "Queryables"),
+            render.link(request.url_for("nearest", collectionId=spec.id), "twin:nearest", "application/geo+json",
+                        "Twin extension: nearest components"),
+        ],
+    }
+
+
+@router.get("/collections", summary="Collections (one per catalogue layer)")
+def collections(request: Request, f: FormatParam = None) -> Response:
+    fmt = choose(request, f, DOCUMENT)
+    cols = [collection_doc(request, spec) for spec in service(request).catalogue.values()]
+    doc = {"collections": cols, "links": render.self_links(request, DOCUMENT, fmt), "crs": list(SUPPORTED_CRS)}
+    if fmt == "html":
+        return render.html_response("collections.html", doc=doc)
+    return render.json_response(doc)
+
+
+@router.get("/collections/{collectionId}", summary="One collection")
+def collection(request: Request, layer: LayerPath, f: FormatParam = None) -> Response:
+    fmt = choose(request, f, DOCUMENT)
+    doc = collection_doc(request, layer_spec(request, layer))
+    if fmt == "html":
+        return render.html_response("collection.html", doc=doc, spec=layer_spec(request, layer))
+    return render.json_response(doc)
+
+
+@router.get("/collections/{collectionId}/queryables", name="queryables", summary="Queryable properties (JSON Schema)")
+def queryables_doc(request: Request, layer: LayerPath, f: FormatParam = None) -> Response:
+    fmt = choose(request, f, DOCUMENT)
+    spec = layer_spec(request, layer)
+    props: dict[str, object] = {}
+    for name, qa in queryables(spec).items():
+        if qa.type == GEOMETRY:
+            props[name] = {"title": qa.title, "format": _GEOMETRY_FORMATS[spec.geometry.value],
+                           "x-ogc-role": "primary-geometry"}
+            continue
+        props[name] = {"title": qa.title, **property_schema(qa)}
+    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": str(request.url.remove_query_params("f")),
+           "type": "object", "title": f"{spec.title_zh} {spec.title_en}", "properties": props,
+           "additionalProperties": False}
+    if fmt == "html":
+        return render.html_response("queryables.html", doc=doc, spec=spec)
+    return render.json_response(doc, media_type="application/schema+json")
+
+
+def _page_links(request: Request, query: FeatureQuery, returned: int, matched: int, exact: bool) -> list[dict]:
+    links = []
+    more = query.offset + returned < matched if exact else returned == query.limit
+    if more:
+        url = request.url.include_query_params(offset=query.offset + query.limit, limit=query.limit)
+        links.append(render.link(url, "next", "application/geo+json", "next page"))
+    if query.offset > 0:
+        url = request.url.include_query_params(offset=max(0, query.offset - query.limit), limit=query.limit)
+        links.append(render.link(url, "prev", "application/geo+json", "previous page"))
+    return links
+
+
+@router.get("/collections/{collectionId}/items", summary="Features of a collection",
+            responses={200: {"content": {MEDIA_TYPES[k]: {} for k in FEATURES if k != "json"}}})
+def items(request: Request, req: Annotated[ItemsRequest, Depends(items_request)]) -> Response:
+    fmt = choose(request, req.f, FEATURES)
+    page = service(request).page(req.query)
+    returned = len(page.rows.rows)
+    tail = {
+        "numberReturned": returned, "numberMatched": page.matched, "twin:numberMatchedExact": page.exact,
+        "timeStamp": render.now_stamp(),
+        "links": [*render.self_links(request, FEATURES, fmt),
+                  *_page_links(request, req.query, returned, page.matched, page.exact),
+                  render.link(request.url_for("collection", collectionId=req.query.layer), "collection",
+                              "application/json")],
+    }
+    spec = page.rows.spec
+    return render.features_response(request, fmt, page.rows, req.crs, tail, properties=req.query.properties,
+                                     title=f"{spec.title_zh} {spec.title_en}")
+
+
+@router.get("/collections/{collectionId}/items/{key}", summary="One feature, by its location key")
+def item(request: Request, layer: LayerPath, key: str, crs: CrsParam = None, f: FormatParam = None) -> Response:
+    fmt = choose(request, f, FEATURE)
+    spec = layer_spec(request, layer)
+    if service(request).store.layer_of(key) != spec.id:
+        raise FeatureNotFoundError(key)
+    rows = service(request).item(spec.id, key)
+    out_crs = resolve_crs(crs)
+    links = [*render.self_links(request, FEATURE, fmt),
+             render.link(request.url_for("collection", collectionId=spec.id), "collection", "application/json",
+                         spec.title_en)]
+    if fmt == "html":
+        enc = encode.prepare(rows, CRS84)
+        return render.html_response("item.html", spec=spec, key=key, props=enc.properties[0],
+                                    geom=enc.geoms[0], map=render.svg_map(enc.geoms), links=links)
+    feature = encode.features(encode.prepare(rows, out_crs))[0]
+    feature["links"] = links
+    return render.json_response(feature, media_type=MEDIA_TYPES["geojson"], headers=render.crs_headers(out_crs))

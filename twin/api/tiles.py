@@ -1,0 +1,159 @@
+"""Vector tile routes (OGC API - Tiles, TileJSON and a ``/tiles/{layers}/{z}/{x}/{y}.mvt`` shortcut) over
+:class:`tiles.TileEngine`.
+
+Tiles go out gzip-compressed when the client accepts it, with a strong ETag (``If-None-Match`` gives
+304) and ``Cache-Control`` that makes clients revalidate, so an edit shows on the next request. An
+empty tile is a 204.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from tiles import TileEngine, TileFilter, parse_tile
+from tiles import metadata as meta
+from tiles.grid import TMS_ID
+from twin.api.render import json_response
+from twin.errors import InvalidQueryError
+from twin.settings import TwinSettings
+
+#: OGC API - Tiles conformance classes these routes implement (for the landing page's /conformance).
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+]
+_TAG = "Vector tiles"
+
+FilterParam = Annotated[str | None, Query(description="CQL2 filter, as for the features API.")]
+FilterLangParam = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
+FilterCrsParam = Annotated[str | None, Query(alias="filter-crs", description="CRS of geometries in `filter`.")]
+DatetimeParam = Annotated[str | None, Query(description="Instant or interval on `updated_at` (RFC 3339).")]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _check_tms(tms: str) -> None:
+    if tms != TMS_ID:
+        raise HTTPException(404, f"unknown tile matrix set {tms[:60]!r}; this service offers {TMS_ID}")
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for item in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            q = params.strip().removeprefix("q=")
+            return not (params and q.replace(".", "", 1).isdigit() and float(q) == 0)
+    return False
+
+
+def _matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+class _Routes:
+    """The route handlers, bound to one engine."""
+
+    def __init__(self, engine: TileEngine) -> None:
+        self.engine = engine
+        age = engine.settings.max_age
+        self.cache_control = f"public, max-age={age}, must-revalidate" if age else "no-cache"
+
+    def bounds(self, layers: tuple[str, ...]) -> tuple[float, float, float, float]:
+        boxes = [b for b in (self.engine.store.extent(layer) for layer in layers) if b is not None]
+        if not boxes:
+            return TwinSettings().city_bbox
+        return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                max(b[3] for b in boxes))
+
+    def tile_response(self, request: Request, layers: str, z: str, x: str, y: str, flt: TileFilter) -> Response:
+        result = self.engine.tile(self.engine.layers(layers), parse_tile(z, x, y), flt)
+        headers = {"ETag": f'"{result.etag}"', "Cache-Control": self.cache_control, "Vary": "Accept-Encoding"}
+        if _matches(request, result.etag):
+            return Response(status_code=304, headers=headers)
+        if result.empty:
+            return Response(status_code=204, headers=headers)
+        if _accepts_gzip(request):
+            return Response(result.gz, media_type=meta.MVT_MEDIA_TYPE, headers={**headers, "Content-Encoding": "gzip"})
+        return Response(gzip.decompress(result.gz), media_type=meta.MVT_MEDIA_TYPE, headers=headers)
+
+    def matrix_sets(self, request: Request) -> Response:
+        return json_response(meta.tile_matrix_sets(_base(request)))
+
+    def matrix_set(self, tms: str) -> Response:
+        _check_tms(tms)
+        return json_response(meta.tile_matrix_set())
+
+    def layer_tilesets(self, request: Request, layer: str) -> Response:
+        return json_response(meta.tilesets(_base(request), self.engine.catalogue[layer]))
+
+    def layer_tileset(self, request: Request, layer: str, tms: str) -> Response:
+        spec = self.engine.catalogue[layer]
+        _check_tms(tms)
+        return json_response(meta.tileset(_base(request), spec, self.engine.aggregates, self.bounds((spec.id,))))
+
+    def layer_tilejson(self, request: Request, layer: str, tms: str) -> Response:
+        spec = self.engine.catalogue[layer]
+        _check_tms(tms)
+        url = f"{_base(request)}/collections/{spec.id}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}"
+        return json_response(meta.tilejson(spec.id, [spec], self.engine.aggregates, url, self.bounds((spec.id,))))
+
+    def layer_tile(self, request: Request, layer: str, tms: str, z: str, y: str, x: str, filter: FilterParam = None,
+                   filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
+                   datetime: DatetimeParam = None, f: Annotated[str | None, Query()] = None) -> Response:
+        spec = self.engine.catalogue[layer]
+        _check_tms(tms)
+        if f not in (None, "mvt", "pbf"):
+            raise InvalidQueryError(f"f={f[:40]!r}: tiles are only offered as mvt")
+        flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime)
+        return self.tile_response(request, spec.id, z, x, y, flt)
+
+    def combined_tilejson(self, request: Request, layers: str) -> Response:
+        names = self.engine.layers(layers)
+        url = f"{_base(request)}/tiles/{','.join(names)}/{{z}}/{{x}}/{{y}}.mvt"
+        specs = [self.engine.catalogue[n] for n in names]
+        return json_response(meta.tilejson(",".join(names), specs, self.engine.aggregates, url, self.bounds(names)))
+
+    def combined_tile(self, request: Request, layers: str, z: str, x: str, y: str, filter: FilterParam = None,
+                      filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
+                      datetime: DatetimeParam = None) -> Response:
+        flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime)
+        return self.tile_response(request, layers, z, x, y, flt)
+
+
+_TILE_RESPONSES: dict[int | str, dict] = {200: {"content": {meta.MVT_MEDIA_TYPE: {}}}, 204: {}, 304: {}}
+
+
+def tiles_router(engine: TileEngine) -> APIRouter:
+    """The tile routes over ``engine``; mount with ``app.include_router(tiles_router(engine))``."""
+    r = _Routes(engine)
+    router = APIRouter(tags=[_TAG])
+    for path, handler, summary in (
+        ("/tileMatrixSets", r.matrix_sets, "Tile matrix sets offered"),
+        ("/tileMatrixSets/{tms}", r.matrix_set, "A tile matrix set's definition"),
+        ("/collections/{layer}/tiles", r.layer_tilesets, "A layer's vector tilesets"),
+        ("/collections/{layer}/tiles/{tms}", r.layer_tileset, "A layer's vector tileset"),
+        ("/collections/{layer}/tiles/{tms}/tilejson.json", r.layer_tilejson, "TileJSON 3.0.0 of a layer's tiles"),
+        ("/tiles/{layers}/tilejson.json", r.combined_tilejson, "TileJSON 3.0.0 of a combined tile set"),
+    ):
+        router.add_api_route(path, handler, methods=["GET"], summary=summary)
+    router.add_api_route("/collections/{layer}/tiles/{tms}/{z}/{y}/{x}", r.layer_tile, methods=["GET"],
+                         summary="A vector tile of a layer", response_class=Response, responses=_TILE_RESPONSES)
+    router.add_api_route("/tiles/{layers}/{z}/{x}/{y}.mvt", r.combined_tile, methods=["GET"],
+                         summary="A vector tile of one or more layers (comma-separated)", response_class=Response,
+                         responses=_TILE_RESPONSES)
+    return router

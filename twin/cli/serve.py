@@ -1,0 +1,40 @@
+"""``twin serve``: the OGC API - Features service over a store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twin.cli.common import LayersOption, StoreOption, friendly, settings
+from twin.errors import StoreError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+@friendly
+def serve(store: StoreOption = None, layers: LayersOption = None,
+          host: Annotated[str | None, typer.Option(help="Address to listen on (default: $TWIN_HOST, else "
+                                                        "127.0.0.1).", show_default=False)] = None,
+          port: Annotated[int | None, typer.Option(help="Port to listen on (default: $TWIN_PORT, else 8000).",
+                                                   show_default=False)] = None,
+          workers: Annotated[int, typer.Option(help="Worker processes (each holds its own index).")] = 1) -> None:
+    """Serve the store as OGC API - Features (http://HOST:PORT/, OpenAPI at /api)."""
+    import uvicorn  # imported here so that other commands start without loading the web stack
+
+    from twin.api.app import ServiceSettings, create_app
+
+    cfg = ServiceSettings(**settings(store, layers).model_dump())
+    if not Path(cfg.store).is_file():
+        raise StoreError(f"{cfg.store}: no store here; build one with `twin demo` or `twin import`")
+    host, port = host or cfg.host, port or cfg.port
+    if workers > 1:  # each worker process builds its own app from the environment
+        os.environ["TWIN_STORE"] = str(cfg.store)
+        os.environ["TWIN_LAYERS"] = str(cfg.layers)
+        uvicorn.run("twin.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        return
+    uvicorn.run(create_app(cfg), host=host, port=port)

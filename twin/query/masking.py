@@ -1,0 +1,55 @@
+"""Desensitising (脱敏) personal fields before they leave the service.
+
+The query API has no logins, so it serves every field marked ``sensitive`` in the catalogue
+masked by its rule, and never lets a filter or ``sortby`` name it (which would leak it bit by bit).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from twin.catalogue import LayerSpec, MaskRule
+
+_BUILDING = re.compile(r"(号楼|栋|幢|座|弄|号)")
+
+
+def mask_name(v: str) -> str:
+    """张三丰 -> 张**."""
+    return v[:1] + "*" * (len(v) - 1)
+
+
+def mask_phone(v: str) -> str:
+    """13812341234 -> 138****1234; short numbers keep only their last two digits."""
+    if len(v) >= 11:
+        return v[:3] + "*" * (len(v) - 7) + v[-4:]
+    return "*" * max(len(v) - 2, 0) + v[-2:]
+
+
+def mask_id_number(v: str) -> str:
+    """310101199001011234 -> 3****************4."""
+    return v[:1] + "*" * max(len(v) - 2, 0) + (v[-1:] if len(v) > 1 else "")
+
+
+def mask_address(v: str) -> str:
+    """Cut an address after its first building marker: 南京东路100号3号楼501室 -> 南京东路100号."""
+    m = _BUILDING.search(v)
+    return v[: m.end()] if m else v[: max(len(v) // 2, 1)] + "…"
+
+
+_RULES: dict[MaskRule, Callable[[str], str]] = {
+    MaskRule.name: mask_name, MaskRule.phone: mask_phone,
+    MaskRule.id_number: mask_id_number, MaskRule.address: mask_address,
+}
+
+
+def maskers(spec: LayerSpec) -> dict[str, Callable[[object], object] | None]:
+    """For each sensitive field, the function masking a value; ``None`` means the field is dropped."""
+    out: dict[str, Callable[[object], object] | None] = {}
+    for name, rule in spec.sensitive_fields.items():
+        if rule is MaskRule.drop:
+            out[name] = None
+        else:
+            fn = _RULES[rule]
+            out[name] = lambda v, fn=fn: None if v is None else fn(str(v))
+    return out
