@@ -1,0 +1,73 @@
+"""Real-browser fixtures: Debian's Chromium driven by Playwright, every request recorded, screenshots kept.
+
+Screenshots go to ``test-artifacts/`` at the repository root (gitignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.maps.conftest import city, city_path, city_url, own_city, pristine_city  # noqa: F401  (shared fixtures)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Chromium is not installed (scripts/system-packages installs it)")
+    with playwright_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Tab:
+    """A page, the URL of the server it talks to, and every request and error it made."""
+
+    page: object
+    base: str
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def outside(self) -> list[str]:
+        """Requests to anything but the local server (data: and blob: URLs stay in the page)."""
+        local = urlsplit(self.base).netloc
+        return [u for u in self.requests if urlsplit(u).scheme not in ("data", "blob", "file")
+                and urlsplit(u).netloc != local]
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+def open_tab(browser: object, base: str) -> Tab:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    tab = Tab(page, base)
+    page.on("request", lambda r: tab.requests.append(r.url))
+    page.on("pageerror", lambda e: tab.errors.append(str(e)))
+    page.set_default_timeout(20_000)
+    return tab
+
+
+@pytest.fixture
+def tab(browser: object, city_url: str) -> Iterator[Tab]:  # noqa: F811
+    t = open_tab(browser, city_url)
+    yield t
+    t.page.context.close()
+    assert t.outside() == [], f"requests left the local server: {t.outside()[:5]}"
+    assert t.errors == [], f"script errors: {t.errors[:3]}"

@@ -1,0 +1,51 @@
+"""Fixtures of the map tests: a small demo-like twin (real districts and roads) and a server over a copy of it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.maps.city import build_city
+from tests.maps.server import running
+from twin.catalogue import Catalogue
+from twin.store import GeoPackageStore, open_store
+
+
+@pytest.fixture(scope="session")
+def pristine_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path:
+    """The city as built, never opened again: the source of every copy."""
+    path = tmp_path_factory.mktemp("pristine") / "city.gpkg"
+    build_city(path, catalogue).close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def city_path(tmp_path_factory: pytest.TempPathFactory, pristine_city: Path) -> Path:
+    path = tmp_path_factory.mktemp("city") / "city.gpkg"
+    shutil.copy(pristine_city, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def city(city_path: Path, catalogue: Catalogue) -> Iterator[GeoPackageStore]:
+    store = open_store(city_path, catalogue, create=False)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def city_url(city_path: Path) -> Iterator[str]:
+    """A server over the shared city (read-only tests)."""
+    with running(city_path) as url:
+        yield url
+
+
+@pytest.fixture
+def own_city(tmp_path: Path, pristine_city: Path) -> Path:
+    """A private copy of the city, for tests that write."""
+    path = tmp_path / "city.gpkg"
+    shutil.copy(pristine_city, path)
+    return path
