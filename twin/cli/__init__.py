@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from twin.cli import core
+from twin.cli import core, demo, maps, serve, tiles, transfer
 
 app = typer.Typer(
     name="twin",
@@ -14,6 +14,11 @@ app = typer.Typer(
     add_completion=False,
 )
 core.register(app)
+serve.register(app)
+transfer.register(app)
+demo.register(app)
+tiles.register(app)
+maps.register(app)
 
 
 def main() -> None:

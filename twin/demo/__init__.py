@@ -1,0 +1,9 @@
+"""The Shanghai demo twin (``twin demo``): real districts, roads and heritage, plausible synthetic the rest.
+
+See ``docs/demo.md`` for what is real and what is synthesised. Entry point: :func:`build_demo`.
+"""
+
+from twin.demo.build import LayerResult, build_demo
+from twin.demo.scale import PUBLIC_SCALES, SCALES, Scale
+
+__all__ = ["PUBLIC_SCALES", "SCALES", "LayerResult", "Scale", "build_demo"]

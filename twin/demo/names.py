@@ -1,0 +1,86 @@
+"""Synthetic Chinese names, addresses and contact details, plainly fake.
+
+People are given only a surname followed by ``**`` and phones are printed with their middle digits
+starred, so no value can be mistaken for a real person's; places are made of common name characters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁沈")
+PLACE_CHARS = list("安康平和兴华昌盛嘉定祥瑞长宁永泰丰裕德明光新民乐阳春景秀福寿金桂兰芳松竹梅林泉溪澄清文")
+STREET_SUFFIX = ["路", "路", "路", "路", "街", "支路", "弄"]
+COMPOUND_SUFFIX = ["花园", "新村", "苑", "小区", "公寓", "家园", "名邸", "雅苑", "新苑", "坊", "湾", "里"]
+SITE_KINDS = ["住宅项目", "商业综合体", "学校新建工程", "道路改建工程", "地铁站配套工程", "产业园区一期",
+              "医院扩建工程", "保障性住房项目", "旧区改造项目", "排水泵站工程"]
+HERITAGE_KINDS = ["住宅", "里弄", "洋房", "公寓", "旧址", "银行旧址", "教堂", "学校旧址"]
+CONTRACTOR_SUFFIX = ["建设工程有限公司", "建工集团有限公司", "市政工程有限公司", "建筑安装有限公司"]
+
+
+def place_stems(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
+    """Two-character place-name stems such as 康平 or 瑞林 (the two characters differ)."""
+    chars = np.array(PLACE_CHARS)
+    a = rng.integers(0, len(chars), n)
+    b = (a + rng.integers(1, len(chars), n)) % len(chars)
+    return np.char.add(chars[a], chars[b])
+
+
+def unique_stems(rng: np.random.Generator, n: int, taken: set[str] | None = None) -> list[str]:
+    """``n`` distinct stems not in ``taken``, three characters once two run out."""
+    seen = set(taken or ())
+    out: list[str] = []
+    while len(out) < n:
+        for stem in place_stems(rng, 2 * (n - len(out))).tolist():
+            if len(seen) > 0.6 * len(PLACE_CHARS) ** 2:
+                stem += PLACE_CHARS[int(rng.integers(0, len(PLACE_CHARS)))]
+            if stem not in seen and len(out) < n:
+                seen.add(stem)
+                out.append(stem)
+    return out
+
+
+def choose(rng: np.random.Generator, options: list[str], n: int) -> NDArray[np.str_]:
+    return np.array(options)[rng.integers(0, len(options), n)]
+
+
+def street_names(numbers: NDArray[np.int64]) -> NDArray[np.str_]:
+    """A fixed name for each synthetic street number, so every piece of one street shares its name."""
+    chars = np.array(PLACE_CHARS)
+    suffix = np.array(STREET_SUFFIX)
+    h = (np.asarray(numbers, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)
+    a = (h % np.uint64(len(chars))).astype(np.intp)
+    b = (a + 1 + ((h >> np.uint64(8)) % np.uint64(len(chars) - 1)).astype(np.intp)) % len(chars)
+    s = ((h >> np.uint64(16)) % np.uint64(len(suffix))).astype(np.intp)
+    return np.char.add(np.char.add(chars[a], chars[b]), suffix[s])
+
+
+def padded(values: NDArray[np.integer], width: int) -> NDArray[np.str_]:
+    """Integers as zero-padded decimal strings (``7`` -> ``0007``)."""
+    return np.array([f"{v:0{width}d}" for v in np.asarray(values).tolist()], dtype=f"<U{max(width, 1) + 12}")
+
+
+def people(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
+    """Masked synthetic names: a surname and two stars (王**)."""
+    return np.char.add(choose(rng, SURNAMES, n), "**")
+
+
+def mobiles(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
+    """Masked synthetic mobile numbers such as 139****0427."""
+    prefix = choose(rng, ["135", "136", "137", "138", "139", "150", "158", "186", "189"], n)
+    return np.char.add(np.char.add(prefix, "****"), padded(rng.integers(0, 10_000, n), 4))
+
+
+def landlines(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
+    """Masked synthetic Shanghai landlines such as 021-5***-0427."""
+    first = rng.integers(3, 7, n).astype(str)
+    tail = padded(rng.integers(0, 10_000, n), 4)
+    return np.char.add(np.char.add(np.char.add("021-", first), "***-"), tail)
+
+
+def dates(rng: np.random.Generator, n: int, first: str, last: str) -> NDArray[np.str_]:
+    """Uniform random ISO dates between ``first`` and ``last`` inclusive."""
+    lo, hi = np.datetime64(first, "D"), np.datetime64(last, "D")
+    days = rng.integers(0, int((hi - lo).astype(int)) + 1, n)
+    return (lo + days.astype("timedelta64[D]")).astype(str)
