@@ -111,3 +111,15 @@ def test_a_key_resolves_to_its_component(store):
         row = store.get(key)
         assert row.key.iloc[0] == key
         assert row.geometry.iloc[0].equals(keyed.set_index("key").geometry[key])
+
+
+@given(st.lists(st.tuples(lons, lats), min_size=1, max_size=20))
+def test_point_fingerprints_equal_the_general_definition(coords):
+    pts = shapely.points(np.array(coords))
+    general = shapely.normalize(shapely.transform(pts, lambda c: np.round(c, 7)))
+    import pandas as pd
+
+    expected = pd.util.hash_array(shapely.to_wkb(general, byte_order=1, flavor="iso", output_dimension=2),
+                                  hash_key="0123456789123456", categorize=False).view(np.int64)
+    mixed = np.array([*pts, shapely.LineString([(0, 0), (1, 1)])], dtype=object)
+    assert fingerprints(pts).tolist() == expected.tolist() == fingerprints(mixed)[:-1].tolist()

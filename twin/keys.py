@@ -132,7 +132,11 @@ def key_cell_range(code: str, cell: str) -> tuple[str, str]:
 
 def representative_points(geoms: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """A point on each geometry (the point itself for points), as lon and lat arrays."""
-    pts = shapely.point_on_surface(geoms)
+    geoms = np.asarray(geoms, dtype=object)
+    pts = geoms.copy()
+    other = shapely.get_type_id(geoms) != 0  # a point is its own representative point
+    if other.any():
+        pts[other] = shapely.point_on_surface(geoms[other])
     return shapely.get_x(pts), shapely.get_y(pts)
 
 
@@ -152,9 +156,15 @@ def fingerprints(geoms: NDArray[np.object_]) -> NDArray[np.int64]:
     SipHash-2-4 of the ISO WKB of the normalised geometry with coordinates rounded to 1e-7 degree.
     Fingerprints are derived data: a store migration can recompute them if this definition changes.
     """
-    rounded = shapely.normalize(
-        shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.round(c, FINGERPRINT_DECIMALS))
-    )
+    geoms = np.asarray(geoms, dtype=object)
+    points = shapely.get_type_id(geoms) == 0
+    rounded = np.empty(len(geoms), dtype=object)
+    if points.any():  # the common case, millions of rows: round directly, normalising a point is a no-op
+        xy = np.round(shapely.get_coordinates(geoms[points]), FINGERPRINT_DECIMALS)
+        rounded[points] = shapely.points(xy)
+    if (~points).any():
+        rounded[~points] = shapely.normalize(
+            shapely.transform(geoms[~points], lambda c: np.round(c, FINGERPRINT_DECIMALS)))
     wkb = shapely.to_wkb(rounded, byte_order=1, flavor="iso", output_dimension=2)
     return pd.util.hash_array(wkb, hash_key=_HASH_KEY, categorize=False).view(np.int64)
 

@@ -1,6 +1,6 @@
 """The Shanghai demo twin (``twin demo``): real districts, roads and heritage, plausible synthetic the rest.
 
-See ``docs/demo.md`` for what is real and what is synthesised. Entry point: :func:`build_demo`.
+See the demo section of README.md for what is real and what is synthesised. Entry point: :func:`build_demo`.
 """
 
 from twin.demo.build import LayerResult, build_demo
