@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -37,3 +39,20 @@ def hydrants(n: int, seed: int = 0, *, box: tuple[float, float, float, float] = 
          "road": [f"测试路{i % 7}号" for i in range(n)]},
         geometry=shapely.points(x, y), crs="EPSG:4326",
     )
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium, driven by Playwright; one per test worker (Playwright's sync API allows one)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Chromium is not installed (scripts/system-packages installs it)")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"]
+    with playwright_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield chromium
+        chromium.close()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
+import shapely
 from numpy.typing import NDArray
 from rtree import index as rtree_index
 
@@ -102,11 +103,22 @@ class LiveIndex:
             idx.changeset = changes.last_changeset
 
     def bbox(self, layer: str, bbox: BBox) -> NDArray[np.int64]:
-        """Ids of components whose envelope meets ``bbox`` (lon/lat), in id order."""
+        """Ids of components whose envelope meets ``bbox`` (lon/lat), in id order.
+
+        The index holds boxes rounded outwards to 32-bit floats (as the GeoPackage R-tree does); a box
+        wholly inside ``bbox`` is a hit as it is, one across its edge is checked on the exact geometry.
+        """
         self.sync(layer)
         with self._lock:
-            hits = list(self._layers[layer].rtree.intersection(bbox))
-        return np.sort(np.asarray(hits, dtype=np.int64))
+            items = [(i.id, i.bbox) for i in self._layers[layer].rtree.intersection(bbox, objects=True)]
+        minx, miny, maxx, maxy = bbox
+        sure = [fid for fid, b in items if b[0] >= minx and b[1] >= miny and b[2] <= maxx and b[3] <= maxy]
+        edge = [fid for fid, b in items if not (b[0] >= minx and b[1] >= miny and b[2] <= maxx and b[3] <= maxy)]
+        if edge:
+            geoms = self.store.geometries(layer, edge)
+            box = shapely.box(*bbox)
+            sure += [fid for fid in edge if shapely.intersects(shapely.envelope(geoms[fid]), box)]
+        return np.sort(np.asarray(sure, dtype=np.int64))
 
     def radius(self, layer: str, lon: float, lat: float, metres: float) -> Hits:
         """Components within ``metres`` of (lon, lat), nearest first."""

@@ -42,10 +42,8 @@ window.bounds = () => { const b = map.getBounds(); return [b.getWest(), b.getSou
 
 @pytest.mark.slow
 def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city: GeoPackageStore,
-                                                        tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not (VENDOR / "vectorgrid").is_dir() or not Path("/usr/bin/chromium").exists():
-        pytest.skip("needs the vendored Leaflet.VectorGrid and Debian's chromium (scripts/system-packages)")
+                                                        tmp_path: Path, browser) -> None:
+    assert (VENDOR / "vectorgrid").is_dir(), "the vendored Leaflet.VectorGrid is missing (scripts/vendor-assets)"
     key = city.features("hydrant").key.iloc[0]
     city.edit(key, author="test", properties={"status": "faulty"})
     point = city.get(key).geometry.iloc[0]
@@ -58,10 +56,9 @@ def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city
         return PAGE.replace("__LAT__", str(point.y)).replace("__LON__", str(point.x)).replace("__ZOOM__", str(zoom))
 
     app.get("/map/{zoom}")(lambda zoom: HTMLResponse(page(int(zoom))))
-    with serving(app) as url, playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless=new"])
+    with serving(app) as url:
+        tab = browser.new_page(viewport={"width": 768, "height": 512})
         try:
-            tab = browser.new_page(viewport={"width": 768, "height": 512})
             tab.goto(f"{url}/map/16")
             tab.wait_for_function("window.done", timeout=30_000)
             seen, bounds = tab.evaluate("window.seen"), tab.evaluate("window.bounds()")
@@ -75,4 +72,4 @@ def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city
             assert tab.evaluate("window.cells") == city.count("hydrant")  # the view holds the whole layer
             assert tab.evaluate("Object.keys(window.seen).length") == 0
         finally:
-            browser.close()
+            tab.close()
