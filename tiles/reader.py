@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from twin.catalogue import LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.query import sqlfuncs
 from twin.store.ddl import q
-from twin.store.gpkg_blob import register_sql_functions
+from twin.store.readers import ReaderPool
 
 Box = tuple[float, float, float, float]
 _PROGRESS_STEPS = 4_000
@@ -48,32 +47,13 @@ class TileReader:
     def __init__(self, path: Path, *, budget_s: float = 5.0) -> None:
         self.path = Path(path)
         self.budget_s = budget_s
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._pool = ReaderPool(self.path, setup=sqlfuncs.setup_reader)
 
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
-                                   isolation_level=None, timeout=60)
-            register_sql_functions(conn)
-            sqlfuncs.register(conn)  # filters may call twin_pred / twin_dwithin
-            conn.execute("PRAGMA query_only = 1")
-            conn.execute("PRAGMA case_sensitive_like = ON")  # CQL2 LIKE is case-sensitive
-            conn.execute("PRAGMA cache_size = -65536")
-            conn.execute("PRAGMA mmap_size = 1073741824")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._pool.get()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._pool.close()
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

@@ -76,3 +76,9 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("twin_pred", 3, _pred, deterministic=True)
     conn.create_function("twin_dwithin", 3, _dwithin, deterministic=True)
     conn.create_function("twin_distance", 3, _distance, deterministic=True)
+
+
+def setup_reader(conn: sqlite3.Connection) -> None:
+    """Prepare a read connection for CQL2 filters: twin's SQL functions and case-sensitive LIKE."""
+    register(conn)
+    conn.execute("PRAGMA case_sensitive_like = ON")  # CQL2 LIKE is case-sensitive

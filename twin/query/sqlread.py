@@ -9,7 +9,6 @@ interrupts any statement that runs past the time budget.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from twin.query import sqlfuncs
 from twin.query.filters import queryables
 from twin.query.model import FeatureQuery
 from twin.store.ddl import q
-from twin.store.gpkg_blob import register_sql_functions
+from twin.store.readers import ReaderPool
 
 Box = tuple[float, float, float, float]
 #: Up to this many matches are counted exactly for ``numberMatched``; beyond it the number is estimated.
@@ -66,33 +65,13 @@ class Reader:
         self.path = Path(path)
         self.catalogue = catalogue
         self.budget_s = budget_s
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._pool = ReaderPool(self.path, setup=sqlfuncs.setup_reader)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-            register_sql_functions(conn)
-            sqlfuncs.register(conn)
-            conn.execute("PRAGMA query_only = 1")
-            conn.execute("PRAGMA case_sensitive_like = ON")  # CQL2 LIKE is case-sensitive
-            # one connection per request thread, each with a modest private page cache; the operating
-            # system's page cache holds the hot file pages for all of them. No mmap: every connection
-            # would map the whole file again (inflating RSS many times over), and measured slower here.
-            conn.execute("PRAGMA cache_size = -16384")
-            conn.execute("PRAGMA mmap_size = 0")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._pool.get()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+        self._pool.close()
 
     @contextmanager
     def _budget(self, what: str) -> Iterator[sqlite3.Connection]:

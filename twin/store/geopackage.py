@@ -25,6 +25,7 @@ from twin.errors import FeatureNotFoundError, StoreError
 from twin.store import ddl
 from twin.store.base import BBox, Changeset, LayerChanges
 from twin.store.gpkg_blob import decode, envelope, register_sql_functions
+from twin.store.readers import ReaderPool
 from twin.store.writing import LayerWriter, layer_writer
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class GeoPackageStore:
     def __init__(self, path: Path | str, catalogue: Catalogue, *, create: bool = True) -> None:
         self.path = Path(path)
         self.catalogue = catalogue
-        self._local = threading.local()
+        self._readers = ReaderPool(self.path)
         self._write_lock = threading.Lock()
         self._subscribers: list[Callable[[Changeset], None]] = []
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -82,19 +83,11 @@ class GeoPackageStore:
 
     # -- connections -------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path)
-            conn.execute("PRAGMA query_only = 1")
-            self._local.conn = conn
-        return conn
+        return self._readers.get()
 
     def close(self) -> None:
-        """Close this thread's reader and the writer."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every reader connection and the writer."""
+        self._readers.close()
         self._writer.close()
 
     def subscribe(self, callback: Callable[[Changeset], None]) -> None:
