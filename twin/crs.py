@@ -10,6 +10,7 @@ All coordinates handled here are in x/y order (lon/lat for geographic CRSs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -64,17 +65,23 @@ def wgs84_to_gcj02(lon: Array, lat: Array) -> tuple[Array, Array]:
     return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
 
 
-def gcj02_to_wgs84(lon: Array, lat: Array) -> tuple[Array, Array]:
-    """GCJ-02 to WGS84 by fixed-point iteration of the forward transform."""
-    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    wlon, wlat = lon.copy(), lat.copy()
+def _invert(forward: Callable[[Array, Array], tuple[Array, Array]], lon: Array, lat: Array,
+            start: tuple[Array, Array]) -> tuple[Array, Array]:
+    """Solve ``forward(x, y) == (lon, lat)`` by fixed-point iteration from ``start``, to ~1e-10 degree."""
+    x, y = start
     for _ in range(30):
-        glon, glat = wgs84_to_gcj02(wlon, wlat)
-        elon, elat = glon - lon, glat - lat
-        wlon, wlat = wlon - elon, wlat - elat
+        flon, flat = forward(x, y)
+        elon, elat = flon - lon, flat - lat
+        x, y = x - elon, y - elat
         if np.all(np.abs(elon) < 1e-10) and np.all(np.abs(elat) < 1e-10):
             break
-    return wlon, wlat
+    return x, y
+
+
+def gcj02_to_wgs84(lon: Array, lat: Array) -> tuple[Array, Array]:
+    """GCJ-02 to WGS84, inverting the forward transform."""
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    return _invert(wgs84_to_gcj02, lon, lat, (lon.copy(), lat.copy()))
 
 
 def gcj02_to_bd09(lon: Array, lat: Array) -> tuple[Array, Array]:
@@ -88,16 +95,9 @@ def gcj02_to_bd09(lon: Array, lat: Array) -> tuple[Array, Array]:
 
 
 def bd09_to_gcj02(lon: Array, lat: Array) -> tuple[Array, Array]:
-    """BD-09 to GCJ-02 by fixed-point iteration of the forward transform."""
+    """BD-09 to GCJ-02, inverting the forward transform."""
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    glon, glat = lon - 0.0065, lat - 0.006
-    for _ in range(30):
-        blon, blat = gcj02_to_bd09(glon, glat)
-        elon, elat = blon - lon, blat - lat
-        glon, glat = glon - elon, glat - elat
-        if np.all(np.abs(elon) < 1e-10) and np.all(np.abs(elat) < 1e-10):
-            break
-    return glon, glat
+    return _invert(gcj02_to_bd09, lon, lat, (lon - 0.0065, lat - 0.006))
 
 
 def wgs84_to_bd09(lon: Array, lat: Array) -> tuple[Array, Array]:
