@@ -30,3 +30,28 @@ def test_points_a_hair_outside_the_bbox_are_not_returned(tmp_path, catalogue):
         left = client.get("/collections/hydrant/items", params={"bbox": f"121.4,31.2,{edge},31.25"}).json()
         assert sorted(f["geometry"]["coordinates"][0] for f in left["features"]) == [edge - 2e-6, edge - 1e-7, edge]
 
+
+
+def test_only_components_at_the_edge_of_the_bbox_take_the_exact_test(tmp_path, catalogue, monkeypatch):
+    import twin.query.sqlfuncs as sqlfuncs
+    from twin.crs import parse_crs
+    from twin.query.model import BBox, FeatureQuery
+    from twin.query.sqlread import Reader
+
+    calls = []
+    real = sqlfuncs._pred
+    monkeypatch.setattr(sqlfuncs, "_pred", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(5)
+    frame = gpd.GeoDataFrame({"kind": ["above_ground"] * 2000},
+                             geometry=shapely.points(121.4 + rng.random(2000) * 0.1, 31.2 + rng.random(2000) * 0.1),
+                             crs="EPSG:4326")
+    store = open_store(tmp_path / "s.gpkg", catalogue)
+    store.upsert("hydrant", frame, author="t", source="t")
+    store.close()
+    reader = Reader(tmp_path / "s.gpkg", catalogue)
+    box = BBox.parse("121.42,31.22,121.48,31.28", parse_crs("CRS84"))
+    rows = reader.select(FeatureQuery("hydrant", bbox=box, limit=10_000)).rows
+    reader.close()
+    inside = frame.cx[121.42:121.48, 31.22:31.28]
+    assert len(rows) == len(inside) > 500
+    assert len(calls) < 20  # the R-tree box settles everything but a hair's breadth at the edges
