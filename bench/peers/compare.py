@@ -33,7 +33,7 @@ def run_server(urls: PeerUrls, all_seeds: list[Seeds], args: argparse.Namespace)
     """Every workload of every layer against one server."""
     out = []
     for seeds in all_seeds:
-        for work in build(urls, seeds, limit=args.limit):
+        for work in build(urls, seeds, box_m=args.box, limit=args.limit):
             if work.name.split()[0] not in args.workloads:
                 continue
             print(f"  {urls.name}: {seeds.layer} {work.name} ({len(work.paths)} requests)", file=sys.stderr)
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="seeded requests per workload")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=1000, help="limit= of the bbox and filter workloads")
+    parser.add_argument("--box", type=float, default=1000, help="side of the bbox workload's box, metres")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per timed run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--workloads", nargs="+", default=["bbox", "by_id", "filter", "tile"])
