@@ -33,15 +33,16 @@ def districts(city: City) -> gpd.GeoDataFrame:
 
 
 def allocate(total: int, weights: NDArray[np.float64], minimum: int) -> NDArray[np.int64]:
-    """Split ``total`` into integers proportional to ``weights``, each at least ``minimum`` (largest remainder)."""
-    share = np.maximum(weights / weights.sum() * total, minimum)
-    share *= max(total - minimum * len(weights), 0) / max((share - minimum).sum(), 1e-9)
-    base = np.floor(share).astype(np.int64) + 0
-    out = np.maximum(base, minimum)
-    rest = total - out.sum()
-    if rest > 0:
-        out[np.argsort(-(share - base), kind="stable")[:rest]] += 1
-    return out
+    """Split ``total`` into integers proportional to ``weights``, each at least ``minimum`` (largest remainder).
+
+    Every part first gets ``minimum``; what is left is shared by weight. The parts add up to ``total``, or to
+    ``minimum`` times their number when that is more.
+    """
+    spare = max(total - minimum * len(weights), 0)
+    share = weights / weights.sum() * spare
+    out = np.floor(share).astype(np.int64)
+    out[np.argsort(-(share - out), kind="stable")[: spare - int(out.sum())]] += 1
+    return out + minimum
 
 
 def _weights(city: City, polygons: NDArray[np.object_]) -> NDArray[np.float64]:
