@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,8 +11,6 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
-import uvicorn
-from fastapi import FastAPI
 
 from tests.conftest import hydrants
 from tiles import TileEngine, TileSettings
@@ -87,22 +80,3 @@ def gdal_read(raw: bytes, z: int, x: int, y: int, layer: str, folder: Path) -> g
     path.write_bytes(raw)
     return pyogrio.read_dataframe(path, layer=layer, CLIP="NO")
 
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free local port in a thread; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

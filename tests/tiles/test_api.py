@@ -11,7 +11,8 @@ import mapbox_vector_tile
 import pytest
 from fastapi import FastAPI
 
-from tests.tiles.conftest import gdal_read, serving
+from tests.serving import serving
+from tests.tiles.conftest import gdal_read
 from tiles import TileEngine
 from tiles.grid import TileID, tiles_in
 from twin.api import errors

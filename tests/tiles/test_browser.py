@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from tests.tiles.conftest import serving
+from tests.serving import serving
 from tiles import TileEngine
 from twin.api import errors
 from twin.api.tiles import tiles_router
