@@ -142,21 +142,11 @@ class Aggregates:
 
     def cells(self, conn: sqlite3.Connection, plan: Plan, tile: TileID) -> list[tuple]:
         """``(cx, cy, status, n, measure, sx, sy)`` of the cells inside ``tile``."""
-        level, side = tile.z + plan.depth, 1 << plan.depth
-        return conn.execute(
-            "SELECT cx, cy, status, n, measure, sx, sy FROM twin_tiles_cells WHERE layer = ? AND level = ? "
-            "AND cx BETWEEN ? AND ? AND cy BETWEEN ? AND ?",
-            (plan.layer, level, tile.x * side, tile.x * side + side - 1, tile.y * side, tile.y * side + side - 1),
-        ).fetchall()
+        return _in_tile(conn, "cx, cy, status, n, measure, sx, sy FROM twin_tiles_cells", plan, tile)
 
     def shapes(self, conn: sqlite3.Connection, plan: Plan, tile: TileID) -> list[tuple]:
         """``(cx, cy, wkb)`` of the generalised shapes inside ``tile`` (Web Mercator)."""
-        level, side = tile.z + plan.depth, 1 << plan.depth
-        return conn.execute(
-            "SELECT cx, cy, geom FROM twin_tiles_shapes WHERE layer = ? AND level = ? "
-            "AND cx BETWEEN ? AND ? AND cy BETWEEN ? AND ?",
-            (plan.layer, level, tile.x * side, tile.x * side + side - 1, tile.y * side, tile.y * side + side - 1),
-        ).fetchall()
+        return _in_tile(conn, "cx, cy, geom FROM twin_tiles_shapes", plan, tile)
 
     # -- syncing ---------------------------------------------------------------------------------
     def sync(self, layer: str) -> int:
@@ -309,3 +299,12 @@ def _write_shapes(conn: sqlite3.Connection, layer: str, level: int,
     kept = [(layer, level, cx, cy, shapely.to_wkb(g)) for (cx, cy), g in shapes.items() if g is not None]
     conn.executemany("DELETE FROM twin_tiles_shapes WHERE layer = ? AND level = ? AND cx = ? AND cy = ?", gone)
     conn.executemany("INSERT OR REPLACE INTO twin_tiles_shapes VALUES (?, ?, ?, ?, ?)", kept)
+
+
+def _in_tile(conn: sqlite3.Connection, what: str, plan: Plan, tile: TileID) -> list[tuple]:
+    """Rows of ``what`` (a fixed column list and table) whose cell lies inside ``tile``."""
+    level, side = tile.z + plan.depth, 1 << plan.depth
+    return conn.execute(
+        f"SELECT {what} WHERE layer = ? AND level = ? AND cx BETWEEN ? AND ? AND cy BETWEEN ? AND ?",
+        (plan.layer, level, tile.x * side, tile.x * side + side - 1, tile.y * side, tile.y * side + side - 1),
+    ).fetchall()
