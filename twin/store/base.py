@@ -47,8 +47,6 @@ class WritePlan:
     action: NDArray[np.object_]
     fids: NDArray[np.int64]  # existing fid of updated/unchanged rows, -1 for inserts
     fps: NDArray[np.int64]
-    base_changeset: int  # the layer's latest changeset when the plan was made
-    time: str  # when the plan was made; the default ``updated_at`` of its rows
     delete_fids: list[int] = field(default_factory=list)
 
     def count(self, action: str) -> int:

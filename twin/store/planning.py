@@ -160,7 +160,6 @@ def plan_write(session: WriteSession, spec: LayerSpec, frame: gpd.GeoDataFrame, 
         compare.insert(1, "updated_at")
     n = len(frame)
     fps = keymod.fingerprints(geoms) if n else np.array([], dtype=np.int64)
-    base = int(conn.execute("SELECT max(id) FROM twin_changesets WHERE layer = ?", (spec.id,)).fetchone()[0] or 0)
     action = np.full(n, "insert", dtype=object)
     fids = np.full(n, -1, dtype=np.int64)
     keys = np.empty(n, dtype=object)
@@ -194,4 +193,4 @@ def plan_write(session: WriteSession, spec: LayerSpec, frame: gpd.GeoDataFrame, 
                 action[i] = "unchanged" if old == values else "update"
     out = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
     out.insert(0, "key", keys)
-    return WritePlan(spec.id, out, action, fids, fps, base, now)
+    return WritePlan(spec.id, out, action, fids, fps)
