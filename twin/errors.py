@@ -73,3 +73,23 @@ class ExportError(TwinError):
 
 class OfflineAssetError(TwinError):
     """A map would load a script, style sheet or font that twin does not serve itself (no CDN, ever)."""
+
+
+class AuthenticationError(TwinError):
+    """A request without valid credentials: no token, or one that is unknown, expired, revoked or forged."""
+
+
+class PermissionDeniedError(TwinError):
+    """An authenticated user asking for something their role does not allow."""
+
+
+class MaskedFieldError(PermissionDeniedError):
+    """A filter or sort naming a personal field the user's role only sees masked (values could be inferred)."""
+
+
+class OutOfScopeError(FeatureNotFoundError):
+    """A component outside the user's area: answered exactly like one that does not exist, but audited."""
+
+
+class AccessConfigError(TwinError):
+    """An access policy, user or area that is malformed or names something that does not exist."""

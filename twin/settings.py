@@ -26,3 +26,7 @@ class TwinSettings(BaseSettings):
     city_bbox: tuple[float, float, float, float] = Field(
         (120.85, 30.67, 122.25, 31.88), description="The city's extent in lon/lat (Shanghai by default)."
     )
+    access_db: Path | None = Field(None, description="Users, hashed tokens and the audit log (default: beside the "
+                                                     "store, city.gpkg -> city.access.db).")
+    access_policy: Path | None = Field(None, description="Access policy YAML: roles, their layers and unmasked "
+                                                         "fields (default: twin/access/policy.yaml).")

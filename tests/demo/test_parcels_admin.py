@@ -14,8 +14,8 @@ from twin.demo.city import City
 from twin.demo.networks import Network
 from twin.demo.tiles import city_tiles
 
-MASKED_NAME = r"[\u4e00-\u9fff]\*\*"
-MASKED_MOBILE = r"1[3-9]\d\*{4}\d{4}"
+FULL_NAME = r"[\u4e00-\u9fff]{2,3}"
+MOBILE = r"1[3-9]\d{9}"
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +43,19 @@ def test_parcels_are_valid_separate_and_clear_of_roads(placed: tuple, city: City
     assert 2_000 < np.median(area) < 100_000  # m²: a few hectares
 
 
-def test_compound_and_site_attributes_are_plausible_and_masked(placed: tuple) -> None:
+def test_compound_and_site_attributes_are_plausible(placed: tuple) -> None:
     compounds, sites = placed
     assert compounds["name"].str.contains("花园|新村|苑|小区|公寓|家园|名邸|坊|湾|里").all()
     assert compounds["address"].str.fullmatch(r"\w+区\w+?(路|街|支路|弄)\d+弄").all()
     assert compounds["households"].between(20, 20_000).all() and compounds["built_year"].between(1920, 2024).all()
-    assert compounds["property_manager"].str.fullmatch(MASKED_NAME).all()
-    assert compounds["contact_phone"].str.fullmatch(MASKED_MOBILE).all()
+    assert compounds["property_manager"].str.fullmatch(FULL_NAME).all()
+    assert compounds["contact_phone"].str.fullmatch(MOBILE).all()
     assert sites["permit_no"].str.fullmatch(r"31\d{4}20\d{6}\d{4}").all()
     assert (sites["end_date"] > sites["start_date"]).all()
     today = "2025-06-30"
     assert (sites.loc[sites["status"] == "planned", "start_date"] > today).all()
     assert (sites.loc[sites["status"] == "completed", "end_date"] < today).all()
-    assert sites["site_manager"].str.fullmatch(MASKED_NAME).all()
+    assert sites["site_manager"].str.fullmatch(FULL_NAME).all()
 
 
 @given(total=st.integers(0, 5000), weights=st.lists(st.floats(0.001, 100), min_size=1, max_size=30),
@@ -79,5 +79,5 @@ def test_subdistricts_and_committees_tile_their_parents(city: City) -> None:
     assert com.groupby("parent").size().min() >= 3 and len(com) <= 300
     assert com.groupby("parent")["name"].apply(lambda s: s.is_unique).all()
     assert com["name"].str.fullmatch(r"\w+(居委会|村委会)").all()
-    assert com["secretary"].str.fullmatch(MASKED_NAME).all()
-    assert com["office_phone"].str.fullmatch(r"021-\d\*{3}-\d{4}").all()
+    assert com["secretary"].str.fullmatch(FULL_NAME).all()
+    assert com["office_phone"].str.fullmatch(r"021-\d{8}").all()

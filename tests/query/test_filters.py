@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twin.catalogue import Catalogue
-from twin.errors import InvalidQueryError
+from twin.errors import InvalidQueryError, MaskedFieldError
 from twin.query.cql import parse_filter
 from twin.query.crs import resolve_crs
 from twin.query.filters import compile_filter, queryables
@@ -76,8 +76,17 @@ def test_errors_name_the_problem(catalogue: Catalogue, text: str, message: str) 
 def test_sensitive_fields_are_not_queryable(catalogue: Catalogue) -> None:
     spec = catalogue["residential_compound"]
     assert "contact_phone" not in queryables(spec)
-    with pytest.raises(InvalidQueryError, match="personal data"):
+    with pytest.raises(MaskedFieldError, match="personal data"):
         compile_filter(parse_filter("contact_phone = '1'", None), spec, CRS84)
+
+
+def test_unmasked_personal_fields_are_queryable(catalogue: Catalogue) -> None:
+    spec = catalogue["residential_compound"]
+    assert "contact_phone" in queryables(spec, frozenset({"contact_phone"}))
+    sql = compile_filter(parse_filter("contact_phone = '1'", None), spec, CRS84, frozenset({"contact_phone"}))
+    assert "contact_phone" in sql.where and sql.params == ["1"]
+    with pytest.raises(MaskedFieldError):
+        compile_filter(parse_filter("property_manager = '1'", None), spec, CRS84, frozenset({"contact_phone"}))
 
 
 def test_filter_crs_swaps_lat_lon(catalogue: Catalogue) -> None:

@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from pydantic import Field
 
 from tiles import TileEngine
 from twin import __version__
-from twin.api import errors, features, imports, maps, openapi, search
+from twin.access import AccessSettings, Gate, OidcSettings
+from twin.api import auth, errors, features, imports, maps, openapi, search
 from twin.api.render import html_response
 from twin.api.tiles import tiles_router
 from twin.catalogue import load_catalogue
@@ -37,6 +38,26 @@ class ServiceSettings(TwinSettings):
                                                         "its own read connections, so this bounds memory).")
     host: str = Field("127.0.0.1", description="Address `twin serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `twin serve` listens on.")
+    oidc_jwks: str | None = Field(None, description="OIDC mode: the provider's JWKS (file path or intranet URL); "
+                                                    "with issuer and audience, its JWTs are accepted as tokens.")
+    oidc_issuer: str | None = Field(None, description="OIDC mode: the required `iss` claim.")
+    oidc_audience: str | None = Field(None, description="OIDC mode: the required `aud` claim.")
+    oidc_role_claim: str = Field("twin_role", description="OIDC mode: the claim holding the role(s).")
+    oidc_area_claim: str = Field("twin_area", description="OIDC mode: the claim holding the area key.")
+    oidc_role_map: dict[str, str] = Field(default_factory=dict, description="OIDC mode: the provider's role names "
+                                          'to twin\'s, as JSON: {"gis-admins": "admin"}.')
+
+    def access(self) -> AccessSettings:
+        """The gate's settings; OIDC only when JWKS, issuer and audience are all given."""
+        oidc = None
+        parts = (self.oidc_jwks, self.oidc_issuer, self.oidc_audience)
+        if any(parts):
+            if not all(parts):
+                raise ValueError("OIDC mode needs TWIN_OIDC_JWKS, TWIN_OIDC_ISSUER and TWIN_OIDC_AUDIENCE together")
+            oidc = OidcSettings(jwks=str(self.oidc_jwks), issuer=str(self.oidc_issuer),
+                                audience=str(self.oidc_audience), role_claim=self.oidc_role_claim,
+                                area_claim=self.oidc_area_claim, role_map=dict(self.oidc_role_map))
+        return AccessSettings(db=self.access_db, policy=self.access_policy, oidc=oidc)
 
 
 def _warm(service: QueryService) -> None:
@@ -53,6 +74,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
         **(settings.model_dump() if settings is not None else {}))
     store = open_store(cfg.store, load_catalogue(cfg.layers), create=False)
     service = QueryService(store, budget_s=cfg.query_budget_s)
+    gate = Gate(store, cfg.access())
     engine = TileEngine(store)  # tile settings come from TWIN_TILES_* variables
 
     @asynccontextmanager
@@ -68,14 +90,18 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
         yield
         service.close()
         engine.close()
+        gate.close()
         store.close()
 
     app = FastAPI(title="twin · OGC API - Features", version=__version__, lifespan=lifespan,
-                  openapi_url="/api", docs_url=None, redoc_url=None, description=openapi.DESCRIPTION)
+                  openapi_url="/api", docs_url=None, redoc_url=None, description=openapi.DESCRIPTION,
+                  dependencies=[Depends(auth.authenticate)])
     app.state.service = service
+    app.state.gate = gate
     app.state.settings = cfg
     errors.install(app)
     app.include_router(features.router)
+    app.include_router(auth.router)
     app.include_router(search.router)
     app.include_router(imports.router)
     app.include_router(tiles_router(engine))

@@ -12,9 +12,11 @@ from typing import Annotated, Literal
 
 from fastapi import Path, Query, Request
 
+from twin.access import Principal
+from twin.api.auth import Who
 from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
-from twin.errors import InvalidQueryError
+from twin.errors import InvalidQueryError, MaskedFieldError
 from twin.query.cql import parse_filter
 from twin.query.crs import SUPPORTED_CRS, resolve_crs, to_lonlat_point
 from twin.query.encode import check_properties, property_names
@@ -41,6 +43,13 @@ def layer_spec(request: Request, layer: str) -> LayerSpec:
     return service(request).catalogue[layer]
 
 
+def readable_spec(request: Request, layer: str, who: Principal) -> LayerSpec:
+    """The layer's spec, once ``who`` is known to be allowed to read it (401/403 otherwise)."""
+    spec = layer_spec(request, layer)
+    who.check_read(spec.id)
+    return spec
+
+
 def parse_point(text: str, crs: TwinCRS, name: str) -> tuple[float, float]:
     """``x,y`` in ``crs``'s axis order, as lon/lat."""
     parts = str(text).split(",")
@@ -53,14 +62,17 @@ def parse_point(text: str, crs: TwinCRS, name: str) -> tuple[float, float]:
     return to_lonlat_point(x, y, crs, name)
 
 
-def parse_sortby(text: str, spec: LayerSpec) -> tuple[SortKey, ...]:
-    cols = queryables(spec)
+def parse_sortby(text: str, spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> tuple[SortKey, ...]:
+    cols = queryables(spec, unmasked)
     keys = []
     for term in (t.strip() for t in text.split(",")):
         if not term:
             continue
         ascending = not term.startswith("-")
         name = term.lstrip("+-").strip()
+        if name in spec.sensitive_fields and name not in cols:
+            raise MaskedFieldError(f"cannot sort {spec.id} by {name!r}: it is personal data (脱敏) that your role "
+                                   "sees masked")
         if name not in cols or name == GEOMETRY:
             sortable = ", ".join(c for c in cols if c != GEOMETRY)
             raise InvalidQueryError(f"cannot sort {spec.id} by {name[:60]!r}; sortable: {sortable}")
@@ -68,8 +80,8 @@ def parse_sortby(text: str, spec: LayerSpec) -> tuple[SortKey, ...]:
     return tuple(keys)
 
 
-def parse_properties(text: str, spec: LayerSpec) -> tuple[str, ...]:
-    dropped = [k for k, v in maskers(spec).items() if v is None]
+def parse_properties(text: str, spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    dropped = [k for k, v in maskers(spec, unmasked).items() if v is None]
     names = [n.strip() for n in text.split(",") if n.strip()]
     return check_properties(names, property_names(spec.field_names, dropped), spec.id)
 
@@ -85,6 +97,7 @@ class ItemsRequest:
 
 def items_request(
     request: Request,
+    who: Who,
     layer: LayerPath,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (4 numbers, or 6 with heights) in "
                                       "`bbox-crs` axis order; envelope-exact. minx > maxx crosses the antimeridian.")
@@ -111,24 +124,30 @@ def items_request(
     crs: CrsParam = None,
     f: FormatParam = None,
 ) -> ItemsRequest:
-    """Every parameter of ``/collections/{collectionId}/items``, validated."""
-    spec = layer_spec(request, layer)
+    """Every parameter of ``/collections/{collectionId}/items``, validated, and bounded by what ``who`` may see."""
+    spec = readable_spec(request, layer, who)
+    unmasked = who.unmasked(spec)
     box = BBox.parse(bbox, resolve_crs(bbox_crs, name="bbox-crs")) if bbox is not None else None
     if bbox is None and bbox_crs is not None:
         resolve_crs(bbox_crs, name="bbox-crs")
     query = FeatureQuery(
         layer=spec.id, bbox=box, datetime=TimeInterval.parse(datetime) if datetime is not None else None,
         near=radius_search(near, radius, point_crs), limit=clamp_limit(limit), offset=offset,
-        sortby=parse_sortby(sortby, spec) if sortby else (),
-        properties=parse_properties(properties, spec) if properties is not None else None,
+        sortby=parse_sortby(sortby, spec, unmasked) if sortby else (),
+        properties=parse_properties(properties, spec, unmasked) if properties is not None else None,
+        scope=who.area, unmasked=unmasked,
     )
     parts = []
     if filter is not None:
         parts.append(compile_filter(parse_filter(filter, filter_lang), spec,
-                                    resolve_crs(filter_crs, name="filter-crs")))
-    pairs = [(k, v) for k, v in request.query_params.multi_items() if k in property_params(spec)]
+                                    resolve_crs(filter_crs, name="filter-crs"), unmasked))
+    masked = [k for k in request.query_params if k in spec.sensitive_fields and k not in unmasked]
+    if masked:
+        raise MaskedFieldError(f"cannot filter {spec.id} on {masked[0]!r}: it is personal data (脱敏) that your "
+                               "role sees masked")
+    pairs = [(k, v) for k, v in request.query_params.multi_items() if k in property_params(spec, unmasked)]
     if pairs:
-        parts.append(property_equals(spec, pairs))
+        parts.append(property_equals(spec, pairs, unmasked))
     if parts:
         query = replace(query, where=" AND ".join(f"({p.where})" for p in parts),
                         params=tuple(v for p in parts for v in p.params),
@@ -141,9 +160,9 @@ ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset",
                               "properties", "sortby", "near", "radius", "point-crs", "crs", "f"})
 
 
-def property_params(spec: LayerSpec) -> list[str]:
+def property_params(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> list[str]:
     """Queryables that may also be given as ``?name=value`` equality filters."""
-    return [n for n in queryables(spec) if n != GEOMETRY and n not in ITEMS_PARAMETERS]
+    return [n for n in queryables(spec, unmasked) if n != GEOMETRY and n not in ITEMS_PARAMETERS]
 
 
 def radius_search(near: str | None, radius: float | None, point_crs: str | None) -> Near | None:

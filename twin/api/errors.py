@@ -16,11 +16,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from twin.errors import (
+    AccessConfigError,
+    AuthenticationError,
     FeatureNotFoundError,
     ImportRejectedError,
     InvalidKeyError,
     InvalidQueryError,
     LayerNotFoundError,
+    OutOfScopeError,
+    PermissionDeniedError,
     QueryTooExpensiveError,
     SchemaViolationError,
     StoreError,
@@ -40,6 +44,9 @@ class PayloadTooLargeError(TwinError):
 
 #: Most specific first: the first matching class decides the status and the OGC code.
 STATUS: list[tuple[type[TwinError], int, str]] = [
+    (AuthenticationError, 401, "Unauthorized"),
+    (PermissionDeniedError, 403, "Forbidden"),
+    (AccessConfigError, 400, "InvalidParameterValue"),
     (FeatureNotFoundError, 404, "NotFound"),
     (InvalidKeyError, 404, "NotFound"),
     (LayerNotFoundError, 404, "NotFound"),
@@ -51,8 +58,8 @@ STATUS: list[tuple[type[TwinError], int, str]] = [
     (PayloadTooLargeError, 413, "PayloadTooLarge"),
     (StoreError, 503, "StoreUnavailable"),
 ]
-_HTTP_CODES = {400: "InvalidParameterValue", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-               406: "NotAcceptable", 411: "LengthRequired",
+_HTTP_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+               405: "MethodNotAllowed", 406: "NotAcceptable", 411: "LengthRequired",
                413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "InvalidParameterValue"}
 
 
@@ -74,7 +81,25 @@ async def _twin_error(request: Request, exc: Exception) -> Response:
     status, code = status_of(exc)
     if status == 500:
         return await _server_error(request, exc)
-    return error_response(status, code, str(exc))
+    if status in (401, 403) or isinstance(exc, OutOfScopeError):
+        _audit_denial(request, status, str(exc))
+    response = error_response(status, code, str(exc))
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="twin"'
+    return response
+
+
+def _audit_denial(request: Request, status: int, why: str) -> None:
+    """Every refused request goes to the audit trail (out-of-area look-ups too, though they answer 404)."""
+    gate = getattr(request.app.state, "gate", None)
+    if gate is None:
+        return
+    who = getattr(request.state, "principal", None)
+    layer = request.path_params.get("collectionId") or request.path_params.get("layer")
+    gate.audit.record("denied", "denied", user=None if who is None else who.name,
+                      role=None if who is None else who.role.name, status=status, method=request.method,
+                      path=str(request.url.path)[:500], layer=None if layer is None else str(layer)[:100],
+                      detail=why[:500])
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from twin.access import Principal
 from twin.api import render
-from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_request, layer_spec, service
+from twin.api.auth import Who
+from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_request, readable_spec, service
 from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
 from twin.catalogue import FieldType, LayerSpec
 from twin.errors import FeatureNotFoundError
@@ -16,6 +18,7 @@ from twin.query import encode
 from twin.query.crs import CRS84, EXTENSION_CRS, SUPPORTED_CRS, resolve_crs
 from twin.query.filters import GEOMETRY, Queryable, queryables
 from twin.query.model import FeatureQuery
+from twin.query.sqlread import Box
 
 router = APIRouter(tags=["OGC API - Features"])
 CONFORMANCE = [
@@ -91,10 +94,27 @@ def conformance(request: Request, f: FormatParam = None) -> Response:
     return render.json_response({"conformsTo": CONFORMANCE})
 
 
-def collection_doc(request: Request, spec: LayerSpec) -> dict[str, object]:
-    """One collection's metadata: titles in Chinese and English, extent, CRSs, links."""
+def scoped_extent(request: Request, spec: LayerSpec, who: Principal) -> tuple[Box | None, int, bool]:
+    """The layer's extent and count as ``who`` sees them: for a user with an area, only what lies in it
+    (the count exact up to the query API's cap, then flagged as a lower bound)."""
     svc = service(request)
     extent = svc.reader.extent(spec.id)
+    if who.area is None:
+        return extent, svc.reader.layer_count(spec.id), True
+    a = who.area.bounds
+    if extent is not None:
+        extent = (max(a[0], extent[0]), max(a[1], extent[1]), min(a[2], extent[2]), min(a[3], extent[3]))
+        if extent[0] > extent[2] or extent[1] > extent[3]:
+            extent = None
+    query = FeatureQuery(layer=spec.id, scope=who.area)
+    count, exact = svc.reader.count(query, svc.reader.layer_count(spec.id))
+    return (extent if count else None), count, exact
+
+
+def collection_doc(request: Request, spec: LayerSpec, who: Principal) -> dict[str, object]:
+    """One collection's metadata: titles in Chinese and English, extent, CRSs, links."""
+    svc = service(request)
+    extent, count, exact = scoped_extent(request, spec, who)
     items = request.url_for("items", collectionId=spec.id)
     last = svc.reader.last_change(spec.id)
     return {
@@ -112,7 +132,8 @@ def collection_doc(request: Request, spec: LayerSpec) -> dict[str, object]:
         "twin:extensionCrs": list(EXTENSION_CRS),
         "twin:code": spec.code,
         "twin:geometry": spec.geometry.value,
-        "twin:count": svc.reader.layer_count(spec.id),
+        "twin:count": count,
+        "twin:countExact": exact,
         "links": [
             render.link(request.url_for("collection", collectionId=spec.id), "self", "application/json", spec.title_en),
             render.link(items, "items", "application/geo+json", "Features as GeoJSON"),
@@ -126,9 +147,10 @@ def collection_doc(request: Request, spec: LayerSpec) -> dict[str, object]:
 
 
 @router.get("/collections", summary="Collections (one per catalogue layer)")
-def collections(request: Request, f: FormatParam = None) -> Response:
+def collections(request: Request, who: Who, f: FormatParam = None) -> Response:
     fmt = choose(request, f, DOCUMENT)
-    cols = [collection_doc(request, spec) for spec in service(request).catalogue.values()]
+    cols = [collection_doc(request, spec, who) for spec in service(request).catalogue.values()
+            if who.can_read(spec.id)]
     doc = {"collections": cols, "links": render.self_links(request, DOCUMENT, fmt), "crs": list(SUPPORTED_CRS)}
     if fmt == "html":
         return render.html_response("collections.html", doc=doc)
@@ -136,20 +158,21 @@ def collections(request: Request, f: FormatParam = None) -> Response:
 
 
 @router.get("/collections/{collectionId}", summary="One collection")
-def collection(request: Request, layer: LayerPath, f: FormatParam = None) -> Response:
+def collection(request: Request, who: Who, layer: LayerPath, f: FormatParam = None) -> Response:
     fmt = choose(request, f, DOCUMENT)
-    doc = collection_doc(request, layer_spec(request, layer))
+    spec = readable_spec(request, layer, who)
+    doc = collection_doc(request, spec, who)
     if fmt == "html":
-        return render.html_response("collection.html", doc=doc, spec=layer_spec(request, layer))
+        return render.html_response("collection.html", doc=doc, spec=spec)
     return render.json_response(doc)
 
 
 @router.get("/collections/{collectionId}/queryables", name="queryables", summary="Queryable properties (JSON Schema)")
-def queryables_doc(request: Request, layer: LayerPath, f: FormatParam = None) -> Response:
+def queryables_doc(request: Request, who: Who, layer: LayerPath, f: FormatParam = None) -> Response:
     fmt = choose(request, f, DOCUMENT)
-    spec = layer_spec(request, layer)
+    spec = readable_spec(request, layer, who)
     props: dict[str, object] = {}
-    for name, qa in queryables(spec).items():
+    for name, qa in queryables(spec, who.unmasked(spec)).items():
         if qa.type == GEOMETRY:
             props[name] = {"title": qa.title, "format": _GEOMETRY_FORMATS[spec.geometry.value],
                            "x-ogc-role": "primary-geometry"}
@@ -177,10 +200,11 @@ def _page_links(request: Request, query: FeatureQuery, returned: int, matched: i
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection",
             responses={200: {"content": {MEDIA_TYPES[k]: {} for k in FEATURES if k != "json"}}})
-def items(request: Request, req: Annotated[ItemsRequest, Depends(items_request)]) -> Response:
+def items(request: Request, who: Who, req: Annotated[ItemsRequest, Depends(items_request)]) -> Response:
     fmt = choose(request, req.f, FEATURES)
     page = service(request).page(req.query)
     returned = len(page.rows.rows)
+    render.audit_download(request, who, fmt, req.query.layer, returned)
     tail = {
         "numberReturned": returned, "numberMatched": page.matched, "twin:numberMatchedExact": page.exact,
         "timeStamp": render.now_stamp(),
@@ -195,12 +219,13 @@ def items(request: Request, req: Annotated[ItemsRequest, Depends(items_request)]
 
 
 @router.get("/collections/{collectionId}/items/{key}", summary="One feature, by its location key")
-def item(request: Request, layer: LayerPath, key: str, crs: CrsParam = None, f: FormatParam = None) -> Response:
+def item(request: Request, who: Who, layer: LayerPath, key: str, crs: CrsParam = None, f: FormatParam = None
+         ) -> Response:
     fmt = choose(request, f, FEATURE)
-    spec = layer_spec(request, layer)
+    spec = readable_spec(request, layer, who)
     if service(request).store.layer_of(key) != spec.id:
         raise FeatureNotFoundError(key)
-    rows = service(request).item(spec.id, key)
+    rows = service(request).item(spec.id, key, who)
     out_crs = resolve_crs(crs)
     links = [*render.self_links(request, FEATURE, fmt),
              render.link(request.url_for("collection", collectionId=spec.id), "collection", "application/json",

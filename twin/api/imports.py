@@ -20,11 +20,13 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from twin.access import Principal
 from twin.api import render
+from twin.api.auth import Who
 from twin.api.deps import LayerPath, layer_spec, service
 from twin.api.errors import PayloadTooLargeError
 from twin.api.import_preview import RecordingStore
-from twin.errors import InvalidQueryError
+from twin.errors import ImportRejectedError, InvalidQueryError
 from twin.io import ImportOptions, import_file
 from twin.io.mapping import load_mapping_file, parse_pairs
 
@@ -72,7 +74,7 @@ def _check_size(request: Request) -> None:
                                    f"({request.app.state.settings.max_upload_mb} MB, setting TWIN_MAX_UPLOAD_MB)")
 
 
-def _options(form: FormData, workdir: Path, request: Request) -> ImportOptions:
+def _options(form: FormData, workdir: Path, request: Request, author: str) -> ImportOptions:
     text = {k: str(form[k]) for k in _TEXT if isinstance(form.get(k), str) and str(form[k]).strip()}
     pairs: dict[str, str] = {}
     values: dict[str, dict[str, object]] = {}
@@ -84,8 +86,13 @@ def _options(form: FormData, workdir: Path, request: Request) -> ImportOptions:
     pairs.update(parse_pairs([str(v) for v in form.getlist("map")]))
     cfg = request.app.state.settings
     flags = {k: _flag(form, k, default=k == "dry_run") for k in _FLAGS}
-    return ImportOptions(mapping=pairs, values=values, extent=cfg.city_bbox, author=cfg.author,
+    return ImportOptions(mapping=pairs, values=values, extent=cfg.city_bbox, author=author,
                          **flags, **text)  # type: ignore[arg-type]
+
+
+def _audit(request: Request, who: Principal, layer: str, outcome: str, count: int | None, detail: str) -> None:
+    request.app.state.gate.audit.record("import", outcome, user=who.name, role=who.role.name, method="POST",
+                                        path=str(request.url.path), layer=layer, count=count, detail=detail[:500])
 
 
 async def _save(uploads: list[UploadFile], workdir: Path) -> Path:
@@ -115,8 +122,9 @@ async def _save(uploads: list[UploadFile], workdir: Path) -> Path:
              openapi_extra={"x-twin-extension": True, "requestBody": {
                  "required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}},
              responses={413: {"description": "Too large"}, 422: {"description": "Rejected, nothing written"}})
-async def import_upload(request: Request, layer: LayerPath) -> Response:
+async def import_upload(request: Request, who: Who, layer: LayerPath) -> Response:
     spec = layer_spec(request, layer)
+    who.check_write(spec.id)
     if not request.app.state.settings.import_enabled:
         raise HTTPException(403, "imports over HTTP are switched off on this server (TWIN_IMPORT_ENABLED)")
     _check_size(request)
@@ -130,11 +138,17 @@ async def import_upload(request: Request, layer: LayerPath) -> Response:
     workdir = Path(tempfile.mkdtemp(prefix="twin-upload-"))
     try:
         path = await _save(uploads, workdir)
-        options = _options(form, workdir, request)
+        options = _options(form, workdir, request, author=str(who.name))
         watched = RecordingStore(service(request).store)
         report = await run_in_threadpool(import_file, watched, path, spec.id, options)
+    except ImportRejectedError as exc:
+        _audit(request, who, spec.id, "rejected", None, str(exc))
+        raise
     finally:
         await form.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    counts = f"read {report.read}, inserted {report.inserted}, updated {report.updated}, rejected {report.rejected}"
+    _audit(request, who, spec.id, "ok", report.inserted + report.updated,
+           f"{'dry run' if report.dry_run else f'changeset {report.changeset}'} of {uploads[0].filename}: {counts}")
     return render.json_response({"report": report.to_dict(), "preview": watched.preview(),
                                  "changeset": report.changeset})

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.background import BackgroundTask
 
+from twin.access import Principal
 from twin.api.negotiation import MEDIA_TYPES
 from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
@@ -87,7 +88,7 @@ def features_response(request: Request, fmt: str, rows: Rows, crs: TwinCRS, tail
                       title: str = "") -> Response:
     """A FeatureCollection in ``fmt``; ``tail`` holds counts and links."""
     spec = rows.spec
-    if fmt in ("csv", "fgb", "gpkg"):
+    if fmt in DOWNLOADS:
         enc = encode.prepare(rows, crs, properties, axis_order=False, extra=extra)
         return _download(enc, fmt, spec, crs)
     if fmt == "html":
@@ -101,6 +102,18 @@ def features_response(request: Request, fmt: str, rows: Rows, crs: TwinCRS, tail
     if len(feats) > STREAM_ABOVE:
         return StreamingResponse(chunks, media_type=MEDIA_TYPES["geojson"], headers=headers)
     return Response(b"".join(chunks), media_type=MEDIA_TYPES["geojson"], headers=headers)
+
+
+#: Formats that are downloads (files to keep), audited as exports.
+DOWNLOADS = ("csv", "fgb", "gpkg")
+
+
+def audit_download(request: Request, who: Principal, fmt: str, layer: str, count: int) -> None:
+    """Record a download in a file format (CSV, FlatGeobuf, GeoPackage) as an export in the audit trail."""
+    gate = getattr(request.app.state, "gate", None)
+    if fmt in DOWNLOADS and gate is not None:
+        gate.audit.record("export", user=who.name, role=who.role.name, method=request.method,
+                          path=str(request.url)[:500], layer=layer, count=count, detail=f"download as {fmt}")
 
 
 def _download(enc: encode.Encoded, fmt: str, spec: LayerSpec, crs: TwinCRS) -> Response:

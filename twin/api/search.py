@@ -8,14 +8,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from twin.api import render
+from twin.api.auth import Who
 from twin.api.deps import (
     CrsParam,
     FormatParam,
     LayerPath,
     PointCrsParam,
-    layer_spec,
     parse_point,
     radius_search,
+    readable_spec,
     service,
 )
 from twin.api.negotiation import FEATURE, FEATURES, MEDIA_TYPES, choose
@@ -34,14 +35,15 @@ _EXT = {"x-twin-extension": True}
             description="Exact metric nearest-k (ties broken by id) from the live in-memory index. Each feature "
                         "carries `distance_m` (metres) and `rank` (1 = nearest).", openapi_extra=_EXT,
             responses={200: {"content": {MEDIA_TYPES[k]: {} for k in FEATURES if k != "json"}}})
-def nearest(request: Request, layer: LayerPath,
+def nearest(request: Request, who: Who, layer: LayerPath,
             point: Annotated[str, Query(description="lon,lat (CRS84, or `point-crs`).")],
             k: Annotated[int, Query(ge=1, le=MAX_K, description=f"How many, 1 to {MAX_K}.")] = 5,
             point_crs: PointCrsParam = None, crs: CrsParam = None, f: FormatParam = None) -> Response:
     fmt = choose(request, f, FEATURES)
-    spec = layer_spec(request, layer)
+    spec = readable_spec(request, layer, who)
     lon, lat = parse_point(point, resolve_crs(point_crs, name="point-crs"), "point")
-    rows, extra = service(request).nearest(spec.id, lon, lat, k)
+    rows, extra = service(request).nearest(spec.id, lon, lat, k, who)
+    render.audit_download(request, who, fmt, spec.id, len(rows.rows))
     tail = {"numberReturned": len(rows.rows), "timeStamp": render.now_stamp(),
             "links": render.self_links(request, FEATURES, fmt)}
     return render.features_response(request, fmt, rows, resolve_crs(crs), tail, extra=extra,
@@ -53,7 +55,7 @@ def nearest(request: Request, layer: LayerPath,
                         "`distance` metres of it: a corridor along a line), or lies within `radius` metres of "
                         "`near`. Features carry their `layer`.", openapi_extra=_EXT,
             responses={200: {"content": {MEDIA_TYPES[k]: {} for k in FEATURES if k != "json"}}})
-def search(request: Request,
+def search(request: Request, who: Who,
            intersects: Annotated[str | None, Query(description="WKT or GeoJSON geometry (CRS84, or "
                                                    "`intersects-crs`).")] = None,
            intersects_crs: Annotated[str | None, Query(alias="intersects-crs", description="CRS of `intersects`.")
@@ -75,7 +77,9 @@ def search(request: Request,
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
     found, truncated = service(request).search(geometry=geometry, distance=distance,
                                                near=radius_search(near, radius, point_crs), layers=names,
-                                               limit=clamp_limit(limit))
+                                               limit=clamp_limit(limit), who=who)
+    render.audit_download(request, who, fmt, ",".join(r.spec.id for r in found if r.rows),
+                          sum(len(r.rows) for r in found))
     return _mixed(request, fmt, found, resolve_crs(crs), truncated)
 
 
@@ -99,9 +103,9 @@ def _mixed(request: Request, fmt: str, found: list[Rows], crs, truncated: bool) 
             description="Redirects (307) to `/collections/{layer}/items/{key}`; 404 for an unknown key.",
             openapi_extra=_EXT, response_class=RedirectResponse, status_code=307,
             responses={404: {"description": "No such component"}})
-def key_lookup(request: Request, key: str, f: FormatParam = None) -> Response:
+def key_lookup(request: Request, who: Who, key: str, f: FormatParam = None) -> Response:
     choose(request, f, FEATURE)
-    layer = service(request).layer_of(key)
+    layer = service(request).layer_of(key, who)
     url = request.url_for("item", collectionId=layer, key=key)
     if request.url.query:
         url = url.replace(query=request.url.query)

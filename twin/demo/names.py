@@ -61,22 +61,26 @@ def padded(values: NDArray[np.integer], width: int) -> NDArray[np.str_]:
     return np.array([f"{v:0{width}d}" for v in np.asarray(values).tolist()], dtype=f"<U{max(width, 1) + 12}")
 
 
+#: Characters of given names, for synthetic people (the demo holds no real person's data).
+GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚英华玉兰萍红建国文辉力斌宇浩凯晨欣怡")
+
+
 def people(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
-    """Masked synthetic names: a surname and two stars (王**)."""
-    return np.char.add(choose(rng, SURNAMES, n), "**")
+    """Synthetic full names (王建国, 李娜): made up, yet personal data to twin, which masks them (王**)."""
+    given = np.char.add(choose(rng, GIVEN, n), np.where(rng.random(n) < 0.6, choose(rng, GIVEN, n), ""))
+    return np.char.add(choose(rng, SURNAMES, n), given)
 
 
 def mobiles(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
-    """Masked synthetic mobile numbers such as 139****0427."""
+    """Synthetic mobile numbers such as 13912340427 (served masked: 139****0427)."""
     prefix = choose(rng, ["135", "136", "137", "138", "139", "150", "158", "186", "189"], n)
-    return np.char.add(np.char.add(prefix, "****"), padded(rng.integers(0, 10_000, n), 4))
+    return np.char.add(prefix, padded(rng.integers(0, 100_000_000, n), 8))
 
 
 def landlines(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
-    """Masked synthetic Shanghai landlines such as 021-5***-0427."""
+    """Synthetic Shanghai landlines such as 021-54120427 (served masked)."""
     first = rng.integers(3, 7, n).astype(str)
-    tail = padded(rng.integers(0, 10_000, n), 4)
-    return np.char.add(np.char.add(np.char.add("021-", first), "***-"), tail)
+    return np.char.add(np.char.add("021-", first), padded(rng.integers(0, 10_000_000, n), 7))
 
 
 def dates(rng: np.random.Generator, n: int, first: str, last: str) -> NDArray[np.str_]:

@@ -54,7 +54,7 @@ class Encoded:
 def _properties(rows: Rows, chosen: list[str], extra: Sequence[dict[str, object]] | None) -> list[dict[str, object]]:
     """One dict per row, built in C (``dict(zip(...))``); masks touch only the masked fields."""
     index = {c: i for i, c in enumerate(rows.columns)}
-    masks = maskers(rows.spec)
+    masks = maskers(rows.spec, rows.unmasked)
     idx = [index[name] for name in chosen]
     getter = itemgetter(*idx) if len(idx) > 1 else (lambda r: (r[idx[0]],)) if idx else (lambda r: ())
     props = [dict(zip(chosen, getter(r), strict=True)) for r in rows.rows]
@@ -76,7 +76,7 @@ def prepare(rows: Rows, crs: TwinCRS, properties: Sequence[str] | None = None, *
             extra: Sequence[dict[str, object]] | None = None) -> Encoded:
     """Decode and mask rows; ``axis_order`` writes coordinates in the CRS's own order (JSON, HTML)."""
     spec = rows.spec
-    dropped = [k for k, v in maskers(spec).items() if v is None]
+    dropped = [k for k, v in maskers(spec, rows.unmasked).items() if v is None]
     chosen = property_names(spec.field_names, dropped) if properties is None else list(properties)
     props = _properties(rows, chosen, extra)
     g = rows.columns.index("geom")

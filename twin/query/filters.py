@@ -18,7 +18,7 @@ from pygeofilter import ast, values
 
 from twin.catalogue import FieldType, LayerSpec
 from twin.crs import TwinCRS
-from twin.errors import InvalidQueryError
+from twin.errors import InvalidQueryError, MaskedFieldError
 from twin.geodesy import METRES_PER_DEGREE
 from twin.query.crs import geoms_to_lonlat, resolve_crs
 from twin.query.model import gpkg_time
@@ -47,15 +47,15 @@ class Queryable:
     values: tuple[object, ...] | None = None
 
 
-def queryables(spec: LayerSpec) -> dict[str, Queryable]:
-    """Everything one may filter or sort a layer by; personal (sensitive) fields are left out."""
+def queryables(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> dict[str, Queryable]:
+    """Everything one may filter or sort a layer by; personal fields only if in ``unmasked`` (seen as stored)."""
     out = {
         "id": Queryable("id", 't."key"', "string", "位置编码 location key"),
         "status": Queryable("status", "t.status", "string", "状态 status", tuple(spec.statuses)),
         "updated_at": Queryable("updated_at", "t.updated_at", "datetime", "更新时间 last updated"),
     }
     for f in spec.fields:
-        if f.sensitive is None:
+        if f.sensitive is None or f.name in unmasked:
             out[f.name] = Queryable(f.name, f"t.{q(f.name)}", f.type.value, f.title_zh or f.name, f.values)
     out[GEOMETRY] = Queryable(GEOMETRY, "t.geom", GEOMETRY, "几何 geometry")
     return out
@@ -71,10 +71,10 @@ class Compiled:
 
 
 class _Compiler:
-    def __init__(self, spec: LayerSpec, crs: TwinCRS) -> None:
+    def __init__(self, spec: LayerSpec, crs: TwinCRS, unmasked: frozenset[str]) -> None:
         self.spec = spec
         self.crs = crs
-        self.columns = queryables(spec)
+        self.columns = queryables(spec, unmasked)
         self.params: list[object] = []
 
     def bind(self, value: object) -> str:
@@ -125,8 +125,8 @@ class _Compiler:
         if name in self.columns:
             return self.columns[name]
         if name in self.spec.sensitive_fields:
-            raise InvalidQueryError(f"property {name!r} of {self.spec.id} is personal data (脱敏) and cannot be "
-                                    "used in a filter or sortby")
+            raise MaskedFieldError(f"property {name!r} of {self.spec.id} is personal data (脱敏) that your role sees "
+                                   "masked; it cannot be used in a filter or sortby")
         known = ", ".join(n for n in self.columns)
         raise InvalidQueryError(f"unknown property {name[:80]!r} in the filter; {self.spec.id} has: {known}")
 
@@ -250,9 +250,13 @@ def top_level_envelopes(node: Any, crs: TwinCRS) -> list[Box]:
     return []
 
 
-def compile_filter(node: ast.Node, spec: LayerSpec, crs: TwinCRS) -> Compiled:
-    """SQL for a parsed CQL2 filter over ``spec``'s table (aliased ``t``); literal geometries are in ``crs``."""
-    compiler = _Compiler(spec, crs)
+def compile_filter(node: ast.Node, spec: LayerSpec, crs: TwinCRS, unmasked: frozenset[str] = frozenset()
+                   ) -> Compiled:
+    """SQL for a parsed CQL2 filter over ``spec``'s table (aliased ``t``); literal geometries are in ``crs``.
+
+    Personal fields may be named only when in ``unmasked`` (:class:`MaskedFieldError` otherwise).
+    """
+    compiler = _Compiler(spec, crs, unmasked)
     try:
         where = compiler.cond(node)
         envelopes = top_level_envelopes(node, crs)
@@ -280,13 +284,14 @@ def _typed(value: str, qa: Queryable) -> object:
     return value
 
 
-def property_equals(spec: LayerSpec, pairs: list[tuple[str, str]]) -> Compiled:
+def property_equals(spec: LayerSpec, pairs: list[tuple[str, str]], unmasked: frozenset[str] = frozenset()
+                    ) -> Compiled:
     """``?kind=underground&status=faulty``: each queryable named in the query must equal the value given.
 
     This is OGC API - Features' filtering on properties by query parameters (Part 1, 7.15.6; Part 3
     class *queryables-query-parameters*), which GDAL and QGIS use to filter on the server.
     """
-    columns = queryables(spec)
+    columns = queryables(spec, unmasked)
     terms, params = [], []
     for name, value in pairs:
         qa = columns[name]

@@ -1,7 +1,8 @@
 """Desensitising (脱敏) personal fields before they leave the service.
 
-The query API has no logins, so it serves every field marked ``sensitive`` in the catalogue
-masked by its rule, and never lets a filter or ``sortby`` name it (which would leak it bit by bit).
+Every field marked ``sensitive`` in the catalogue leaves the service masked by its rule, unless the
+caller's role is allowed to see it (see :mod:`twin.access.policy`); a filter or ``sortby`` may name it
+only then, since filtering on a masked value would leak it bit by bit.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ _RULES: dict[MaskRule, Callable[[str], str]] = {
 }
 
 
-def maskers(spec: LayerSpec) -> dict[str, Callable[[object], object] | None]:
-    """For each sensitive field, the function masking a value; ``None`` means the field is dropped."""
+def maskers(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> dict[str, Callable[[object], object] | None]:
+    """For each sensitive field not in ``unmasked``, the function masking a value; ``None``: the field is dropped."""
     out: dict[str, Callable[[object], object] | None] = {}
     for name, rule in spec.sensitive_fields.items():
+        if name in unmasked:
+            continue
         if rule is MaskRule.drop:
             out[name] = None
         else:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from twin.access.areas import Area
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError
 from twin.query.crs import to_lonlat_box
@@ -157,6 +158,8 @@ class FeatureQuery:
     properties: tuple[str, ...] | None = None
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    scope: Area | None = None  # only components meeting this area (the caller's), if any
+    unmasked: frozenset[str] = frozenset()  # personal fields the caller sees as stored
 
 
 def clamp_limit(value: int) -> int:

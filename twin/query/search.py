@@ -12,10 +12,13 @@ import numpy as np
 import shapely
 from pygeofilter import ast, values
 
+from twin.access.principal import Principal
 from twin.crs import TwinCRS
-from twin.errors import FeatureNotFoundError, InvalidQueryError
+from twin.errors import FeatureNotFoundError, InvalidQueryError, OutOfScopeError
+from twin.geodesy import distance_to_point
 from twin.index import LiveIndex
 from twin.query.crs import CRS84, geoms_to_lonlat
+from twin.query.encode import decode_geometries
 from twin.query.filters import compile_filter
 from twin.query.model import MAX_LIMIT, FeatureQuery, Near
 from twin.query.sqlread import Reader, Rows
@@ -56,39 +59,86 @@ class QueryService:
         matched, exact = self.reader.count(query, self.reader.layer_count(query.layer))
         return Page(rows, matched, exact)
 
-    def item(self, layer: str, key: str) -> Rows:
-        rows = self.reader.by_key(self.catalogue[layer], key)
+    def item(self, layer: str, key: str, who: Principal | None = None) -> Rows:
+        """One component by key; outside ``who``'s area it does not exist (:class:`OutOfScopeError`, a 404)."""
+        spec = self.catalogue[layer]
+        rows = self.reader.by_key(spec, key, who.unmasked(spec) if who else frozenset())
         if not rows.rows:
             raise FeatureNotFoundError(key)
+        if who is not None and who.area is not None and not in_area(rows, who)[0]:
+            raise OutOfScopeError(key)
         return rows
 
-    def layer_of(self, key: str) -> str:
-        """The layer of an existing component (404 for a malformed, unknown or deleted key)."""
+    def layer_of(self, key: str, who: Principal | None = None) -> str:
+        """The layer of an existing component (404 for a malformed, unknown, deleted or out-of-area key)."""
         layer = self.store.layer_of(key)
-        self.item(layer, key)
+        if who is not None and not who.can_read(layer):
+            who.check_read(layer)
+        self.item(layer, key, who)
         return layer
 
-    def nearest(self, layer: str, lon: float, lat: float, k: int) -> tuple[Rows, list[dict[str, object]]]:
-        """The ``k`` components nearest to (lon, lat), nearest first, with ``distance_m`` and ``rank``."""
+    def nearest(self, layer: str, lon: float, lat: float, k: int, who: Principal | None = None
+                ) -> tuple[Rows, list[dict[str, object]]]:
+        """The ``k`` components nearest to (lon, lat), nearest first, with ``distance_m`` and ``rank``.
+
+        For a user with an area, the nearest ``k`` inside it (exact; see :meth:`_nearest_in_area`).
+        """
         if not 1 <= k <= MAX_K:
             raise InvalidQueryError(f"k must be between 1 and {MAX_K}, not {k}")
-        hits = self.index.nearest(self.catalogue[layer].id, lon, lat, k)
-        rows = self.reader.by_fids(self.catalogue[layer], hits.fids.tolist())
+        spec = self.catalogue[layer]
+        unmasked = who.unmasked(spec) if who else frozenset()
+        hits = self.index.nearest(spec.id, lon, lat, k)
+        rows = self.reader.by_fids(spec, hits.fids.tolist(), unmasked)
         extra = [{"distance_m": round(float(d), 3), "rank": i + 1} for i, d in enumerate(hits.distances)]
+        if who is not None and who.area is not None and not in_area(rows, who).all():
+            far = float(hits.distances[-1]) if len(hits.distances) else 50.0
+            return self._nearest_in_area(spec.id, lon, lat, k, who, unmasked, far)
         return rows, extra[: len(rows.rows)]
 
+    def _nearest_in_area(self, layer: str, lon: float, lat: float, k: int, who: Principal,
+                         unmasked: frozenset[str], start_m: float) -> tuple[Rows, list[dict[str, object]]]:
+        """Radius searches restricted to the area, doubling the radius until ``k`` are found or the radius
+        reaches the area's far corner: what lies within the radius is then exactly the nearest, in order
+        (distance, then id, as the index breaks ties)."""
+        assert who.area is not None
+        minx, miny, maxx, maxy = who.area.bounds
+        corners = shapely.points([minx, minx, maxx, maxx], [miny, maxy, miny, maxy])
+        reach = float(max(distance_to_point(corners, lon, lat))) + 1.0
+        radius = max(start_m, 50.0)
+        while True:
+            radius = min(radius * 2, reach)
+            query = FeatureQuery(layer=layer, near=Near(lon, lat, radius), limit=k, scope=who.area,
+                                 unmasked=unmasked)
+            rows = self.reader.select(query)
+            if len(rows.rows) == k or radius >= reach:
+                break
+        d = rows.columns.index("distance_m")
+        extra = [{"distance_m": round(float(r[d]), 3), "rank": i + 1} for i, r in enumerate(rows.rows)]
+        plain = Rows(rows.spec, rows.columns[:-1], [r[:-1] for r in rows.rows], unmasked)
+        return plain, extra
+
     def search(self, *, geometry: shapely.Geometry | None = None, distance: float = 0.0, near: Near | None = None,
-               layers: list[str] | None = None, limit: int = 100) -> tuple[list[Rows], bool]:
+               layers: list[str] | None = None, limit: int = 100, who: Principal | None = None
+               ) -> tuple[list[Rows], bool]:
         """Components of every layer meeting ``geometry`` (or within ``distance`` metres of it), or near a point.
 
-        Returns the rows per layer and whether the ``limit`` cut the answer short.
+        Only layers ``who`` may read, within their area. Returns the rows per layer and whether the
+        ``limit`` cut the answer short.
         """
         if (geometry is None) == (near is None):
             raise InvalidQueryError("search needs either intersects=<geometry> or near=lon,lat with radius")
         if not 0 <= distance <= MAX_SEARCH_DISTANCE:
             raise InvalidQueryError(f"distance must be 0 to {MAX_SEARCH_DISTANCE:g} metres, not {distance}")
         names = [self.catalogue[name].id for name in layers] if layers else list(self.catalogue)
-        base = FeatureQuery(layer=names[0], near=near, limit=min(limit, MAX_LIMIT))
+        if who is not None:
+            if layers:
+                for name in names:
+                    who.check_read(name)
+            names = who.readable(names)
+            if not names:
+                return [], False
+        base = FeatureQuery(layer=names[0], near=near, limit=min(limit, MAX_LIMIT),
+                            scope=who.area if who else None)
         if geometry is not None:
             literal = values.Geometry(shapely.geometry.mapping(geometry))
             attr = ast.Attribute("geometry")
@@ -97,9 +147,10 @@ class QueryService:
         found: list[Rows] = []
         remaining = base.limit
         for name in names:
-            query = replace(base, layer=name, limit=remaining + 1)
+            spec = self.catalogue[name]
+            query = replace(base, layer=name, limit=remaining + 1, unmasked=who.unmasked(spec) if who else frozenset())
             if geometry is not None:
-                compiled = compile_filter(node, self.catalogue[name], CRS84)
+                compiled = compile_filter(node, spec, CRS84)
                 query = replace(query, where=compiled.where, params=tuple(compiled.params),
                                 envelopes=tuple(compiled.envelopes))
             rows = self.reader.select(query)
@@ -111,6 +162,14 @@ class QueryService:
             if remaining == 0:
                 return found, name != names[-1]
         return found, False
+
+
+def in_area(rows: Rows, who: Principal) -> np.ndarray:
+    """For each row, whether its geometry meets ``who``'s area (all true without an area)."""
+    if who.area is None:
+        return np.ones(len(rows.rows), dtype=bool)
+    g = rows.columns.index("geom")
+    return who.area.meets(decode_geometries([r[g] for r in rows.rows]))
 
 
 def parse_geometry(text: str, crs: TwinCRS, *, name: str = "intersects") -> shapely.Geometry:

@@ -41,6 +41,7 @@ class Rows:
     spec: LayerSpec
     columns: tuple[str, ...]
     rows: list[tuple]
+    unmasked: frozenset[str] = frozenset()  # personal fields to leave unmasked when encoding
 
 
 def _rtree_clause(boxes: list[list[Box]]) -> tuple[str, list[object]]:
@@ -52,6 +53,15 @@ def _rtree_clause(boxes: list[list[Box]]) -> tuple[str, list[object]]:
         for b in alternatives:
             params += [b[2], b[0], b[3], b[1]]
     return " AND ".join(groups), params
+
+
+def _scope_clause(inner: tuple[Box, ...]) -> str:
+    """The area test (alias ``r`` for the R-tree): rows wholly inside an inner box pass untested."""
+    exact = "twin_pred('intersects', t.geom, ?)"
+    if not inner:
+        return exact
+    inside = " OR ".join(["(r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?)"] * len(inner))
+    return f"(CASE WHEN {inside} THEN 1 ELSE {exact} END)"
 
 
 def row_columns(spec: LayerSpec, near: bool = False) -> tuple[str, ...]:
@@ -116,21 +126,32 @@ class Reader:
             boxes.append(query.bbox.parts)
         if query.near is not None:
             boxes.append([degree_box(query.near.lon, query.near.lat, query.near.metres)])
+        scoped = query.scope is not None and not (query.bbox is not None and all(
+            query.scope.covers_box(b) for b in query.bbox.parts))
+        if scoped:
+            assert query.scope is not None
+            boxes.append([query.scope.bounds])
         # The R-tree holds 32-bit float boxes (rounded outwards), so even points near an edge of the bbox
         # are tested exactly; a box wholly inside the bbox short-cuts the test (needs r.*, hence the join).
-        join = exact_bbox
+        join = exact_bbox or scoped
         rtree = q("rtree_" + spec.id + "_geom")
         if boxes:
             clause, box_params = _rtree_clause(boxes)
             where.append(clause if join else f"t.fid IN (SELECT id FROM {rtree} r WHERE {clause})")
             params += box_params
-        if join:
+        if exact_bbox:
+            assert query.bbox is not None
             inside = ["(r.minx >= ? AND r.maxx <= ? AND r.miny >= ? AND r.maxy <= ?)"] * len(query.bbox.parts)
             # CASE, unlike OR, guarantees the cheap test runs first and the exact one only at the edges
             where.append(f"(CASE WHEN {' OR '.join(inside)} THEN 1 ELSE twin_pred('intersects', t.geom, ?) END)")
             for minx, miny, maxx, maxy in query.bbox.parts:
                 params += [minx, maxx, miny, maxy]  # the order of the inside test's columns
             params.append(shapely.to_wkb(shapely.union_all([shapely.box(*b) for b in query.bbox.parts])))
+        if scoped:
+            assert query.scope is not None
+            where.append(_scope_clause(query.scope.inner))
+            params += [v for b in query.scope.inner for v in (b[0], b[2], b[1], b[3])]
+            params.append(query.scope.wkb)
         if query.near is not None:
             where.append("twin_distance(t.geom, ?, ?) <= ?")
             params += [query.near.lon, query.near.lat, query.near.metres]
@@ -164,13 +185,13 @@ class Reader:
             params = [query.near.lon, query.near.lat, *params]
         sql = f"SELECT {cols} FROM {source}{self._order(spec, query)} LIMIT ? OFFSET ?"
         rows = self.execute(sql, [*params, query.limit, query.offset])
-        return Rows(spec, row_columns(spec, query.near is not None), rows)
+        return Rows(spec, row_columns(spec, query.near is not None), rows, query.unmasked)
 
     def count(self, query: FeatureQuery, layer_count: int, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """``numberMatched`` and whether it is exact: counted up to ``cap``, else estimated."""
         extent = self.extent(query.layer)
         covers = query.bbox is None or (extent is not None and query.bbox.contains(extent))
-        if covers and query.datetime is None and query.where is None and query.near is None:
+        if covers and query.datetime is None and query.where is None and query.near is None and query.scope is None:
             return layer_count, True
         spec = self.catalogue[query.layer]
         source, params = self._from_where(spec, query)
@@ -186,7 +207,8 @@ class Reader:
     def _estimate(self, query: FeatureQuery, layer_count: int, cap: int) -> int:
         """The layer's count scaled by how much of its extent the bbox covers (uniform density)."""
         extent = self.extent(query.layer)
-        if query.bbox is None or extent is None or query.where is not None or query.near is not None:
+        if (query.bbox is None or extent is None or query.where is not None or query.near is not None
+                or query.scope is not None):
             return cap
         area = max((extent[2] - extent[0]) * (extent[3] - extent[1]), 1e-12)
         covered = 0.0
@@ -197,15 +219,15 @@ class Reader:
         return round(layer_count * min(1.0, covered / area))
 
     # -- look-ups ------------------------------------------------------------------------------
-    def by_key(self, spec: LayerSpec, key: str) -> Rows:
+    def by_key(self, spec: LayerSpec, key: str, unmasked: frozenset[str] = frozenset()) -> Rows:
         sql = f'SELECT {self._select_list(spec)} FROM {q(spec.id)} t WHERE t."key" = ?'
-        return Rows(spec, row_columns(spec), self.execute(sql, [key]))
+        return Rows(spec, row_columns(spec), self.execute(sql, [key]), unmasked)
 
-    def by_fids(self, spec: LayerSpec, fids: list[int]) -> Rows:
+    def by_fids(self, spec: LayerSpec, fids: list[int], unmasked: frozenset[str] = frozenset()) -> Rows:
         """Rows of ``fids``, in the order given."""
         sql = f"SELECT {self._select_list(spec)} FROM {q(spec.id)} t WHERE t.fid IN (SELECT value FROM json_each(?))"
         found = {r[0]: r for r in self.execute(sql, [orjson.dumps(fids).decode()])}
-        return Rows(spec, row_columns(spec), [found[f] for f in fids if f in found])
+        return Rows(spec, row_columns(spec), [found[f] for f in fids if f in found], unmasked)
 
     def layer_count(self, layer: str) -> int:
         """How many components the layer has now (the store keeps this count)."""

@@ -1,0 +1,111 @@
+"""Areas a user can be scoped to: components of the administrative layers (区, 街道, 居委), by key.
+
+An :class:`Area` carries what every read path needs to restrict itself quickly: the outline (lon/lat,
+prepared), its envelope for the R-tree, its WKB for the exact test in SQL, and a few boxes wholly inside
+it, so that most candidates are accepted without testing their geometry.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from shapely import Geometry
+
+from twin.errors import AccessConfigError, InvalidKeyError, LayerNotFoundError
+from twin.store.geopackage import GeoPackageStore
+
+Box = tuple[float, float, float, float]
+#: The outline is cut into this many cells a side to find boxes wholly inside it.
+_GRID = 12
+#: At most this many inner boxes go into a query.
+_MAX_INNER = 12
+
+
+@dataclass(frozen=True, eq=False)
+class Area:
+    """One area: its key, layer and name, outline and the shortcuts derived from it."""
+
+    key: str
+    layer: str
+    name: str
+    geometry: Geometry
+    bounds: Box = field(init=False)
+    wkb: bytes = field(init=False)
+    inner: tuple[Box, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        shapely.prepare(self.geometry)
+        object.__setattr__(self, "bounds", tuple(float(v) for v in self.geometry.bounds))
+        object.__setattr__(self, "wkb", shapely.to_wkb(self.geometry))
+        object.__setattr__(self, "inner", inner_boxes(self.geometry))
+
+    def covers_box(self, box: Box) -> bool:
+        """Whether the whole of ``box`` lies inside the area (so nothing in it needs testing)."""
+        return bool(shapely.covers(self.geometry, shapely.box(*box)))
+
+    def meets_box(self, box: Box) -> bool:
+        return bool(shapely.intersects(self.geometry, shapely.box(*box)))
+
+    def meets(self, geoms: np.ndarray) -> np.ndarray:
+        """For each geometry, whether it intersects the area."""
+        return shapely.intersects(self.geometry, geoms)
+
+
+def inner_boxes(geom: Geometry) -> tuple[Box, ...]:
+    """Up to :data:`_MAX_INNER` large boxes wholly inside ``geom``: grid cells inside it, merged along rows."""
+    minx, miny, maxx, maxy = geom.bounds
+    if maxx <= minx or maxy <= miny:
+        return ()
+    xs, ys = np.linspace(minx, maxx, _GRID + 1), np.linspace(miny, maxy, _GRID + 1)
+    cells = shapely.box(xs[:-1][None, :], ys[:-1][:, None], xs[1:][None, :], ys[1:][:, None])
+    inside = shapely.contains_properly(geom, cells)
+    runs: list[Box] = []
+    for j in range(_GRID):
+        i = 0
+        while i < _GRID:
+            if not inside[j, i]:
+                i += 1
+                continue
+            start = i
+            while i < _GRID and inside[j, i]:
+                i += 1
+            runs.append((float(xs[start]), float(ys[j]), float(xs[i]), float(ys[j + 1])))
+    runs.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    return tuple(runs[:_MAX_INNER])
+
+
+class AreaResolver:
+    """Areas by key, read from the store's administrative layers and kept until that layer changes."""
+
+    def __init__(self, store: GeoPackageStore, layers: tuple[str, ...]) -> None:
+        self.store = store
+        self.layers = layers
+        self._cache: dict[str, tuple[int, Area]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Area:
+        """The area of ``key``; :class:`AccessConfigError` when it is not a component of an area layer."""
+        try:
+            layer = self.store.layer_of(key)
+        except (InvalidKeyError, LayerNotFoundError):
+            raise AccessConfigError(f"area {key!r} is not the key of a {'/'.join(self.layers)} component") from None
+        if layer not in self.layers:
+            raise AccessConfigError(f"area {key!r} is a {layer} component; areas come from "
+                                    f"{', '.join(self.layers)}")
+        version = self.store.last_changeset(layer)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+        frame = self.store.get(key)
+        if frame.empty:
+            raise AccessConfigError(f"area {key!r} does not exist (deleted, or never imported)")
+        geom = shapely.make_valid(frame.geometry.iloc[0])
+        name = str(frame["name"].iloc[0]) if "name" in frame.columns else key
+        area = Area(key, layer, name, geom)
+        with self._lock:
+            self._cache[key] = (version, area)
+        return area

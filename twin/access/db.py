@@ -1,0 +1,62 @@
+"""The access database: users, their hashed tokens and the audit log, in one SQLite file beside the store.
+
+It is kept apart from the GeoPackage on purpose: a failed import rolls the store back but its audit
+record stays, and copying the store to share it never copies anyone's credentials.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, area TEXT, created TEXT NOT NULL, revoked TEXT);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name), hash TEXT NOT NULL,
+    created TEXT NOT NULL, expires TEXT NOT NULL, revoked TEXT);
+CREATE INDEX IF NOT EXISTS tokens_user ON tokens(user);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY, time TEXT NOT NULL, user TEXT, role TEXT, action TEXT NOT NULL,
+    outcome TEXT NOT NULL, status INTEGER, method TEXT, path TEXT, layer TEXT, count INTEGER, detail TEXT);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
+CREATE INDEX IF NOT EXISTS audit_user ON audit(user, time);
+"""
+
+
+def access_db_path(store: Path) -> Path:
+    """Where the access database of ``store`` lives by default: ``city.gpkg`` -> ``city.access.db``."""
+    store = Path(store)
+    return store.with_name(store.stem + ".access.db")
+
+
+class AccessDB:
+    """Thread-local connections to the access database, created with its schema on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self.conn()
+        conn.executescript(SCHEMA)
+
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

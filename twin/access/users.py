@@ -1,0 +1,127 @@
+"""Users and their API tokens: created by ``twin user add``, stored hashed, expiring, revocable.
+
+A token reads ``twin_<id>_<secret>``: the id finds the row, the secret is compared (in constant time)
+with its SHA-256, which is all the database keeps. Secrets are 256 random bits, so a plain hash is
+enough; a stolen database gives no usable token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from twin.access.db import AccessDB
+from twin.catalogue import IDENT
+from twin.errors import AccessConfigError, AuthenticationError
+
+_TOKEN = re.compile(r"^twin_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as stored: name, role, area key (or none) and when they were created or revoked."""
+
+    name: str
+    role: str
+    area: str | None
+    created: str
+    revoked: str | None = None
+    expires: str | None = None  # the latest expiry among the user's live tokens
+
+
+class UserRegistry:
+    """Add, list, revoke and authenticate users of one access database."""
+
+    def __init__(self, db: AccessDB) -> None:
+        self.db = db
+
+    def add(self, name: str, role: str, area: str | None, days: int) -> str:
+        """Create ``name`` and return its first token (shown once; only its hash is kept)."""
+        if not _NAME.match(name):
+            raise AccessConfigError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+        if not re.match(IDENT, role):
+            raise AccessConfigError(f"role {role!r} is not a role name")
+        conn = self.db.conn()
+        row = conn.execute("SELECT revoked FROM users WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] is None:
+            raise AccessConfigError(f"user {name!r} exists; revoke it first or pick another name")
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO users(name, role, area, created, revoked) VALUES (?, ?, ?, ?, NULL)",
+                         (name, role, area, stamp(now())))
+            return self._issue(conn, name, days)
+
+    def issue(self, name: str, days: int) -> str:
+        """A new token for an existing, live user (older tokens keep working until they expire)."""
+        conn = self.db.conn()
+        row = conn.execute("SELECT revoked FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None or row[0] is not None:
+            raise AccessConfigError(f"no live user {name!r}")
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            return self._issue(conn, name, days)
+
+    @staticmethod
+    def _issue(conn, name: str, days: int) -> str:  # type: ignore[no-untyped-def]
+        if not 1 <= days <= 3650:
+            raise AccessConfigError(f"a token lives 1 to 3650 days, not {days}")
+        token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        created = now()
+        conn.execute("INSERT INTO tokens(id, user, hash, created, expires) VALUES (?, ?, ?, ?, ?)",
+                     (token_id, name, _hash(secret), stamp(created), stamp(created + timedelta(days=days))))
+        return f"twin_{token_id}_{secret}"
+
+    def revoke(self, name: str) -> int:
+        """Revoke ``name`` and every token it holds; returns how many tokens were live."""
+        conn = self.db.conn()
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            cur = conn.execute("UPDATE users SET revoked = ? WHERE name = ? AND revoked IS NULL", (stamp(now()), name))
+            if cur.rowcount == 0:
+                raise AccessConfigError(f"no live user {name!r}")
+            return conn.execute("UPDATE tokens SET revoked = ? WHERE user = ? AND revoked IS NULL",
+                                (stamp(now()), name)).rowcount
+
+    def list(self, *, include_revoked: bool = False) -> list[User]:
+        sql = ("SELECT u.name, u.role, u.area, u.created, u.revoked, "
+               "(SELECT max(expires) FROM tokens t WHERE t.user = u.name AND t.revoked IS NULL) FROM users u"
+               + ("" if include_revoked else " WHERE u.revoked IS NULL") + " ORDER BY u.name")
+        return [User(*row) for row in self.db.conn().execute(sql)]
+
+    def get(self, name: str) -> User | None:
+        row = self.db.conn().execute("SELECT name, role, area, created, revoked FROM users WHERE name = ?",
+                                     (name,)).fetchone()
+        return None if row is None else User(*row)
+
+    def authenticate(self, token: str) -> User:
+        """The live user holding ``token``; :class:`AuthenticationError` saying why not otherwise."""
+        m = _TOKEN.match(token)
+        if m is None:
+            raise AuthenticationError("malformed token: twin tokens read twin_<id>_<secret>")
+        row = self.db.conn().execute(
+            "SELECT t.hash, t.expires, t.revoked, u.name, u.role, u.area, u.created, u.revoked "
+            "FROM tokens t JOIN users u ON u.name = t.user WHERE t.id = ?", (m.group(1),)).fetchone()
+        if row is None or not hmac.compare_digest(row[0], _hash(m.group(2))):
+            raise AuthenticationError("unknown token")
+        if row[2] is not None or row[7] is not None:
+            raise AuthenticationError("token revoked")
+        if row[1] <= stamp(now()):
+            raise AuthenticationError(f"token expired at {row[1]}")
+        return User(row[3], row[4], row[5], row[6], expires=row[1])

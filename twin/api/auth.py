@@ -1,0 +1,125 @@
+"""Authentication at the HTTP edge: a bearer token (or the browser's session cookie) becomes the
+request's :class:`~twin.access.Principal`; plus the login page and the admin's audit and user lists.
+
+The token is read from ``Authorization: Bearer`` (FastAPI's :class:`HTTPBearer`, so OpenAPI shows the
+scheme) or, for browsers, from the ``twin_session`` cookie that ``/login`` sets (HttpOnly, SameSite=Strict).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from twin.access import Gate, Principal
+from twin.api.render import html_response, json_response
+from twin.errors import AuthenticationError
+
+COOKIE = "twin_session"
+bearer = HTTPBearer(auto_error=False, description="An API token from `twin user add`, or an OIDC access token.")
+router = APIRouter(tags=["Access"])
+
+
+def gate(request: Request) -> Gate:
+    return request.app.state.gate
+
+
+def authenticate(request: Request,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    """The request's principal (anonymous without credentials); bad credentials are a 401, audited."""
+    token = credentials.credentials if credentials is not None else request.cookies.get(COOKIE)
+    g = gate(request)
+    try:
+        who = g.authenticate(token)
+    except AuthenticationError:
+        request.state.principal = g.anonymous
+        raise
+    request.state.principal = who
+    return who
+
+
+Who = Annotated[Principal, Depends(authenticate)]
+
+
+def principal(request: Request) -> Principal:
+    """The principal :func:`authenticate` resolved for this request (anonymous if it did not run)."""
+    return getattr(request.state, "principal", None) or gate(request).anonymous
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths, so a login link cannot send the user elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+        return "/map"
+    return target
+
+
+def _login(request: Request, token: str, target: str | None) -> Response:
+    g = gate(request)
+    try:
+        who = g.authenticate(token)
+    except AuthenticationError as exc:
+        g.audit.record("login", "denied", status=401, method=request.method, path="/login", detail=str(exc))
+        page = html_response("login.html", error=str(exc), next=_safe_next(target))
+        page.status_code = 401
+        return page
+    g.audit.record("login", user=who.name, role=who.role.name, method=request.method, path="/login",
+                   detail=f"browser session ({who.via})")
+    response = RedirectResponse(_safe_next(target), status_code=303)
+    secure = request.url.scheme == "https"
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=12 * 3600)
+    return response
+
+
+@router.get("/login", include_in_schema=False)
+def login_page(request: Request, next: str | None = None,
+               token: Annotated[str | None, Query(description="One-click login link from `twin up`.")] = None
+               ) -> Response:
+    """The sign-in page (paste a token); ``?token=`` signs in directly and drops it from the address bar."""
+    if token:
+        return _login(request, token, next)
+    return html_response("login.html", error=None, next=_safe_next(next))
+
+
+@router.post("/login", include_in_schema=False)
+def login(request: Request, token: Annotated[str, Form()], next: Annotated[str | None, Form()] = None) -> Response:
+    return _login(request, token.strip(), next)
+
+
+@router.post("/logout", include_in_schema=False)
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/whoami", summary="Who the service takes you for: name, role, area and what you may read")
+def whoami(request: Request, who: Who) -> Response:
+    doc = {"name": who.name, "role": who.role.name, "via": who.via,
+           "area": None if who.area is None else {"key": who.area.key, "layer": who.area.layer,
+                                                   "name": who.area.name, "bbox": list(who.area.bounds)},
+           "layers": who.readable(list(gate(request).store.catalogue))}
+    return json_response(doc, headers={"Cache-Control": "private, no-store"})
+
+
+@router.get("/audit", summary="The audit log (administrators): imports, edits, exports, logins, denials")
+def audit(request: Request, who: Who, user: str | None = None, action: str | None = None,
+          outcome: str | None = None, layer: str | None = None,
+          since: Annotated[str | None, Query(description="RFC 3339 time, e.g. 2026-11-25T00:00:00Z")] = None,
+          until: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> Response:
+    who.check_manage()
+    events = gate(request).audit.query(user=user, action=action, outcome=outcome, layer=layer, since=since,
+                                       until=until, limit=limit)
+    return json_response({"events": [e.__dict__ for e in events], "numberReturned": len(events)},
+                         headers={"Cache-Control": "private, no-store"})
+
+
+@router.get("/users", summary="Users and their roles and areas (administrators)")
+def users(request: Request, who: Who, revoked: bool = False) -> Response:
+    who.check_manage()
+    rows = gate(request).list_users(include_revoked=revoked)
+    return json_response({"users": [u.__dict__ for u in rows]}, headers={"Cache-Control": "private, no-store"})
+
+
