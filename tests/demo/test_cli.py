@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -39,12 +43,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(path: Path) -> tuple[subprocess.Popen, int]:
-    """Start ``twin up`` on a free port; retried when another process grabbed the port first."""
+def _serve(path: Path, log: Path) -> tuple[subprocess.Popen, int]:
+    """Start ``twin up`` on a free port, its output going to ``log``; retried when another process grabbed the
+    port first."""
     for _ in range(3):
         port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-c", "from twin.cli import main; main()", "up", "--store",
-                                 str(path), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-c", "from twin.cli import main; main()", "up", "--store",
+                                     str(path), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80"})
         deadline = time.monotonic() + 90
         while proc.poll() is None and time.monotonic() < deadline:
             try:
@@ -53,7 +60,8 @@ def _serve(path: Path) -> tuple[subprocess.Popen, int]:
             except httpx.TransportError:
                 time.sleep(0.3)
         proc.kill()
-        output = proc.communicate()[0].decode()
+        proc.wait()
+        output = log.read_text()
         if "address already in use" not in output:
             raise AssertionError(f"twin up did not serve:\n{output}")
     raise AssertionError("no free port for twin up")
@@ -62,12 +70,30 @@ def _serve(path: Path) -> tuple[subprocess.Popen, int]:
 def test_up_serves_an_existing_store_without_rebuilding_it(tmp_path: Path, tiny_path: Path) -> None:
     path = tmp_path / "served.gpkg"
     path.write_bytes(tiny_path.read_bytes())
-    proc, port = _serve(path)
+    proc, port = _serve(path, tmp_path / "up.log")
     try:
-        r = httpx.get(f"http://127.0.0.1:{port}/collections/hydrant/items?limit=3&f=json", timeout=10)
+        link = re.search(rf"http://127\.0\.0\.1:{port}/login\?token=(twin_\S+)&next=/map",
+                         (tmp_path / "up.log").read_text())
+        assert link is not None, (tmp_path / "up.log").read_text()
+        url = f"http://127.0.0.1:{port}/collections/hydrant/items?limit=3&f=json"
+        assert httpx.get(url, timeout=10).status_code == 401  # no default access
+        r = httpx.get(url, headers={"Authorization": f"Bearer {link.group(1)}"}, timeout=10)
         assert r.status_code == 200 and len(r.json()["features"]) == 3
         assert r.json()["features"][0]["id"].startswith("HY-")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+            signed_in = browser.get(link.group(0), follow_redirects=True)  # the one-click link: cookie, then /map
+            assert signed_in.status_code == 200 and signed_in.url.path == "/map"
+            assert browser.get("/whoami").json()["name"] == "twin-up"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     assert not (tmp_path / "files").exists()  # nothing was built
+
+
+def test_demo_build_is_in_the_audit_trail(tiny_path: Path) -> None:
+    result = CliRunner().invoke(app, ["audit", "--action", "import", "--json", "--store", str(tiny_path)])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    build = [e for e in events if "twin demo --scale tiny" in (e["detail"] or "")]
+    assert build and build[-1]["outcome"] == "ok" and build[-1]["user"] == f"local:{getpass.getuser()}"
+    assert build[-1]["count"] > 0

@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 from shapely import Geometry
 
-from twin.errors import AccessConfigError, InvalidKeyError, LayerNotFoundError
+from twin.errors import AccessConfigError, FeatureNotFoundError, InvalidKeyError, LayerNotFoundError
 from twin.store.geopackage import GeoPackageStore
 
 Box = tuple[float, float, float, float]
@@ -92,6 +92,8 @@ class AreaResolver:
             layer = self.store.layer_of(key)
         except (InvalidKeyError, LayerNotFoundError):
             raise AccessConfigError(f"area {key!r} is not the key of a {'/'.join(self.layers)} component") from None
+        except FeatureNotFoundError:
+            raise AccessConfigError(f"area {key!r} does not exist (deleted, or never imported)") from None
         if layer not in self.layers:
             raise AccessConfigError(f"area {key!r} is a {layer} component; areas come from "
                                     f"{', '.join(self.layers)}")

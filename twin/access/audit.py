@@ -14,8 +14,10 @@ from twin.access.db import AccessDB
 from twin.access.users import now
 from twin.errors import InvalidQueryError
 
-#: Actions recorded. ``read`` is recorded only when denied; downloads in bulk formats are ``export``.
+#: Actions recorded; downloads in file formats are ``export``, refused requests ``denied``.
 ACTIONS = ("login", "import", "edit", "delete", "export", "read", "user", "denied")
+#: How an action ended.
+OUTCOMES = ("ok", "denied", "rejected", "failed")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class AuditLog:
         """The latest events matching every condition given, newest first."""
         if action is not None and action not in ACTIONS:
             raise InvalidQueryError(f"unknown audit action {action!r}; actions: {', '.join(ACTIONS)}")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise InvalidQueryError(f"unknown outcome {outcome!r}; outcomes: {', '.join(OUTCOMES)}")
         if not 1 <= limit <= 10_000:
             raise InvalidQueryError(f"limit must be 1 to 10000, not {limit}")
         self.flush()

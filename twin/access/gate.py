@@ -76,8 +76,9 @@ class Gate:
         return Principal(name, role, area, via, self.policy)
 
     # -- administration (command line and admin API) ------------------------------------------
-    def add_user(self, name: str, role: str, area: str | None = None, days: int | None = None) -> str:
-        """Check the role and area, create the user, return its token (and audit it)."""
+    def add_user(self, name: str, role: str, area: str | None = None, days: int | None = None, *,
+                 by: str = "local") -> str:
+        """Check the role and area, create the user, return its token (audited as done ``by``)."""
         rule = self.policy.role(role).scope
         if area is None and rule is ScopeRule.required:
             raise AccessConfigError(f"role {role!r} needs --area KEY (a {'/'.join(self.policy.area_layers)} key)")
@@ -86,13 +87,20 @@ class Gate:
         if area is not None:
             self.areas.get(area)
         token = self.users.add(name, role, area, days or self.policy.token_days)
-        self.audit.record("user", user="local", role="admin", detail=f"added {name} ({role}"
+        self.audit.record("user", user=by, role="admin", detail=f"added {name} ({role}"
                           + (f", area {area})" if area else ")"))
         return token
 
-    def revoke_user(self, name: str) -> int:
+    def issue_token(self, name: str, days: int | None = None, *, by: str = "local") -> str:
+        """A new token for an existing, live user (audited)."""
+        days = days or self.policy.token_days
+        token = self.users.issue(name, days)
+        self.audit.record("user", user=by, role="admin", detail=f"new token for {name} ({days} days)")
+        return token
+
+    def revoke_user(self, name: str, *, by: str = "local") -> int:
         n = self.users.revoke(name)
-        self.audit.record("user", user="local", role="admin", detail=f"revoked {name} ({n} live tokens)")
+        self.audit.record("user", user=by, role="admin", detail=f"revoked {name} ({n} live tokens)")
         return n
 
     def list_users(self, include_revoked: bool = False) -> list[User]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from twin.cli import core, demo, maps, serve, tiles, transfer
+from twin.cli import audit, core, demo, maps, serve, tiles, transfer, users
 
 app = typer.Typer(
     name="twin",
@@ -19,6 +19,8 @@ transfer.register(app)
 demo.register(app)
 tiles.register(app)
 maps.register(app)
+users.register(app)
+audit.register(app)
 
 
 def main() -> None:

@@ -9,8 +9,11 @@ from typing import Annotated
 import typer
 
 from twin.cli import serve as serve_cli
-from twin.cli.common import LayersOption, StoreOption, catalogue, console, friendly, settings
+from twin.cli.access import up_login
+from twin.cli.audit import audited
+from twin.cli.common import LayersOption, StoreOption, catalogue, console, err_console, friendly, settings
 from twin.demo import PUBLIC_SCALES, SCALES, build_demo
+from twin.errors import TwinError
 
 ScaleOption = Annotated[str, typer.Option(
     help="small: a 2.5 km window on central Shanghai, about 100,000 components, under a minute; "
@@ -31,9 +34,15 @@ def _scale(name: str) -> str:
 
 def _build(store: Path, layers: Path, scale: str, seed: int, force: bool, cache: Path | None) -> None:
     started = time.perf_counter()
+    size, cfg, what = SCALES[_scale(scale)], settings(store, layers), f"twin demo --scale {scale} --seed {seed}"
     console.print(f"building the demo twin (scale={scale}, seed={seed}) into {store}", highlight=False)
-    results = build_demo(store, catalogue(settings(store, layers)), SCALES[_scale(scale)], seed, force=force,
-                         workdir=cache, progress=lambda line: console.print(f"  {line}", highlight=False))
+    with audited(cfg, "import", None, what) as done:
+        results = build_demo(store, catalogue(cfg), size, seed, force=force, workdir=cache,
+                             progress=lambda line: console.print(f"  {line}", highlight=False))
+        done.count = sum(r.inserted + r.updated for r in results)
+        done.detail = (f"{what}: {len(results)} imports, {sum(r.inserted for r in results):,} inserted, "
+                       f"{sum(r.updated for r in results):,} updated, "
+                       f"{sum(r.unchanged for r in results):,} unchanged")
     total = sum(r.inserted + r.updated + r.unchanged for r in results)
     console.print(f"done: {total:,} components in {time.perf_counter() - started:.0f} s; "
                   f"try `twin info --store {store}` or `twin up --store {store}`", highlight=False)
@@ -61,8 +70,16 @@ def up(store: StoreOption = None, layers: LayersOption = None, scale: ScaleOptio
        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
        workers: Annotated[int, typer.Option(help="Worker processes (each holds its own index).")] = 1) -> None:
-    """Build the demo twin at --store if there is no store there yet, then serve it."""
+    """Build the demo twin at --store if there is no store there yet, then serve it, with a sign-in link.
+
+    Every start gives the user ``twin-up`` (an administrator, created on the first start) a new token valid
+    for one day, printed as a one-click link; create real users with `twin user add`.
+    """
     cfg = settings(store, layers)
     if not (cfg.store.is_file() and cfg.store.stat().st_size > 0):
         _build(cfg.store, cfg.layers, scale, seed, False, None)
+    try:
+        up_login(cfg, host, port)
+    except TwinError as exc:  # a policy without an admin role, say: serve all the same
+        err_console.print(f"[yellow]warning:[/] no sign-in link: {exc}", highlight=False, soft_wrap=True)
     serve_cli.serve(store=cfg.store, layers=cfg.layers, host=host, port=port, workers=workers)

@@ -8,12 +8,24 @@ from typing import Annotated
 
 import typer
 
-from twin.cli.common import LayersOption, StoreOption, friendly, settings
+from twin.cli.access import opened_gate
+from twin.cli.common import LayersOption, StoreOption, console, friendly, settings
 from twin.errors import StoreError
+from twin.settings import TwinSettings
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+
+
+def _first_admin_hint(cfg: TwinSettings) -> None:
+    """Without users only public layers can be read (there is no default password): say how to add one."""
+    with opened_gate(cfg) as gate:
+        if gate.list_users():
+            return
+    console.print(f"no users yet, so only public layers can be read; create the first administrator with\n"
+                  f"  twin user add NAME --role admin --store {cfg.store}\n"
+                  "and sign in with the link it prints", style="yellow", highlight=False, soft_wrap=True)
 
 
 @friendly
@@ -32,6 +44,8 @@ def serve(store: StoreOption = None, layers: LayersOption = None,
     if not Path(cfg.store).is_file():
         raise StoreError(f"{cfg.store}: no store here; build one with `twin demo` or `twin import`")
     host, port = host or cfg.host, port or cfg.port
+    if cfg.oidc_jwks is None:
+        _first_admin_hint(cfg)
     if workers > 1:  # each worker process builds its own app from the environment
         os.environ["TWIN_STORE"] = str(cfg.store)
         os.environ["TWIN_LAYERS"] = str(cfg.layers)

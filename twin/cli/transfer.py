@@ -9,11 +9,13 @@ import orjson
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from twin.cli.audit import audited
 from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, opened, settings
 from twin.errors import InvalidQueryError, TwinError
 from twin.io import ExportOptions, ImportOptions, export_layer, import_file
 from twin.io.mapping import load_mapping_file, parse_pairs
 from twin.io.render import show_export, show_import
+from twin.io.report import ImportReport
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +32,12 @@ def parse_bbox(text: str, flag: str) -> tuple[float, float, float, float]:
     if len(v) != 4 or v[0] >= v[2] or v[1] >= v[3]:
         raise InvalidQueryError(f"{flag} {text!r}: give minx,miny,maxx,maxy in lon/lat, such as 121.4,31.1,121.6,31.3")
     return v[0], v[1], v[2], v[3]
+
+
+def _import_detail(result: ImportReport) -> str:
+    what = "dry run" if result.dry_run else f"changeset {result.changeset}"
+    return (f"{what} of {result.source}: read {result.read}, inserted {result.inserted}, updated {result.updated}, "
+            f"rejected {result.rejected}")
 
 
 def _options(cfg_bbox: tuple[float, float, float, float], maps: list[str], mapping: Path | None,
@@ -66,12 +74,13 @@ def import_command(
         options = _options(cfg.city_bbox, map_ or [], mapping, extent, source_layer=source_layer, encoding=encoding,
                            crs=crs, lon=lon, lat=lat, allow_outside=allow_outside, dry_run=dry_run, strict=strict,
                            author=cfg.author, note=note)
-        with opened(cfg, create=True) as st, Progress(
+        with audited(cfg, "import", layer, str(path)) as done, opened(cfg, create=True) as st, Progress(
                 TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                 console=err_console, transient=True) as bar:
             task = bar.add_task("import", total=None)
             result = import_file(st, path, layer, options,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                 progress=lambda n, total: bar.update(task, completed=n, total=total))
+            done.count, done.detail = result.inserted + result.updated, _import_detail(result)
     except TwinError as exc:
         if report is not None:
             report.write_bytes(orjson.dumps({"source": str(path), "layer": layer, "error": str(exc), "imported": 0},
@@ -94,5 +103,7 @@ def export_command(
     """Export a layer (or part of it) to a GIS file."""
     cfg = settings(store, layers)
     options = ExportOptions(format=format_, bbox=parse_bbox(bbox, "--bbox") if bbox else None, crs=crs)
-    with opened(cfg) as st:
-        show_export(console, export_layer(st, layer, out, options))
+    with audited(cfg, "export", layer, str(out)) as done, opened(cfg) as st:
+        result = export_layer(st, layer, out, options)
+        done.count, done.detail = result.count, f"{result.format} to {', '.join(result.paths)} ({result.crs})"
+    show_export(console, result)

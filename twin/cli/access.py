@@ -1,0 +1,112 @@
+"""What the access commands share: the store's gate, the local operator's name, and how a token is shown.
+
+The command line runs on the store's machine, where file access is full access; it acts as the local
+operator, recorded in the audit trail as ``local:<OS user>``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.rule import Rule
+
+from twin.access import AccessSettings, Gate
+from twin.access.db import access_db_path
+from twin.cli.common import console, opened
+from twin.settings import TwinSettings
+
+#: The user ``twin up`` signs the operator in as, with a fresh one-day token on every start.
+UP_USER = "twin-up"
+UP_DAYS = 1
+
+
+def operator() -> str:
+    """The local operator as the audit trail names them: ``local:<OS user>``."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        name = f"uid{os.getuid()}"
+    return f"local:{name}"
+
+
+def access_db(cfg: TwinSettings) -> Path:
+    """The access database of the configured store (``TWIN_ACCESS_DB``, else beside the store)."""
+    return cfg.access_db or access_db_path(cfg.store)
+
+
+@contextmanager
+def opened_gate(cfg: TwinSettings) -> Iterator[Gate]:
+    """The gate of the configured store, closed (its audit trail written) afterwards.
+
+    A command that fails leaves no trace: when the access database did not exist before, the files the
+    gate created for it are removed again.
+    """
+    path = access_db(cfg)
+    new = not path.exists()
+    with opened(cfg) as store:
+        gate = Gate(store, AccessSettings(db=path, policy=cfg.access_policy))
+        try:
+            yield gate
+        except BaseException:
+            gate.close()
+            if new:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise
+        gate.close()
+
+
+def browser_host(host: str) -> str:
+    """The address a browser on this machine reaches a server listening on ``host`` at."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+
+
+def login_link(host: str, port: int, token: str) -> str:
+    """The one-click sign-in link: ``/login`` sets the session cookie and opens the map."""
+    return f"http://{browser_host(host)}:{port}/login?token={token}&next=/map"
+
+
+def service_address() -> tuple[str, int]:
+    """Where ``twin serve`` listens by default (``TWIN_HOST``, ``TWIN_PORT``)."""
+    from twin.api.app import ServiceSettings  # the web stack, only for the commands that print a link
+
+    cfg = ServiceSettings()
+    return cfg.host, cfg.port
+
+
+def show_token(token: str, who: str, expires: str, host: str, port: int) -> None:
+    """Print a new token with how to use it; it is never shown again."""
+    console.print(f"token for {who} (expires {expires}):", highlight=False)
+    console.print(token, style="bold", soft_wrap=True, highlight=False)
+    console.print("It is shown only once: twin keeps only its hash. Copy it now.", style="yellow")
+    console.print(f"  API:     send the header  Authorization: Bearer {token}", soft_wrap=True, highlight=False)
+    console.print(f"  browser: {login_link(host, port, token)}", soft_wrap=True, highlight=False)
+    console.print(f"           (or paste the token at http://{browser_host(host)}:{port}/login)", soft_wrap=True,
+                  highlight=False)
+
+
+def up_login(cfg: TwinSettings, host: str, port: int) -> None:
+    """Sign the operator of ``twin up`` in: a fresh one-day admin token for ``twin-up``, shown as a link."""
+    with opened_gate(cfg) as gate:
+        user = gate.users.get(UP_USER)
+        if user is not None and user.revoked is not None:
+            console.print(f"{UP_USER} was revoked ({user.revoked}), so there is no sign-in link; sign in with your "
+                          "own token at /login", style="yellow", highlight=False)
+            return
+        if user is None:
+            token = gate.add_user(UP_USER, "admin", days=UP_DAYS, by=operator())
+        else:
+            token = gate.issue_token(UP_USER, UP_DAYS, by=operator())
+        role = gate.users.get(UP_USER).role  # type: ignore[union-attr]
+        roles = ", ".join(gate.policy.roles)
+    console.print(Rule("sign in · 登录", style="green"))
+    console.print(f"Open this link to sign in as {UP_USER} ({role}; valid {UP_DAYS} day):", highlight=False)
+    console.print(login_link(host, port, token), style="bold green", soft_wrap=True, highlight=False)
+    console.print(f"API clients: Authorization: Bearer {token}", soft_wrap=True, highlight=False)
+    console.print(f"Real users: twin user add NAME --role ROLE [--area KEY] --store {cfg.store}   (roles: {roles})",
+                  soft_wrap=True, highlight=False)
+    console.print(Rule(style="green"))
