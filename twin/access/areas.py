@@ -19,9 +19,9 @@ from twin.store.geopackage import GeoPackageStore
 
 Box = tuple[float, float, float, float]
 #: The outline is cut into this many cells a side to find boxes wholly inside it.
-_GRID = 12
+_GRID = 16
 #: At most this many inner boxes go into a query.
-_MAX_INNER = 12
+_MAX_INNER = 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +55,8 @@ class Area:
 
 
 def inner_boxes(geom: Geometry) -> tuple[Box, ...]:
-    """Up to :data:`_MAX_INNER` large boxes wholly inside ``geom``: grid cells inside it, merged along rows."""
+    """Up to :data:`_MAX_INNER` large, disjoint boxes wholly inside ``geom``: grid cells inside it, merged along
+    rows, then runs spanning the same columns merged down the rows; the largest first."""
     minx, miny, maxx, maxy = geom.bounds
     if maxx <= minx or maxy <= miny:
         return ()
@@ -73,6 +74,16 @@ def inner_boxes(geom: Geometry) -> tuple[Box, ...]:
             while i < _GRID and inside[j, i]:
                 i += 1
             runs.append((float(xs[start]), float(ys[j]), float(xs[i]), float(ys[j + 1])))
+    merged: list[Box] = []
+    for box in runs:  # rows come in order, so a run continues the one above it when the columns match
+        above = next((k for k, m in enumerate(merged) if m[0] == box[0] and m[2] == box[2] and m[3] == box[1]),
+                     None)
+        if above is None:
+            merged.append(box)
+        else:
+            m = merged[above]
+            merged[above] = (m[0], m[1], m[2], box[3])
+    runs = merged
     runs.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     return tuple(runs[:_MAX_INNER])
 

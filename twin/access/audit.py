@@ -25,10 +25,10 @@ class AuditEvent:
     """One line of the trail (``outcome``: ok, denied, rejected or failed)."""
 
     time: str
-    user: str | None
-    role: str | None
     action: str
     outcome: str
+    user: str | None = None
+    role: str | None = None
     status: int | None = None
     method: str | None = None
     path: str | None = None

@@ -29,14 +29,23 @@ def gate(request: Request) -> Gate:
 
 def authenticate(request: Request,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    """The request's principal (anonymous without credentials); bad credentials are a 401, audited."""
-    token = credentials.credentials if credentials is not None else request.cookies.get(COOKIE)
+    """The request's principal (anonymous without credentials); a bad bearer token is a 401, audited.
+
+    A session cookie that stopped working (token expired or revoked) makes the browser anonymous instead,
+    so the pages can send it back to the sign-in page rather than lock it out.
+    """
+    cookie = request.cookies.get(COOKIE) if credentials is None else None
+    token = credentials.credentials if credentials is not None else cookie
     g = gate(request)
     try:
         who = g.authenticate(token)
-    except AuthenticationError:
+    except AuthenticationError as exc:
         request.state.principal = g.anonymous
-        raise
+        if cookie is None:
+            raise
+        g.audit.record("login", "denied", status=401, method=request.method, path=str(request.url.path)[:500],
+                       detail=f"session cookie refused: {exc}")
+        return g.anonymous
     request.state.principal = who
     return who
 
