@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import shapely
 
@@ -88,7 +89,12 @@ def representative(merc: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray,
 def cell_counts(merc: np.ndarray, statuses: list[str], kind: str, level: int, sign: int = 1) -> pd.DataFrame:
     """Members counted per cell of ``level`` and status: cx, cy, status, n, measure and the sums sx, sy of their
     representative points (Web Mercator, relative to the cell's corner), which place the cell's point."""
-    x, y, measure = representative(merc, kind)
+    return counts_at(*representative(merc, kind), statuses, level, sign)
+
+
+def counts_at(x: np.ndarray, y: np.ndarray, measure: np.ndarray, statuses: list[str] | np.ndarray, level: int,
+              sign: int = 1) -> pd.DataFrame:
+    """:func:`cell_counts` of members counted at the Web Mercator points ``x, y``."""
     cx, cy = cell_index(x, y, level)
     corner = cell_bounds(cx, cy, level)
     frame = pd.DataFrame({"cx": cx, "cy": cy, "status": statuses, "n": sign, "measure": sign * measure,
@@ -143,6 +149,16 @@ class Aggregates:
     def cells(self, conn: sqlite3.Connection, plan: Plan, tile: TileID) -> list[tuple]:
         """``(cx, cy, status, n, measure, sx, sy)`` of the cells inside ``tile``."""
         return _in_tile(conn, "cx, cy, status, n, measure, sx, sy FROM twin_tiles_cells", plan, tile)
+
+    def cells_at(self, conn: sqlite3.Connection, plan: Plan, level: int, cx: np.ndarray, cy: np.ndarray) -> list[tuple]:
+        """``(cx, cy, status, n, measure, sx, sy)`` of the listed cells of ``level`` (one index seek each)."""
+        if not len(cx):
+            return []
+        pairs = orjson.dumps(np.column_stack([cx, cy]).astype(np.int64).tolist()).decode()
+        return conn.execute(
+            "SELECT c.cx, c.cy, c.status, c.n, c.measure, c.sx, c.sy FROM json_each(?) j CROSS JOIN twin_tiles_cells c "
+            "ON c.layer = ? AND c.level = ? AND c.cx = json_extract(j.value, '$[0]') "
+            "AND c.cy = json_extract(j.value, '$[1]')", (pairs, plan.layer, level)).fetchall()
 
     def shapes(self, conn: sqlite3.Connection, plan: Plan, tile: TileID) -> list[tuple]:
         """``(cx, cy, wkb)`` of the generalised shapes inside ``tile`` (Web Mercator)."""

@@ -28,7 +28,8 @@ _LOG_ENTRIES = 512
 
 @dataclass(frozen=True)
 class CacheKey:
-    """A tile of a set of layers under a filter variant ('' for none)."""
+    """A tile of a set of layers under a variant: the view's and the filter's ('' for the masked, unscoped,
+    unfiltered tile)."""
 
     layers: tuple[str, ...]
     tile: TileID

@@ -5,6 +5,10 @@ compared with the one the engine knows (so writes by other processes are seen to
 is read with ``store.changes_since``, logged, and the tiles it meets are dropped from memory and disk,
 and the layer's aggregates are brought up to date. A cached or pre-built tile is served only when the
 change log proves nothing changed where it lies since it was drawn.
+
+Every tile is drawn for a :class:`~tiles.view.View` (an area scope and the personal fields seen unmasked),
+and cached under that view's variant: invalidation drops the tiles of every variant alike, and the
+pre-built pyramid, drawn for the whole city with every field masked, serves only that view.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from tiles.pyramid import Pyramid, gzip_tile
 from tiles.query import NO_FILTER, TileFilter
 from tiles.reader import TileReader, store_identity
 from tiles.render import Renderer
+from tiles.scope import scope_of
 from tiles.settings import TileSettings
+from tiles.view import MASKED, TileOutOfScopeError, View
 from twin.errors import InvalidQueryError
 from twin.store.base import Changeset
 from twin.store.geopackage import GeoPackageStore
@@ -44,8 +50,13 @@ class TileResult:
         return not self.gz
 
 
-def etag_of(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=10).hexdigest()
+def etag_of(data: bytes, variant: str = "") -> str:
+    """A strong ETag of a tile's bytes as drawn for ``variant`` (tiles of two views never share one)."""
+    digest = hashlib.blake2b(digest_size=10)
+    if variant:
+        digest.update(variant.encode() + b"\0")
+    digest.update(data)
+    return digest.hexdigest()
 
 
 class TileEngine:
@@ -114,12 +125,20 @@ class TileEngine:
             raise InvalidQueryError(f"{len(names)} layers in one tile; the most is {self.settings.max_layers}")
         return tuple(self.catalogue[n].id for n in names)
 
-    def tile(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter = NO_FILTER) -> TileResult:
-        """One tile of ``layers``: from memory, disk or the pyramid when still current, else drawn."""
+    def tile(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter = NO_FILTER,
+             view: View = MASKED) -> TileResult:
+        """One tile of ``layers`` as ``view`` sees it: from memory, disk or the pyramid when still current, else
+        drawn. Cached tiles are kept per view; the pyramid (drawn for :data:`MASKED`) serves only that view.
+
+        Raises :class:`TileOutOfScopeError` (a 404) for a tile that does not meet the view's area.
+        """
+        box = lonlat_box(buffered_mercator(tile, self.settings.buffer))
+        if view.area is not None and not scope_of(view.area).meets(box):
+            raise TileOutOfScopeError(tile)
         for layer in layers:
             self.refresh(layer)
-        key = CacheKey(layers, tile, flt.variant)
-        box = lonlat_box(buffered_mercator(tile, self.settings.buffer))
+        seen = view.variant(layers)
+        key = CacheKey(layers, tile, "-".join(v for v in (seen, flt.variant) if v))
         entry = self.memory.get(key)
         if entry is not None and self._current(entry, box, key):
             return TileResult(entry.gz, entry.etag, "memory")
@@ -128,13 +147,13 @@ class TileEngine:
             if entry is not None and self._current(entry, box, key):
                 self.memory.put(key, entry)
                 return TileResult(entry.gz, entry.etag, "disk")
-        if self.pyramid is not None and flt.is_empty and self.pyramid.covers(layers, tile):
+        if self.pyramid is not None and flt.is_empty and not seen and self.pyramid.covers(layers, tile):
             gz = self.pyramid.get(tile)
             entry = Entry(gz, etag_of(gz), dict(self.pyramid.versions))
             if self._current(entry, box, key):
                 self.memory.put(key, entry)
                 return TileResult(entry.gz, entry.etag, "pyramid")
-        return self._draw(key, flt)
+        return self._draw(key, flt, view)
 
     def versions(self, layers: tuple[str, ...]) -> dict[str, int]:
         """The changeset of each layer the engine is caught up with (catching up first)."""
@@ -142,17 +161,18 @@ class TileEngine:
             self.refresh(layer)
         return {layer: self._known[layer] for layer in layers}
 
-    def draw(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter = NO_FILTER) -> tuple[bytes, dict[str, int]]:
-        """Raw MVT bytes of a tile, drawn now (no cache), and the changeset of each layer it reflects."""
+    def draw(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter = NO_FILTER,
+             view: View = MASKED) -> tuple[bytes, dict[str, int]]:
+        """Raw MVT bytes of a tile as ``view`` sees it, drawn now (no cache), and the changeset of each layer."""
         for layer in layers:
             self.refresh(layer)
-        rendered = self.renderer.render(layers, tile, flt)
+        rendered = self.renderer.render(layers, tile, flt, view)
         return rendered.data, rendered.versions
 
-    def _draw(self, key: CacheKey, flt: TileFilter) -> TileResult:
-        rendered = self.renderer.render(key.layers, key.tile, flt)
+    def _draw(self, key: CacheKey, flt: TileFilter, view: View) -> TileResult:
+        rendered = self.renderer.render(key.layers, key.tile, flt, view)
         gz = gzip_tile(rendered.data) if rendered.data else b""
-        entry = Entry(gz, etag_of(rendered.data), rendered.versions)
+        entry = Entry(gz, etag_of(rendered.data, key.variant), rendered.versions)
         # cache what was drawn at the versions the engine knows; should a sync slip in between, the
         # change log still refuses the entry when it is read
         if all(self._known.get(layer) == v for layer, v in rendered.versions.items()):

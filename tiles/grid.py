@@ -24,6 +24,8 @@ MIN_ZOOM = int(TMS.minzoom)
 MAX_ZOOM = int(TMS.maxzoom)
 EXTENT = 4096  # MVT tile coordinates per tile side
 MAX_LAT = 85.0511287798066
+#: Half the width (and height) of the Web Mercator world, in metres.
+WORLD_HALF = 20037508.342789244
 
 _TO_MERC = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
 _TO_LONLAT = pyproj.Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
@@ -91,9 +93,24 @@ def buffered_mercator(tile: TileID, buffer: int) -> tuple[float, float, float, f
 
 
 def lonlat_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    """A Web Mercator box as a lon/lat box (exact: the projection maps boxes to boxes)."""
-    lon, lat = _TO_LONLAT.transform([box[0], box[2]], [box[1], box[3]])
-    return float(lon[0]), float(lat[0]), float(lon[1]), float(lat[1])
+    """A Web Mercator box as a lon/lat box (exact: the projection maps boxes to boxes), cut to the world."""
+    lon0, lat0, lon1, lat1 = lonlat_boxes(np.array(box)).tolist()[0]
+    return lon0, lat0, lon1, lat1
+
+
+def lonlat_boxes(boxes: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(n, 4)`` Web Mercator boxes as lon/lat boxes, cut to the world: a buffered tile at the antimeridian
+    or the poles stops there rather than wrapping round to the other side."""
+    boxes = np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), -WORLD_HALF, WORLD_HALF)
+    lon0, lat0 = xy_to_lonlat(boxes[:, 0], boxes[:, 1])
+    lon1, lat1 = xy_to_lonlat(boxes[:, 2], boxes[:, 3])
+    return np.column_stack([lon0, lat0, lon1, lat1])
+
+
+def xy_to_lonlat(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+    """Web Mercator points in lon/lat; longitudes stay within -180..180 without wrapping at the antimeridian."""
+    _, lat = _TO_LONLAT.transform(np.zeros(np.shape(y)), y)
+    return np.asarray(x, dtype=np.float64) * (180.0 / WORLD_HALF), np.asarray(lat, dtype=np.float64)
 
 
 def to_mercator(geoms: NDArray[np.object_]) -> NDArray[np.object_]:

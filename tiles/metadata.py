@@ -1,13 +1,14 @@
 """Documents describing the tiles: TileJSON 3.0.0 and the OGC API - Tiles tile matrix set and tileset documents.
 
-Pure functions of the catalogue, the store's extents and the base URL the client used; the HTTP layer
-only serialises them.
+Pure functions of the catalogue, the caller's view, the extents and the base URL the client used; the HTTP
+layer only serialises them.
 """
 
 from __future__ import annotations
 
 from tiles.aggregate import Aggregates
 from tiles.grid import MAX_ZOOM, TMS, TMS_ID
+from tiles.view import MASKED, View
 from twin.catalogue import FieldType, GeometryKind, LayerSpec
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
@@ -21,9 +22,11 @@ _DIMENSION = {GeometryKind.point: 0, GeometryKind.line: 1, GeometryKind.polygon:
 Box = tuple[float, float, float, float]
 
 
-def tile_fields(spec: LayerSpec, aggregates: Aggregates) -> dict[str, tuple[str, str]]:
-    """Properties a layer's tiles carry: name -> (JSON type, description)."""
-    masks = {name for name, rule in spec.sensitive_fields.items() if rule.value == "drop"}
+def tile_fields(spec: LayerSpec, aggregates: Aggregates,
+                unmasked: frozenset[str] = frozenset()) -> dict[str, tuple[str, str]]:
+    """Properties a layer's tiles carry for a caller seeing ``unmasked`` as stored: name -> (JSON type,
+    description). Personal fields masked by dropping them are left out for everyone else."""
+    masks = {name for name, rule in spec.sensitive_fields.items() if rule.value == "drop" and name not in unmasked}
     out = {"key": ("string", "位置编码 location key"), "status": ("string", "状态 status")}
     for f in spec.fields:
         if f.name not in masks:
@@ -40,11 +43,14 @@ def tile_fields(spec: LayerSpec, aggregates: Aggregates) -> dict[str, tuple[str,
     return out
 
 
-def tilejson(name: str, specs: list[LayerSpec], aggregates: Aggregates, tiles_url: str, bounds: Box) -> dict:
-    """A TileJSON 3.0.0 document for a tile set of ``specs`` served at ``tiles_url`` ({z}/{x}/{y} template)."""
+def tilejson(name: str, specs: list[LayerSpec], aggregates: Aggregates, tiles_url: str, bounds: Box,
+             view: View = MASKED) -> dict:
+    """A TileJSON 3.0.0 document for a tile set of ``specs`` served at ``tiles_url`` ({z}/{x}/{y} template),
+    listing the fields ``view`` sees."""
     layers = []
     for spec in specs:
-        fields = {k: _TILEJSON_TYPES.get(t, "String") for k, (t, _) in tile_fields(spec, aggregates).items()}
+        fields = {k: _TILEJSON_TYPES.get(t, "String")
+                  for k, (t, _) in tile_fields(spec, aggregates, view.fields(spec.id)).items()}
         layers.append({"id": spec.id, "description": f"{spec.title_zh} {spec.title_en}", "minzoom": 0,
                        "maxzoom": ADVERTISED_MAX_ZOOM, "fields": fields})
     centre = ((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
@@ -90,9 +96,11 @@ def tilesets(base: str, spec: LayerSpec) -> dict:
     }
 
 
-def tileset(base: str, spec: LayerSpec, aggregates: Aggregates, bounds: Box) -> dict:
-    """``/collections/{layer}/tiles/WebMercatorQuad``: the tileset's metadata (OGC API - Tiles, tileset)."""
-    props = {k: {"type": t, "description": d} for k, (t, d) in tile_fields(spec, aggregates).items()}
+def tileset(base: str, spec: LayerSpec, aggregates: Aggregates, bounds: Box, view: View = MASKED) -> dict:
+    """``/collections/{layer}/tiles/WebMercatorQuad``: the tileset's metadata (OGC API - Tiles, tileset) as
+    ``view`` sees it."""
+    props = {k: {"type": t, "description": d}
+             for k, (t, d) in tile_fields(spec, aggregates, view.fields(spec.id)).items()}
     layer = {"id": spec.id, "title": f"{spec.title_zh} {spec.title_en}", "dataType": "vector",
              "minTileMatrix": "0", "maxTileMatrix": str(MAX_ZOOM),
              "propertiesSchema": {"type": "object", "properties": props}}

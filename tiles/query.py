@@ -47,12 +47,15 @@ class TileFilter:
         text = "\x1f".join(str(v) for v in (self.cql, self.lang, self.crs, self.datetime))
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
-    def sql(self, spec: LayerSpec) -> tuple[str | None, tuple[object, ...]]:
-        """``WHERE`` text over ``spec``'s table (aliased ``t``) and its parameters; ``None`` when unfiltered."""
+    def sql(self, spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> tuple[str | None, tuple[object, ...]]:
+        """``WHERE`` text over ``spec``'s table (aliased ``t``) and its parameters; ``None`` when unfiltered.
+
+        Personal fields may be named only when in ``unmasked`` (:class:`~twin.errors.MaskedFieldError`).
+        """
         parts: list[str] = []
         params: list[object] = []
         if self._node is not None:
-            compiled = compile_filter(self._node, spec, resolve_crs(self.crs, name="filter-crs"))
+            compiled = compile_filter(self._node, spec, resolve_crs(self.crs, name="filter-crs"), unmasked)
             parts.append(compiled.where)
             params += compiled.params
         if self.datetime is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,3 +92,17 @@ class TileReader:
             args += list(params)
         with self.budget(conn, f"reading {spec.id} for a tile"):
             return conn.execute(sql, args).fetchall()
+
+    def members(self, conn: sqlite3.Connection, layer: str, boxes: Iterable[Box]) -> list[tuple]:
+        """``(fid, status, geom)`` of the components whose envelope meets any of the lon/lat ``boxes`` (once each).
+
+        A box is used as R-tree bounds (``minx <= box[2] AND maxx >= box[0]`` ...), so an inverted box from
+        :func:`tiles.scope.meeting_both` selects the envelopes meeting both of its boxes.
+        """
+        sql = (f"SELECT t.fid, t.status, t.geom FROM {q(layer)} t JOIN {q('rtree_' + layer + '_geom')} r "
+               "ON r.id = t.fid WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?")
+        found: dict[int, tuple] = {}
+        with self.budget(conn, f"reading {layer} for a tile"):
+            for b in boxes:
+                found.update((row[0], row) for row in conn.execute(sql, (b[2], b[0], b[3], b[1])))
+        return list(found.values())

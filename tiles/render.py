@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from tiles.aggregate import Aggregates, Plan, cell_counts
+from tiles.aggregate import Aggregates, Plan, cell_counts, counts_at
 from tiles.grid import (
     EXTENT,
     TileID,
@@ -28,8 +28,11 @@ from tiles.grid import (
 from tiles.mvt import LayerFeatures, encode, fit
 from tiles.query import TileFilter
 from tiles.reader import TileReader, feature_columns, last_changeset
+from tiles.scope import Box, Scope, meeting_both, scope_of
+from tiles.scoped import scoped_cells
 from tiles.shapes import cut, grouped, tolerance
-from twin.catalogue import Catalogue, LayerSpec
+from tiles.view import MASKED, View
+from twin.catalogue import Catalogue, GeometryKind, LayerSpec
 from twin.query.masking import maskers
 from twin.store.gpkg_blob import decode
 
@@ -47,70 +50,95 @@ class Rendered:
 
 
 class Renderer:
-    """Draws tiles from the store file and its aggregate tables."""
+    """Draws tiles from the store file and its aggregate tables, for one :class:`~tiles.view.View` at a time."""
 
     def __init__(self, catalogue: Catalogue, reader: TileReader, aggregates: Aggregates, *, buffer: int = 64,
                  max_bytes: int = 500_000) -> None:
         self.catalogue, self.reader, self.aggregates = catalogue, reader, aggregates
         self.buffer, self.max_bytes = buffer, max_bytes
 
-    def render(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter) -> Rendered:
-        """The tile for ``layers``, drawn in the richest mode that fits the size limit."""
+    def render(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter, view: View = MASKED) -> Rendered:
+        """The tile for ``layers`` as ``view`` sees it, drawn in the richest mode that fits the size limit."""
+        scope = scope_of(view.area) if view.area is not None else None
         for mode in MODES:
             with self.reader.snapshot() as conn:
                 parts, versions = [], {}
                 for layer in layers:
-                    features, versions[layer] = self._layer(conn, self.catalogue[layer], tile, flt, mode)
+                    part = _Part(self.catalogue[layer], tile, flt, view.fields(layer), scope)
+                    features, versions[layer] = self._layer(conn, part, mode)
                     parts.append(features)
             data = encode(parts)
             if len(data) <= self.max_bytes:
                 return Rendered(data, versions, mode)
         raise AssertionError(f"tile {tile} of {','.join(layers)} is over {self.max_bytes} bytes even as cells")
 
-    def _layer(self, conn: sqlite3.Connection, spec: LayerSpec, tile: TileID, flt: TileFilter,
-               mode: str) -> tuple[LayerFeatures, int]:
+    def _layer(self, conn: sqlite3.Connection, part: _Part, mode: str) -> tuple[LayerFeatures, int]:
+        spec, tile, scope = part.spec, part.tile, part.scope
         plan = self.aggregates.plan(spec.id)
         aggregated = plan is not None and tile.z < plan.min_zoom
         if not aggregated and mode != "cells":
-            return self._raw(conn, spec, tile, flt, lean=mode == "lean"), last_changeset(conn, spec.id)
+            return self._raw(conn, part, lean=mode == "lean"), last_changeset(conn, spec.id)
         plan = plan or Plan(spec.id, "point", tile.z + 1, self.aggregates.depth)
         with_shapes = plan.has_shapes and mode != "cells"  # the leanest mode draws every cell as a point
-        if flt.is_empty and aggregated:
+        if part.flt.is_empty and aggregated:
             state = self.aggregates.state(conn, plan)
-            if state is not None:
-                cells = self.aggregates.cells(conn, plan, tile)
+            # scoped cells mix stored counts with components read now: both must be of one changeset
+            if state is not None and (scope is None or state == last_changeset(conn, spec.id)):
+                if scope is None:
+                    cells = self.aggregates.cells(conn, plan, tile)
+                else:
+                    cells = scoped_cells(conn, self.reader, self.aggregates, plan, tile, scope,
+                                         spec.geometry is GeometryKind.point)
                 shapes = self.aggregates.shapes(conn, plan, tile) if with_shapes else []
+                if scope is not None:
+                    shapes = scope.clip(shapes, tile.z + plan.depth, plan.kind == "line")
                 return cell_features(spec, plan, tile, cells, shapes), state
-        return self._cells_now(conn, spec, plan, tile, flt, with_shapes), last_changeset(conn, spec.id)
+        return self._cells_now(conn, part, plan, with_shapes), last_changeset(conn, spec.id)
 
-    def _raw(self, conn: sqlite3.Connection, spec: LayerSpec, tile: TileID, flt: TileFilter,
-             lean: bool) -> LayerFeatures:
-        where, params = flt.sql(spec)
-        rows = self.reader.features(conn, spec, lonlat_box(buffered_mercator(tile, self.buffer)), where, params)
+    def _read(self, conn: sqlite3.Connection, part: _Part, box: Box) -> tuple[list[tuple], np.ndarray]:
+        """Rows meeting the lon/lat ``box`` that pass the filter (see :func:`feature_columns`), with their
+        lon/lat geometries; when scoped, only rows whose envelope meets the area's."""
+        where, params = part.flt.sql(part.spec, part.unmasked)
+        query = box if part.scope is None else meeting_both(box, part.scope.area.bounds)
+        rows = self.reader.features(conn, part.spec, query, where, params)
+        return rows, decode([r[-1] for r in rows]) if rows else np.empty(0, dtype=object)
+
+    def _raw(self, conn: sqlite3.Connection, part: _Part, lean: bool) -> LayerFeatures:
+        spec, scope = part.spec, part.scope
+        box = lonlat_box(buffered_mercator(part.tile, self.buffer))
+        rows, geoms = self._read(conn, part, box)
         out = LayerFeatures(spec.id)
         if not rows:
             return out
-        geoms = tile_geometries([r[-1] for r in rows], tile, self.buffer)
-        keep = np.flatnonzero(~shapely.is_missing(geoms))
+        drawn = tile_geometries(geoms, part.tile, self.buffer)
+        if scope is not None and not scope.covers(box):  # inside the area, what meets the tile is seen
+            drawn[~scope.sees(geoms)] = None
+        keep = np.flatnonzero(~shapely.is_missing(drawn))
         names = feature_columns(spec)[1:-1]
-        masks = maskers(spec)
+        masks = maskers(spec, part.unmasked)
         if lean:
             names = names[:2]
         picks = [(i + 1, n, masks.get(n)) for i, n in enumerate(names) if not (n in masks and masks[n] is None)]
         props = [{n: (m(rows[k][i]) if m is not None else rows[k][i]) for i, n, m in picks} for k in keep.tolist()]
-        out.extend(geoms[keep], props, [rows[k][0] for k in keep.tolist()])
+        out.extend(drawn[keep], props, [rows[k][0] for k in keep.tolist()])
         return out
 
-    def _cells_now(self, conn: sqlite3.Connection, spec: LayerSpec, plan: Plan, tile: TileID,
-                   flt: TileFilter, with_shapes: bool) -> LayerFeatures:
+    def _cells_now(self, conn: sqlite3.Connection, part: _Part, plan: Plan, with_shapes: bool) -> LayerFeatures:
         """Cells computed from the matching components (for filtered requests and oversized tiles)."""
-        where, params = flt.sql(spec)
-        rows = self.reader.features(conn, spec, lonlat_box(mercator_bounds(tile)), where, params)
+        spec, tile, scope = part.spec, part.tile, part.scope
+        rows, geoms = self._read(conn, part, lonlat_box(mercator_bounds(tile)))
         if not rows:
             return LayerFeatures(spec.id)
         level, side = tile.z + plan.depth, 1 << plan.depth
-        merc = to_mercator(decode([r[-1] for r in rows]))
-        counts = cell_counts(merc, [r[2] for r in rows], plan.kind, level)
+        merc = to_mercator(geoms)
+        statuses = np.array([r[2] for r in rows], dtype=object)
+        if scope is None:
+            counts = cell_counts(merc, statuses.tolist(), plan.kind, level)
+        else:
+            placed = scope.place(geoms, plan.kind, plan.fine, merc)
+            seen = placed.seen
+            counts = counts_at(placed.x[seen], placed.y[seen], placed.measure[seen], statuses[seen], level)
+            merc = merc[seen]
         inside = counts.cx.between(tile.x * side, tile.x * side + side - 1) & counts.cy.between(
             tile.y * side, tile.y * side + side - 1)
         cells = list(counts[inside].itertuples(index=False, name=None))
@@ -120,12 +148,24 @@ class Renderer:
             built = grouped(cx, cy, pieces, tolerance(level, plan.depth), plan.kind == "line")
             shapes = [(a, b, shapely.to_wkb(g)) for (a, b), g in built.items()
                       if g is not None and a >> plan.depth == tile.x and b >> plan.depth == tile.y]
+            if scope is not None:
+                shapes = scope.clip(shapes, level, plan.kind == "line")
         return cell_features(spec, plan, tile, cells, shapes)
 
 
-def tile_geometries(blobs: list[bytes], tile: TileID, buffer: int) -> np.ndarray:
-    """Stored geometries fitted to the tile (see :func:`tiles.mvt.fit`); plain points take a faster road."""
-    geoms = decode(blobs)
+@dataclass(frozen=True)
+class _Part:
+    """One layer of a tile to draw: its spec, the tile, the filter, the fields seen unmasked and the scope."""
+
+    spec: LayerSpec
+    tile: TileID
+    flt: TileFilter
+    unmasked: frozenset[str]
+    scope: Scope | None
+
+
+def tile_geometries(geoms: np.ndarray, tile: TileID, buffer: int) -> np.ndarray:
+    """Lon/lat geometries fitted to the tile (see :func:`tiles.mvt.fit`); plain points take a faster road."""
     if not (shapely.get_type_id(geoms) == 0).all() or shapely.is_empty(geoms).any():
         return fit(to_tile_coords(to_mercator(geoms), tile), buffer)
     lonlat = shapely.get_coordinates(geoms)

@@ -5,14 +5,22 @@ Screenshots go to ``test-artifacts/`` at the repository root (gitignored) for a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.maps.conftest import city, city_path, city_url, own_city, pristine_city  # noqa: F401  (shared fixtures)
+from tests.maps.conftest import (  # noqa: F401  (shared fixtures)
+    area_key,
+    city,
+    city_path,
+    city_url,
+    own_city,
+    pristine_city,
+    tokens,
+)
 
 pytest.importorskip("playwright.sync_api")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -40,20 +48,42 @@ class Tab:
         return path
 
 
-def open_tab(browser: object, base: str) -> Tab:
+def open_tab(browser: object, base: str, token: str | None = None) -> Tab:
+    """A new browser profile on ``base``, signed in with ``token`` through the one-click link (if given)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     tab = Tab(page, base)
     page.on("request", lambda r: tab.requests.append(r.url))
     page.on("pageerror", lambda e: tab.errors.append(str(e)))
     page.set_default_timeout(20_000)
+    if token is not None:
+        page.goto(f"{base}/login?token={token}&next=/whoami")
+        assert page.url == base + "/whoami", page.content()[:300]
     return tab
 
 
 @pytest.fixture
-def tab(browser: object, city_url: str) -> Iterator[Tab]:  # noqa: F811
-    t = open_tab(browser, city_url)
+def tab(browser: object, city_url: str, tokens: dict[str, str]) -> Iterator[Tab]:  # noqa: F811
+    """A planner's browser on the shared city."""
+    t = open_tab(browser, city_url, tokens["planner"])
     yield t
     t.page.context.close()
     assert t.outside() == [], f"requests left the local server: {t.outside()[:5]}"
     assert t.errors == [], f"script errors: {t.errors[:3]}"
+
+
+@pytest.fixture
+def tabs(browser: object, city_url: str) -> Iterator[Callable[[str | None], Tab]]:  # noqa: F811
+    """Opens browsers on the shared city signed in with a token (or not); none may leave the local server."""
+    opened: list[Tab] = []
+
+    def new(token: str | None = None) -> Tab:
+        opened.append(open_tab(browser, city_url, token))
+        return opened[-1]
+
+    yield new
+    for t in opened:
+        t.page.context.close()
+    for t in opened:
+        assert t.outside() == [], f"requests left the local server: {t.outside()[:5]}"
+        assert t.errors == [], f"script errors: {t.errors[:3]}"

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import Tab, open_tab
-from tests.maps.server import running
+from tests.maps.server import add_user, running
 from tests.maps.test_pages import messy_shapefile
 
 
 @pytest.fixture
 def own_tab(browser: object, own_city: Path) -> Iterator[Tab]:
+    token = add_user(own_city, "editor", "gis_editor")
     with running(own_city) as url:
-        tab = open_tab(browser, url)
+        tab = open_tab(browser, url, token)
         yield tab
         tab.page.context.close()
     assert tab.outside() == [] and tab.errors == []

@@ -41,9 +41,9 @@ def test_static_map_opens_with_every_outside_request_refused(browser: object, ci
 
 
 @pytest.fixture
-def amap_tab(browser: object, city_path: Path) -> Iterator[Tab]:
+def amap_tab(browser: object, city_path: Path, tokens: dict[str, str]) -> Iterator[Tab]:
     with running(city_path, MapSettings(basemaps="amap", geojson_max=GEOJSON_MAX)) as url:
-        tab = open_tab(browser, url)
+        tab = open_tab(browser, url, tokens["planner"])
         # Amap tiles would come from the internet: answer them here with a blank tile, and record them
         tab.page.route("**/*autonavi.com/**", lambda route: route.fulfill(body=BLANK_PNG, content_type="image/png"))
         yield tab

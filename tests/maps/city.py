@@ -19,6 +19,9 @@ from twin.store import GeoPackageStore, open_store
 BOX = (121.455, 31.220, 121.495, 31.245)
 DISTRICTS = ("黄浦区", "静安区")
 FAULTY_EVERY = 7  # every 7th hydrant is faulty
+#: Committee areas (居委) tiling the box: Voronoi cells of these seeds, so their outlines are not boxes.
+COMMITTEES = {"人民广场居委会": (121.472, 31.232), "和阳村委会": (121.462, 31.238), "福州路居委会": (121.486, 31.229),
+              "南京东路居委会": (121.488, 31.240), "淮海中路居委会": (121.463, 31.225)}
 
 
 def _along_roads(roads: np.ndarray, spacing_deg: float) -> np.ndarray:
@@ -73,8 +76,28 @@ def build_city(path: Path, catalogue: Catalogue) -> GeoPackageStore:
         "project_name": ["人民广场地下空间改造", "南京东路管线迁改"]},
         geometry=[shapely.box(121.470, 31.228, 121.474, 31.231), shapely.box(121.480, 31.236, 121.483, 31.238)],
         crs="EPSG:4326"), author="test", source="test")
+    _admin(store)
     store.upsert("heritage_building", gpd.GeoDataFrame({
         "name": ["上海美术馆旧址", "国际饭店"], "address": ["南京西路325号", "南京西路170号"]},
         geometry=[shapely.Point(121.4700, 31.2335), shapely.box(121.4695, 31.2345, 121.4705, 31.2352)],
         crs="EPSG:4326"), author="test", source="test")
     return store
+
+
+def _admin(store: GeoPackageStore) -> None:
+    """One sub-district covering the box, cut into the :data:`COMMITTEES` (with their secretaries' phones)."""
+    districts = store.features("district")
+    huangpu = districts[districts["name"] == DISTRICTS[0]].iloc[0]["key"]
+    store.upsert("subdistrict", gpd.GeoDataFrame({"name": ["南京东路街道"], "district": [huangpu]},
+                                                 geometry=[shapely.box(*BOX)], crs="EPSG:4326"),
+                 author="test", source="test")
+    sub = store.features("subdistrict").iloc[0]["key"]
+    seeds = shapely.multipoints(list(COMMITTEES.values()))
+    cells = shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=shapely.box(*BOX)))
+    cells = shapely.clip_by_rect(cells, *BOX)
+    names = [next(n for n, xy in COMMITTEES.items() if cell.contains(shapely.Point(xy))) for cell in cells]
+    n = len(names)
+    store.upsert("committee", gpd.GeoDataFrame({
+        "name": names, "subdistrict": [sub] * n, "secretary": [f"李建{'国华明军平'[i]}" for i in range(n)],
+        "office_phone": [f"1380013{i:04d}" for i in range(n)]}, geometry=cells, crs="EPSG:4326"),
+        author="test", source="test")

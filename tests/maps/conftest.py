@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.maps.city import build_city
-from tests.maps.server import running
+from tests.maps.server import add_user, running
 from twin.catalogue import Catalogue
 from twin.store import GeoPackageStore, open_store
 
@@ -34,6 +34,24 @@ def city(city_path: Path, catalogue: Catalogue) -> Iterator[GeoPackageStore]:
     store = open_store(city_path, catalogue, create=False)
     yield store
     store.close()
+
+
+#: The committee the area officer of the tests works for.
+OFFICER_AREA = "和阳村委会"
+
+
+@pytest.fixture(scope="session")
+def area_key(city: GeoPackageStore) -> str:
+    """The key of :data:`OFFICER_AREA`."""
+    committees = city.features("committee")
+    return str(committees[committees["name"] == OFFICER_AREA].iloc[0]["key"])
+
+
+@pytest.fixture(scope="session")
+def tokens(city_path: Path, area_key: str) -> dict[str, str]:
+    """A token for a user of each role of the shared city, by role; the area officer works for :data:`OFFICER_AREA`."""
+    return {role: add_user(city_path, f"test-{role}", role, area_key if role == "area_officer" else None)
+            for role in ("admin", "gis_editor", "planner", "area_officer")}
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import folium
 import pytest
+import shapely
 from typer.testing import CliRunner
 
 from tests.maps.city import BOX, FAULTY_EVERY
@@ -68,13 +69,33 @@ def test_a_filter_naming_a_missing_field_names_the_layer(city: GeoPackageStore) 
         build_map(city, layers=["residential_compound", "pipeline"], filter="households > 100")
 
 
-def test_the_same_map_from_the_service(city: GeoPackageStore, city_url: str) -> None:
-    from_store = _geojson_layers(build_map(city, layers=["hydrant", "pipeline"], bbox=BOX))
-    from_api = _geojson_layers(build_map(city_url, layers=["hydrant", "pipeline"], bbox=BOX))
-    for layer in ("hydrant", "pipeline"):
+def test_the_same_map_from_the_service(city: GeoPackageStore, city_url: str, tokens: dict[str, str]) -> None:
+    layers = ["hydrant", "pipeline", "residential_compound"]
+    from_store = _geojson_layers(build_map(city, layers=layers, bbox=BOX))
+    from_api = _geojson_layers(build_map(city_url, layers=layers, bbox=BOX, token=tokens["planner"]))
+    for layer in layers:
         assert [f["id"] for f in from_api[layer]["features"]] == [f["id"] for f in from_store[layer]["features"]]
+        assert [f["properties"] for f in from_api[layer]["features"]] == [
+            {**f["properties"], "api": city_url + f"/collections/{layer}/items/" + f["id"]}
+            for f in from_store[layer]["features"]]  # masked alike
     api_props = from_api["hydrant"]["features"][0]["properties"]
     assert api_props["api"].startswith(city_url + "/collections/hydrant/items/HY-")
+
+
+def test_a_service_map_holds_what_the_token_may_see(city: GeoPackageStore, city_url: str, tokens: dict[str, str],
+                                                   area_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWIN_TOKEN", tokens["area_officer"])  # as `twin map --source URL` reads it
+    hydrants = _geojson_layers(build_map(city_url, layers=["hydrant"]))["hydrant"]["features"]
+    area = city.get(area_key).geometry.iloc[0]
+    inside = city.features("hydrant")
+    inside = inside[shapely.intersects(area, inside.geometry.to_numpy())]
+    assert sorted(f["id"] for f in hydrants) == sorted(inside["key"])
+    admin = _geojson_layers(build_map(city_url, layers=["residential_compound"], token=tokens["admin"]))
+    assert {f["properties"]["property_manager"] for f in admin["residential_compound"]["features"]} == {
+        f"王小明{i}" for i in range(12)}  # unmasked for an administrator
+    monkeypatch.delenv("TWIN_TOKEN")
+    with pytest.raises(InvalidQueryError, match="401"):
+        build_map(city_url, layers=["hydrant"])
 
 
 def test_max_features_cuts_and_says_so(city: GeoPackageStore) -> None:

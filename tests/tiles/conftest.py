@@ -1,4 +1,5 @@
-"""Real stores of points, lines and polygons, a tile engine over them, and tile decoders (mapbox-vector-tile, GDAL)."""
+"""Real stores of points, lines, polygons and administrative areas, a tile engine over them, the tile routes behind
+the access gate, and tile decoders (mapbox-vector-tile, GDAL)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
+from fastapi import Depends, FastAPI
 
 from tests.conftest import hydrants
 from tiles import TileEngine, TileSettings
+from twin.access import Area, Gate
+from twin.api import auth, errors
+from twin.api.tiles import tiles_router
 from twin.catalogue import Catalogue
 from twin.store import GeoPackageStore, open_store
 
@@ -50,15 +55,71 @@ def compounds(n: int, seed: int = 0, box: tuple[float, float, float, float] = BO
                             geometry=polys, crs="EPSG:4326")
 
 
+def admin_areas(store: GeoPackageStore, committees: int = 24, subdistricts: int = 4, seed: int = 5,
+                box: tuple[float, float, float, float] = BOX) -> None:
+    """Add committee areas (Voronoi cells of random seeds, cut to ``box``) and sub-districts (unions of
+    neighbouring committees, so not convex) to ``store``."""
+    rng = np.random.default_rng(seed)
+    seeds = shapely.points(box[0] + rng.random(committees) * (box[2] - box[0]),
+                           box[1] + rng.random(committees) * (box[3] - box[1]))
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=shapely.box(*box)))
+    cells = shapely.intersection(cells, shapely.box(*box))
+    centres = shapely.points(box[0] + rng.random(subdistricts) * (box[2] - box[0]),
+                             box[1] + rng.random(subdistricts) * (box[3] - box[1]))
+    group = np.array([int(np.argmin(shapely.distance(shapely.centroid(c), centres))) for c in cells])
+    used = sorted(set(group.tolist()))
+    subs = gpd.GeoDataFrame({"name": [f"测试街道{g}" for g in used], "district": ["DI-test"] * len(used)},
+                            geometry=[shapely.union_all(cells[group == g]) for g in used], crs="EPSG:4326")
+    store.upsert("subdistrict", subs, author="test", source="test")
+    sub_keys = dict(zip(used, store.features("subdistrict").sort_values("name").key, strict=True))
+    store.upsert("committee", gpd.GeoDataFrame({
+        "name": [f"测试居委{i}" for i in range(len(cells))], "subdistrict": [sub_keys[g] for g in group],
+        "secretary": ["李四"] * len(cells), "office_phone": ["02112345678"] * len(cells)},
+        geometry=cells, crs="EPSG:4326"), author="test", source="test")
+
+
+def fill(store: GeoPackageStore) -> None:
+    """400 hydrants, 120 pipelines and 150 compounds in one 10 km box."""
+    store.upsert("hydrant", hydrants(400, seed=1, box=BOX), author="test", source="test")
+    store.upsert("pipeline", pipelines(120, seed=2), author="test", source="test")
+    store.upsert("residential_compound", compounds(150, seed=3), author="test", source="test")
+
+
 @pytest.fixture
 def city(tmp_path: Path, catalogue: Catalogue) -> GeoPackageStore:
     """A store with 400 hydrants, 120 pipelines and 150 compounds in one 10 km box."""
     st = open_store(tmp_path / "city.gpkg", catalogue)
-    st.upsert("hydrant", hydrants(400, seed=1, box=BOX), author="test", source="test")
-    st.upsert("pipeline", pipelines(120, seed=2), author="test", source="test")
-    st.upsert("residential_compound", compounds(150, seed=3), author="test", source="test")
+    fill(st)
     yield st
     st.close()
+
+
+@pytest.fixture(scope="session")
+def areas_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> GeoPackageStore:
+    """``city``'s components plus 24 committees and their sub-districts over the same box; shared, so read-only."""
+    st = open_store(tmp_path_factory.mktemp("areas") / "areas.gpkg", catalogue)
+    fill(st)
+    admin_areas(st)
+    yield st
+    st.close()
+
+
+@pytest.fixture(scope="session")
+def areas_gate(areas_city: GeoPackageStore) -> Gate:
+    g = Gate(areas_city)
+    yield g
+    g.close()
+
+
+def area_keys(store: GeoPackageStore) -> list[str]:
+    """Keys of every committee and sub-district of ``store``."""
+    return sorted([*store.features("committee").key, *store.features("subdistrict").key])
+
+
+def seen_keys(store: GeoPackageStore, layer: str, area: Area) -> set[str]:
+    """Keys of the components of ``layer`` that intersect ``area`` (what a user scoped to it sees)."""
+    frame = store.features(layer, bbox=area.bounds)
+    return set(frame.key[frame.intersects(area.geometry)])
 
 
 @pytest.fixture
@@ -66,6 +127,28 @@ def engine(city: GeoPackageStore, tmp_path: Path) -> TileEngine:
     eng = TileEngine(city, TileSettings(cache_dir=tmp_path / "cache", warm=False))
     yield eng
     eng.close()
+
+
+@pytest.fixture
+def gate(city: GeoPackageStore) -> Gate:
+    """The access gate of ``city`` (users, policy, audit), on the access database beside the store."""
+    g = Gate(city)
+    yield g
+    g.close()
+
+
+def tile_app(engine: TileEngine, gate: Gate) -> FastAPI:
+    """A FastAPI app as ``create_app`` wires it for tiles: authentication by ``gate``, twin's error handlers
+    (which audit refusals) and the tile routes over ``engine``."""
+    app = FastAPI(dependencies=[Depends(auth.authenticate)])
+    app.state.gate = gate
+    errors.install(app)
+    app.include_router(tiles_router(engine))
+    return app
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def decode(gz: bytes) -> dict:

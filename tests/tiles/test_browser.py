@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from tests.serving import serving
+from tests.tiles.conftest import tile_app
 from tiles import TileEngine
-from twin.api import errors
-from twin.api.tiles import tiles_router
+from twin.access import Gate
+from twin.api.auth import COOKIE
 from twin.store import GeoPackageStore
 
 VENDOR = Path(__file__).resolve().parents[2] / "twin" / "api" / "static" / "vendor"
@@ -41,15 +41,13 @@ window.bounds = () => { const b = map.getBounds(); return [b.getWest(), b.getSou
 
 
 @pytest.mark.slow
-def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city: GeoPackageStore,
+def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city: GeoPackageStore, gate: Gate,
                                                         tmp_path: Path, browser) -> None:
     assert (VENDOR / "vectorgrid").is_dir(), "the vendored Leaflet.VectorGrid is missing (scripts/vendor-assets)"
     key = city.features("hydrant").key.iloc[0]
     city.edit(key, author="test", properties={"status": "faulty"})
     point = city.get(key).geometry.iloc[0]
-    app = FastAPI()
-    errors.install(app)
-    app.include_router(tiles_router(engine))
+    app = tile_app(engine, gate)
     app.mount("/vendor", StaticFiles(directory=VENDOR), name="vendor")
 
     def page(zoom: int) -> str:
@@ -58,6 +56,8 @@ def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city
     app.get("/map/{zoom}")(lambda zoom: HTMLResponse(page(int(zoom))))
     with serving(app) as url:
         tab = browser.new_page(viewport={"width": 768, "height": 512})
+        # the browser signs in as /login does: a session cookie holding a planner's token
+        tab.context.add_cookies([{"name": COOKIE, "value": gate.add_user("planner1", "planner"), "url": url}])
         try:
             tab.goto(f"{url}/map/16")
             tab.wait_for_function("window.done", timeout=30_000)

@@ -12,9 +12,11 @@ from pmtiles.reader import MmapSource, Reader
 from typer.testing import CliRunner
 
 from tests.conftest import hydrants
-from tests.tiles.conftest import BOX, decode, pipelines
+from tests.tiles.conftest import BOX, admin_areas, decode, pipelines
 from tiles import TileEngine, TileSettings
 from tiles.grid import buffered_mercator, lonlat_box, tiles_in
+from tiles.view import View
+from twin.access import Gate
 from twin.catalogue import Catalogue
 from twin.cli import app
 from twin.errors import StoreError
@@ -114,3 +116,29 @@ def test_a_file_that_is_not_a_pyramid_is_refused(city: GeoPackageStore, tmp_path
     bogus.write_bytes(b"not a pmtiles file at all")
     with pytest.raises(StoreError, match="not a readable PMTiles pyramid"):
         TileEngine(city, TileSettings(pyramid=bogus, warm=False))
+
+
+def test_the_pyramid_serves_only_callers_who_see_the_whole_city_masked(city: GeoPackageStore, tmp_path: Path) -> None:
+    admin_areas(city)
+    out = tmp_path / "compounds.pmtiles"
+    _build(city, out, "--layers", "residential_compound", "--minzoom", "15", "--maxzoom", "15",
+           "--bbox", ",".join(map(str, SMALL)))
+    gate, engine = Gate(city), TileEngine(city, TileSettings(pyramid=out, warm=False))
+    layers = ("residential_compound",)
+    try:
+        tile = next(t for t in tiles_in(SMALL, 15) if engine.draw(layers, t)[0])
+        box = lonlat_box(buffered_mercator(tile, engine.settings.buffer))
+        near = city.features("committee", bbox=box)
+        committee = near.key[near.intersects(shapely.box(*box))].iloc[0]
+        views = {role: View.of(gate.principal(role, role, area, via="token"), layers, city.catalogue)
+                 for role, area in (("planner", None), ("gis_editor", None), ("admin", None),
+                                    ("area_officer", committee))}
+        sources = {role: engine.tile(layers, tile, view=view).source for role, view in views.items()}
+        assert sources == {"planner": "pyramid", "gis_editor": "memory", "admin": "drawn", "area_officer": "drawn"}
+        managers = {f["properties"]["property_manager"]
+                    for f in decode(engine.tile(layers, tile, view=views["admin"]).gz)["residential_compound"]
+                    ["features"]}
+        assert managers == {"张三丰"}
+    finally:
+        engine.close()
+        gate.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import geopandas as gpd
 import mapbox_vector_tile
 import numpy as np
 import pytest
@@ -134,3 +135,16 @@ def test_no_tile_exceeds_the_size_limit(city: GeoPackageStore) -> None:
     finally:
         small.close()
         full.close()
+
+
+def test_a_layer_drawn_raw_at_every_zoom_reaches_the_tiles_at_the_edge_of_the_world(engine: TileEngine,
+                                                                                   city: GeoPackageStore) -> None:
+    # Shanghai lies in the last column of zoom 2 and the eastern half of zoom 1: a buffered tile there must stop
+    # at the antimeridian, not wrap round to it from the west (which found nothing)
+    district = gpd.GeoDataFrame({"name": ["测试区"]}, geometry=[shapely.box(121.42, 31.22, 121.48, 31.28)],
+                                crs="EPSG:4326")
+    city.upsert("district", district, author="test", source="test")
+    for z in range(0, 4):
+        tile = _tile(z)
+        features = decode(engine.tile(("district",), tile).gz)["district"]["features"]
+        assert [f["properties"]["name"] for f in features] == ["测试区"], tile

@@ -12,6 +12,7 @@ from twin.api import render
 from twin.api.auth import Who
 from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_request, readable_spec, service
 from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
+from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
 from twin.catalogue import FieldType, LayerSpec
 from twin.errors import FeatureNotFoundError
 from twin.query import encode
@@ -41,6 +42,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    *TILES_CONFORMANCE,
 ]
 _JSON_TYPES = {FieldType.string: {"type": "string"}, FieldType.integer: {"type": "integer"},
                FieldType.float: {"type": "number"}, FieldType.boolean: {"type": "boolean"},
@@ -142,6 +144,9 @@ def collection_doc(request: Request, spec: LayerSpec, who: Principal) -> dict[st
                         "http://www.opengis.net/def/rel/ogc/1.0/queryables", "application/schema+json", "Queryables"),
             render.link(request.url_for("nearest", collectionId=spec.id), "twin:nearest", "application/geo+json",
                         "Twin extension: nearest components"),
+            render.link(f"{request.url_for('collection', collectionId=spec.id)}/tiles",
+                        "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "application/json",
+                        "Vector tilesets"),
         ],
     }
 

@@ -2,6 +2,10 @@
 
 Nothing these pages use comes from outside the service: Leaflet and its plugins are served from
 ``twin/api/static/vendor`` and the offline basemap's roads from twin's own data.
+
+Both pages are built for the signed-in user: only the layers they may read (counted inside their area),
+fields as their role sees them, their area outlined, and on the import page only the layers they may
+write. A visitor who can read nothing is sent to ``/login``; someone who may import nothing gets a 403 page.
 """
 
 from __future__ import annotations
@@ -9,16 +13,23 @@ from __future__ import annotations
 import gzip
 import hashlib
 from functools import cache
+from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount, NoMatchFound
 
+from twin.access import Principal
 from twin.api import render
+from twin.api.auth import Who, gate
+from twin.api.features import scoped_extent
+from twin.errors import AuthenticationError
 from twin.maps.assets import STATIC_DIR
 from twin.maps.basemap import MapSettings, online_basemaps, roads_geojson_gz
 from twin.maps.page import import_page, map_config, map_page
+from twin.maps.viewer import ROLE_NAMES, Seen
 
 router = APIRouter(include_in_schema=False)
 _STATIC = "/static"
@@ -38,25 +49,54 @@ def _tiles_template(request: Request) -> str | None:
     return request.scope.get("root_path", "") + path
 
 
-def _config(request: Request) -> dict[str, object]:
+#: Pages and configurations differ per user: never cached, never shared.
+_PRIVATE = {"Cache-Control": "private, no-store"}
+
+
+def _root(request: Request) -> str:
+    return request.scope.get("root_path", "")
+
+
+def _config(request: Request, who: Principal) -> dict[str, Any]:
+    """The map's configuration for ``who``: the layers they may read, counted inside their area."""
     state = request.app.state
     settings: MapSettings = state.map_settings
     city = getattr(getattr(state, "settings", None), "city_bbox", (120.85, 30.67, 122.25, 31.88))
-    return map_config(state.service.store, settings, root=request.scope.get("root_path", ""),
-                      tiles=_tiles_template(request), city_bbox=tuple(city))
+    catalogue = state.service.catalogue
+    seen = {}
+    for layer in who.readable(list(catalogue)):
+        extent, count, exact = scoped_extent(request, catalogue[layer], who)
+        seen[layer] = Seen(count, extent, exact)
+    return map_config(catalogue, seen, settings, who, root=_root(request), tiles=_tiles_template(request),
+                      city_bbox=tuple(city))
+
+
+def _reads_nothing(request: Request, who: Principal) -> bool:
+    return who.anonymous and not who.readable(list(request.app.state.service.catalogue))
+
+
+def _to_login(request: Request, page: str) -> RedirectResponse:
+    """Send a visitor to the sign-in page, which brings them back to ``page`` (the browser keeps the #view)."""
+    root = _root(request)
+    return RedirectResponse(f"{root}/login?next={quote(root + page, safe='/')}", status_code=303)
 
 
 @router.get("/map", name="map")
-def map_html(request: Request) -> HTMLResponse:
-    """The twin map of Shanghai: every layer, search, measure, nearby, basemaps; Chinese first."""
-    html = map_page(_config(request), assets=request.scope.get("root_path", "") + _STATIC)
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+def map_html(request: Request, who: Who) -> Response:
+    """The twin map of Shanghai: every layer the user may read, search, measure, nearby, basemaps; Chinese first."""
+    if _reads_nothing(request, who):
+        return _to_login(request, "/map")
+    html = map_page(_config(request, who), assets=_root(request) + _STATIC)
+    return HTMLResponse(html, headers=_PRIVATE)
 
 
 @router.get("/map/config.json", name="map_config")
-def map_config_json(request: Request) -> Response:
-    """The map's configuration: layers with styles, Chinese field titles, counts and drawing modes; basemaps."""
-    return render.json_response(_config(request), headers={"Cache-Control": "no-cache"})
+def map_config_json(request: Request, who: Who) -> Response:
+    """The map's configuration for the caller: readable layers with styles, fields as their role sees them,
+    counts and extents inside their area, drawing modes; basemaps; the user and their area."""
+    if _reads_nothing(request, who):
+        raise AuthenticationError("the map needs a token: sign in at /login, or send 'Authorization: Bearer <token>'")
+    return render.json_response(_config(request, who), headers=_PRIVATE)
 
 
 @cache
@@ -78,10 +118,30 @@ def roads(request: Request) -> Response:
 
 
 @router.get("/import", name="import_page")
-def import_html(request: Request) -> HTMLResponse:
-    """The import page for GIS staff: upload, dry run drawn on the map, confirm or cancel."""
-    html = import_page(_config(request), assets=request.scope.get("root_path", "") + _STATIC)
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+def import_html(request: Request, who: Who) -> Response:
+    """The import page for GIS staff: upload, dry run drawn on the map, confirm or cancel.
+
+    Only the layers the user may write are offered; a user who may write none gets a 403 page (audited).
+    """
+    if who.anonymous:
+        return _to_login(request, "/import")
+    config = _config(request, who)
+    if not config["writable"]:
+        return _forbidden(request, who)
+    return HTMLResponse(import_page(config, assets=_root(request) + _STATIC), headers=_PRIVATE)
+
+
+def _forbidden(request: Request, who: Principal) -> HTMLResponse:
+    gate(request).audit.record("denied", "denied", user=who.name, role=who.role.name, status=403,
+                               method=request.method, path=request.url.path[:500],
+                               detail=f"role {who.role.name!r} may not write any layer: import page refused")
+    zh, en = ROLE_NAMES.get(who.role.name, (who.role.name, who.role.name))
+    page = render.html_response("forbidden.html", root=_root(request) or "/", user=who.name, role=who.role.name,
+                                role_zh=zh, role_en=en, map_url=_root(request) + "/map",
+                                logout_url=_root(request) + "/logout")
+    page.status_code = 403
+    page.headers.update(_PRIVATE)
+    return page
 
 
 def install(app: FastAPI, settings: MapSettings | None = None) -> None:

@@ -4,6 +4,11 @@
 Tiles go out gzip-compressed when the client accepts it, with a strong ETag (``If-None-Match`` gives
 304) and ``Cache-Control`` that makes clients revalidate, so an edit shows on the next request. An
 empty tile is a 204.
+
+Every route serves the caller's view (:class:`tiles.view.View`): layers they may not read are a 401 or
+403, a scoped user gets only their area (a tile that does not meet it is a 404), personal fields are
+masked by role. Answers that depend on the caller are ``private`` and vary by ``Authorization`` and
+``Cookie``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from fastapi.responses import Response
 from tiles import TileEngine, TileFilter, parse_tile
 from tiles import metadata as meta
 from tiles.grid import TMS_ID
+from tiles.view import View
+from twin.access import Principal
+from twin.api.auth import Who
 from twin.api.render import json_response
 from twin.errors import InvalidQueryError
 from twin.settings import TwinSettings
@@ -32,6 +40,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ]
 _TAG = "Vector tiles"
+#: Every tile answer depends on who asks (their layers, area and unmasked fields).
+VARY = "Accept-Encoding, Authorization, Cookie"
 
 FilterParam = Annotated[str | None, Query(description="CQL2 filter, as for the features API.")]
 FilterLangParam = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
@@ -70,19 +80,36 @@ class _Routes:
 
     def __init__(self, engine: TileEngine) -> None:
         self.engine = engine
-        age = engine.settings.max_age
-        self.cache_control = f"public, max-age={age}, must-revalidate" if age else "no-cache"
 
-    def bounds(self, layers: tuple[str, ...]) -> tuple[float, float, float, float]:
+    def headers(self, who: Principal, layers: tuple[str, ...], view: View) -> dict[str, str]:
+        """Caching headers: shared caches may keep only what everyone sees alike (public layers, masked,
+        unscoped); everything else is ``private``. Either way the answer depends on the credentials."""
+        public = set(layers) <= set(who.policy.public_layers) and not view.variant(layers)
+        age = self.engine.settings.max_age
+        control = f"max-age={age}, must-revalidate" if age else "no-cache"
+        if public:
+            return {"Cache-Control": f"public, {control}" if age else control, "Vary": VARY}
+        return {"Cache-Control": f"private, {control}", "Vary": VARY}
+
+    def view(self, who: Principal, layers: tuple[str, ...]) -> View:
+        """What ``who`` sees of ``layers`` (401 or 403 when one of them may not be read)."""
+        return View.of(who, layers, self.engine.catalogue)
+
+    def bounds(self, layers: tuple[str, ...], view: View) -> tuple[float, float, float, float]:
+        """The layers' extent; for a scoped view, its area's bounds cut to that extent."""
         boxes = [b for b in (self.engine.store.extent(layer) for layer in layers) if b is not None]
-        if not boxes:
-            return TwinSettings().city_bbox
-        return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-                max(b[3] for b in boxes))
+        data = TwinSettings().city_bbox if not boxes else (
+            min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        if view.area is None:
+            return data
+        a = view.area.bounds
+        cut = (max(a[0], data[0]), max(a[1], data[1]), min(a[2], data[2]), min(a[3], data[3]))
+        return cut if cut[0] <= cut[2] and cut[1] <= cut[3] else a
 
-    def tile_response(self, request: Request, layers: str, z: str, x: str, y: str, flt: TileFilter) -> Response:
-        result = self.engine.tile(self.engine.layers(layers), parse_tile(z, x, y), flt)
-        headers = {"ETag": f'"{result.etag}"', "Cache-Control": self.cache_control, "Vary": "Accept-Encoding"}
+    def tile_response(self, request: Request, who: Principal, layers: tuple[str, ...], view: View, z: str, x: str,
+                      y: str, flt: TileFilter) -> Response:
+        result = self.engine.tile(layers, parse_tile(z, x, y), flt, view)
+        headers = {"ETag": f'"{result.etag}"', **self.headers(who, layers, view)}
         if _matches(request, result.etag):
             return Response(status_code=304, headers=headers)
         if result.empty:
@@ -91,6 +118,9 @@ class _Routes:
             return Response(result.gz, media_type=meta.MVT_MEDIA_TYPE, headers={**headers, "Content-Encoding": "gzip"})
         return Response(gzip.decompress(result.gz), media_type=meta.MVT_MEDIA_TYPE, headers=headers)
 
+    def document(self, doc: dict, who: Principal, layers: tuple[str, ...], view: View) -> Response:
+        return json_response(doc, headers=self.headers(who, layers, view))
+
     def matrix_sets(self, request: Request) -> Response:
         return json_response(meta.tile_matrix_sets(_base(request)))
 
@@ -98,41 +128,52 @@ class _Routes:
         _check_tms(tms)
         return json_response(meta.tile_matrix_set())
 
-    def layer_tilesets(self, request: Request, layer: str) -> Response:
-        return json_response(meta.tilesets(_base(request), self.engine.catalogue[layer]))
+    def layer_tilesets(self, request: Request, who: Who, layer: str) -> Response:
+        spec = self.engine.catalogue[layer]
+        view = self.view(who, (spec.id,))
+        return self.document(meta.tilesets(_base(request), spec), who, (spec.id,), view)
 
-    def layer_tileset(self, request: Request, layer: str, tms: str) -> Response:
+    def layer_tileset(self, request: Request, who: Who, layer: str, tms: str) -> Response:
         spec = self.engine.catalogue[layer]
         _check_tms(tms)
-        return json_response(meta.tileset(_base(request), spec, self.engine.aggregates, self.bounds((spec.id,))))
+        view = self.view(who, (spec.id,))
+        doc = meta.tileset(_base(request), spec, self.engine.aggregates, self.bounds((spec.id,), view), view)
+        return self.document(doc, who, (spec.id,), view)
 
-    def layer_tilejson(self, request: Request, layer: str, tms: str) -> Response:
+    def layer_tilejson(self, request: Request, who: Who, layer: str, tms: str) -> Response:
         spec = self.engine.catalogue[layer]
         _check_tms(tms)
+        view = self.view(who, (spec.id,))
         url = f"{_base(request)}/collections/{spec.id}/tiles/{TMS_ID}/{{z}}/{{y}}/{{x}}"
-        return json_response(meta.tilejson(spec.id, [spec], self.engine.aggregates, url, self.bounds((spec.id,))))
+        doc = meta.tilejson(spec.id, [spec], self.engine.aggregates, url, self.bounds((spec.id,), view), view)
+        return self.document(doc, who, (spec.id,), view)
 
-    def layer_tile(self, request: Request, layer: str, tms: str, z: str, y: str, x: str, filter: FilterParam = None,
-                   filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
+    def layer_tile(self, request: Request, who: Who, layer: str, tms: str, z: str, y: str, x: str,
+                   filter: FilterParam = None, filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
                    datetime: DatetimeParam = None, f: Annotated[str | None, Query()] = None) -> Response:
         spec = self.engine.catalogue[layer]
         _check_tms(tms)
+        view = self.view(who, (spec.id,))
         if f not in (None, "mvt", "pbf"):
             raise InvalidQueryError(f"f={f[:40]!r}: tiles are only offered as mvt")
         flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime)
-        return self.tile_response(request, spec.id, z, x, y, flt)
+        return self.tile_response(request, who, (spec.id,), view, z, x, y, flt)
 
-    def combined_tilejson(self, request: Request, layers: str) -> Response:
+    def combined_tilejson(self, request: Request, who: Who, layers: str) -> Response:
         names = self.engine.layers(layers)
+        view = self.view(who, names)
         url = f"{_base(request)}/tiles/{','.join(names)}/{{z}}/{{x}}/{{y}}.mvt"
         specs = [self.engine.catalogue[n] for n in names]
-        return json_response(meta.tilejson(",".join(names), specs, self.engine.aggregates, url, self.bounds(names)))
+        doc = meta.tilejson(",".join(names), specs, self.engine.aggregates, url, self.bounds(names, view), view)
+        return self.document(doc, who, names, view)
 
-    def combined_tile(self, request: Request, layers: str, z: str, x: str, y: str, filter: FilterParam = None,
-                      filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
-                      datetime: DatetimeParam = None) -> Response:
+    def combined_tile(self, request: Request, who: Who, layers: str, z: str, x: str, y: str,
+                      filter: FilterParam = None, filter_lang: FilterLangParam = None,
+                      filter_crs: FilterCrsParam = None, datetime: DatetimeParam = None) -> Response:
+        names = self.engine.layers(layers)
+        view = self.view(who, names)
         flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime)
-        return self.tile_response(request, layers, z, x, y, flt)
+        return self.tile_response(request, who, names, view, z, x, y, flt)
 
 
 _TILE_RESPONSES: dict[int | str, dict] = {200: {"content": {meta.MVT_MEDIA_TYPE: {}}}, 204: {}, 304: {}}

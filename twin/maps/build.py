@@ -33,7 +33,7 @@ SHANGHAI = (120.85, 30.67, 122.25, 31.88)
 def build_map(source: GeoPackageStore | Path | str, layers: Sequence[str] | None = None,
               bbox: Box | None = None, filter: str | None = None, *, catalogue: Catalogue | None = None,
               basemap: bool = True, assets: str = "inline", max_features: int = DEFAULT_MAX_FEATURES,
-              title: str | None = None) -> folium.Map:
+              title: str | None = None, token: str | None = None) -> folium.Map:
     """A folium map of ``layers`` (default: every layer) within ``bbox``, filtered by a CQL2 ``filter``.
 
     Parameters
@@ -52,8 +52,12 @@ def build_map(source: GeoPackageStore | Path | str, layers: Sequence[str] | None
         service serves its static files (``"/static"``).
     max_features
         Most components drawn per layer; the legend says when a layer was cut.
+    token
+        For a service: your API token (default: the ``TWIN_TOKEN`` variable); the map then holds what the
+        service shows you (your area, personal fields masked for your role). A store is read as the API
+        reads it for a user with no area and no unmasked fields.
     """
-    src = open_source(source, catalogue)
+    src = open_source(source, catalogue, token)
     try:
         specs = [src.catalogue[name] for name in (list(src.catalogue) if layers is None else layers)]
         data = {spec.id: _read(src, spec, bbox, filter, max_features) for spec in specs}

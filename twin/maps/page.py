@@ -2,11 +2,13 @@
 
 folium lays out the page and the Leaflet map, :class:`~twin.maps.assets.LocalFigure` points every asset
 at the service's ``/static`` copy, and twin's own scripts (``twin/api/static/twin``) do the rest in the
-browser from a JSON configuration made here from the catalogue and the store.
+browser from a JSON configuration made here from the catalogue, for the user who asks (see
+:mod:`twin.maps.viewer`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import folium
@@ -14,11 +16,12 @@ from folium.elements import JSCSSMixin
 from folium.template import Template
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from twin.catalogue import GeometryKind, Group
+from twin.access import Principal
+from twin.catalogue import Catalogue, GeometryKind, Group
 from twin.maps.assets import STATIC_DIR, Inline, LocalFigure
 from twin.maps.basemap import MapSettings, online_basemaps
 from twin.maps.styles import groups, layer_entry
-from twin.store.geopackage import GeoPackageStore
+from twin.maps.viewer import Seen, can_write, fields_seen, user_entry, variant_tag
 
 _TEMPLATES = Environment(loader=FileSystemLoader(STATIC_DIR.parent / "templates"), autoescape=select_autoescape(),
                          trim_blocks=True, lstrip_blocks=True)
@@ -28,28 +31,43 @@ _COMMON_JS = [("vectorGrid", "static:vendor/vectorgrid/Leaflet.VectorGrid.bundle
               ("twin_i18n", "static:twin/i18n.js"), ("twin_geo", "static:twin/geo.js")]
 
 
-def map_config(store: GeoPackageStore, settings: MapSettings, *, root: str = "", tiles: str | None = None,
+def map_config(catalogue: Catalogue, seen: Mapping[str, Seen], settings: MapSettings, who: Principal, *,
+               root: str = "", tiles: str | None = None,
                city_bbox: tuple[float, float, float, float] = (120.85, 30.67, 122.25, 31.88)) -> dict[str, Any]:
-    """What the browser needs: layers (style, fields, counts, how each is drawn), basemaps, URLs and the view.
+    """What the browser needs, as ``who`` sees it: layers (style, fields, counts, how each is drawn), basemaps,
+    URLs, the view, and the user with their area.
 
-    ``tiles`` is the vector-tile URL template with ``{layers}``, ``{z}``, ``{x}``, ``{y}`` (``None`` when the
-    service has no tiles: big layers are then drawn from GeoJSON of the view, zoomed in).
+    ``seen`` holds the layers ``who`` may read, with their counts and extents inside ``who``'s area (the
+    caller counts them); no other layer is listed. ``tiles`` is the vector-tile URL template with
+    ``{layers}``, ``{z}``, ``{x}``, ``{y}`` (``None`` when the service has no tiles: big layers are then drawn
+    from GeoJSON of the view, zoomed in).
     """
     layers = []
-    for spec in store.catalogue.values():
-        count = store.count(spec.id)
-        mode = "geojson" if count <= settings.geojson_max else ("tiles" if tiles else "view")
-        layers.append({**layer_entry(spec), "count": count, "extent": store.extent(spec.id) if count else None,
-                       "mode": mode, "order": (_ORDER[spec.geometry], -count),
+    for spec in catalogue.values():
+        if spec.id not in seen:
+            continue
+        got = seen[spec.id]
+        entry = layer_entry(spec)
+        mode = "geojson" if got.exact and got.count <= settings.geojson_max else ("tiles" if tiles else "view")
+        layers.append({**entry, "fields": fields_seen(spec, entry["fields"], who), "count": got.count,
+                       "count_exact": got.exact, "extent": got.extent if got.count else None, "mode": mode,
+                       "order": (_ORDER[spec.geometry], -got.count),
                        "visible": spec.group is not Group.administrative})
-    # open on where the twin has most components (the whole city for a full twin, the focus of a demo)
-    busiest = max((la for la in layers if la["extent"] and la["group"] != Group.administrative.value),
-                  key=lambda la: la["count"], default=None)
-    view = busiest["extent"] if busiest else city_bbox
+    writable = [{"id": s.id, "code": s.code, "title_zh": s.title_zh, "title_en": s.title_en}
+                for s in catalogue.values() if can_write(who, s.id)]
+    user = user_entry(who, catalogue, can_import=bool(writable))
+    if user["area"] is not None:  # a scoped user opens on their area
+        view = user["area"]["bbox"]
+    else:  # where the twin has most components (the whole city for a full twin, the focus of a demo)
+        busiest = max((la for la in layers if la["extent"] and la["group"] != Group.administrative.value),
+                      key=lambda la: la["count"], default=None)
+        view = busiest["extent"] if busiest else city_bbox
     basemaps = [{"id": "twin", "zh": "离线底图（本地数据）", "en": "Offline basemap (local data)", "crs": "wgs84"},
                 *online_basemaps(settings), {"id": "none", "zh": "无底图", "en": "No basemap", "crs": "wgs84"}]
-    return {"api": root, "tiles": tiles, "roads": f"{root}/map/basemap/roads.geojson", "layers": layers,
-            "groups": groups(), "basemaps": basemaps, "view": view, "import": f"{root}/import"}
+    return {"api": root, "tiles": f"{tiles}?v={variant_tag(who)}" if tiles else None,
+            "roads": f"{root}/map/basemap/roads.geojson", "layers": layers, "groups": groups(),
+            "basemaps": basemaps, "view": list(view), "import": f"{root}/import", "map": f"{root}/map",
+            "login": f"{root}/login?next=", "logout": f"{root}/logout", "user": user, "writable": writable}
 
 
 class _App(JSCSSMixin):

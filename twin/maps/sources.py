@@ -8,6 +8,7 @@ out masked exactly as the API serves them; a service is read page by page from i
 from __future__ import annotations
 
 import contextlib
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -82,14 +83,18 @@ class StoreSource:
 
 
 class ApiSource:
-    """Components read from a running twin service's ``/collections/{layer}/items`` (any OGC API works)."""
+    """Components read from a running twin service's ``/collections/{layer}/items`` (any OGC API works),
+    as the holder of ``token`` sees them (their area only, personal fields masked for their role)."""
 
-    def __init__(self, url: str, catalogue: Catalogue, *, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, catalogue: Catalogue, *, token: str | None = None, timeout: float = 60.0) -> None:
         self.url, self.catalogue, self.timeout = url.rstrip("/"), catalogue, timeout
+        self.headers = {"Accept": "application/geo+json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def _get(self, url: str) -> dict[str, Any]:
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/geo+json"}),
+            with urllib.request.urlopen(urllib.request.Request(url, headers=self.headers),
                                         timeout=self.timeout) as resp:
                 return orjson.loads(resp.read())
         except urllib.error.HTTPError as exc:
@@ -121,17 +126,19 @@ class ApiSource:
         """Nothing to release: every request opens and closes its own connection."""
 
 
-def open_source(where: GeoPackageStore | Path | str, catalogue: Catalogue | None = None) -> Source:
+def open_source(where: GeoPackageStore | Path | str, catalogue: Catalogue | None = None,
+                token: str | None = None) -> Source:
     """A source for a store (object or file path) or a service URL (``http://…``).
 
     The catalogue defaults to ``TWIN_LAYERS`` (the bundled ``layers/``); a service is assumed to use the same.
+    A service is read with ``token`` (default: the ``TWIN_TOKEN`` variable), from ``twin user add``.
     """
     if isinstance(where, GeoPackageStore):
         return StoreSource(where)
     text = str(where)
     cat = catalogue or load_catalogue(TwinSettings().layers)
     if text.startswith(("http://", "https://")):
-        return ApiSource(text, cat)
+        return ApiSource(text, cat, token=token or os.environ.get("TWIN_TOKEN"))
     if not Path(text).is_file():
         raise StoreError(f"{text}: no store file here (give a .gpkg store or a twin service URL)")
     return StoreSource(open_store(Path(text), cat, create=False), owned=True)

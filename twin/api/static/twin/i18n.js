@@ -15,7 +15,9 @@
       cells: '汇总', count: '数量', zoomIn: '放大查看', zoomHint: '放大到 {z} 级显示单个设施',
       lang: 'EN', importData: '数据导入', close: '关闭', loading: '加载中…', error: '出错了',
       share: '复制链接', copied: '链接已复制', shown: '显示', length: '长度', area: '面积',
-      gcjNote: '已切换到高德底图：图层已偏移到 GCJ-02 坐标', roads: '道路', districts: '区界', subdistricts: '街镇界'
+      gcjNote: '已切换到高德底图：图层已偏移到 GCJ-02 坐标', roads: '道路', districts: '区界', subdistricts: '街镇界',
+      yourArea: '您的辖区：', signIn: '登录', signOut: '退出登录', masked: '已脱敏',
+      maskedHint: '个人信息按您的角色脱敏显示', signInAgain: '登录已失效，请重新登录'
     },
     en: {
       title: 'Shanghai city digital twin',
@@ -31,7 +33,9 @@
       lang: '中文', importData: 'Import data', close: 'Close', loading: 'Loading…', error: 'Error',
       share: 'Copy link', copied: 'Link copied', shown: 'shown', length: 'Length', area: 'Area',
       gcjNote: 'Amap basemap: overlays shifted to GCJ-02', roads: 'Roads', districts: 'Districts',
-      subdistricts: 'Sub-districts'
+      subdistricts: 'Sub-districts',
+      yourArea: 'Your area: ', signIn: 'Sign in', signOut: 'Sign out', masked: 'masked',
+      maskedHint: 'Personal data is masked for your role', signInAgain: 'Your session has ended: please sign in again'
     }
   };
 

@@ -34,7 +34,7 @@
   function send(dryRun) {
     var layer = form().elements.layer.value;
     var url = X.config.api + '/collections/' + encodeURIComponent(layer) + '/import';
-    return fetch(url, {method: 'POST', body: payload(dryRun)}).then(function (r) {
+    return fetch(url, {method: 'POST', body: payload(dryRun), credentials: 'same-origin'}).then(function (r) {
       return r.json().then(function (body) {
         if (!r.ok) { throw new Error(body.description || r.statusText); }
         return body;

@@ -106,7 +106,8 @@
     var url = T.config.tiles.replace('{layers}', ids.join(','));
     var grid = new ShiftingGrid(url, {
       vectorTileLayerStyles: styles, interactive: true, maxNativeZoom: 20, maxZoom: 22, pane: 'overlayPane',
-      getFeatureId: function (f) { return f.properties.key; }
+      getFeatureId: function (f) { return f.properties.key; },
+      fetchOptions: {credentials: 'same-origin'}  // the session cookie: tiles hold only what the user may see
     });
     grid.on('click', function (e) {
       var props = e.layer.properties || {};
@@ -143,8 +144,11 @@
     return T.config.api + '/collections/' + id + '/items?' + q;
   };
 
+  /* GET JSON with the session cookie; a signed-in user whose session has ended is sent to sign in again. */
   T.getJSON = function (url) {
-    return fetch(url, {headers: {Accept: 'application/geo+json, application/json'}}).then(function (r) {
+    var opts = {credentials: 'same-origin', headers: {Accept: 'application/geo+json, application/json'}};
+    return fetch(url, opts).then(function (r) {
+      if (r.status === 401 && !T.config.user.anonymous) { T.signIn(true); }
       return r.json().then(function (body) {
         if (!r.ok) { throw new Error(body.description || r.statusText); }
         return body;
@@ -200,6 +204,23 @@
       if (entry.visible && (!entry.layer || stale)) { entry.gcj = T.gcj; drawGeojson(spec); }
       if (!entry.visible && entry.layer) { T.map.removeLayer(entry.layer); entry.layer = null; }
     });
+  };
+
+  /* The keys of the components of each layer drawn now, from GeoJSON and from the loaded vector tiles. */
+  T.drawnKeys = function () {
+    var out = {};
+    T.config.layers.forEach(function (l) {
+      out[l.id] = [];
+      if (T.overlays[l.id].layer) { T.overlays[l.id].layer.eachLayer(function (f) { out[l.id].push(f.feature.id); }); }
+    });
+    Object.keys(T.grid ? T.grid._vectorTiles : {}).forEach(function (tile) {
+      var feats = T.grid._vectorTiles[tile]._features || {};
+      Object.keys(feats).forEach(function (id) {
+        var f = feats[id], key = f.feature.properties.key;
+        if (key !== undefined && out[f.layerName]) { out[f.layerName].push(key); }
+      });
+    });
+    return out;
   };
 
   /* How many components and cells of each layer are drawn now (for the legend and the tests). */

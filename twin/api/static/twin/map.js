@@ -63,6 +63,52 @@
     if (state.base && T.config.basemaps.some(function (b) { return b.id === state.base; })) { T.base = state.base; }
   }
 
+  /* ---- the user: name, role, area; signing in again ---- */
+
+  /* Where to sign in and come back to this view. */
+  T.loginUrl = function () {
+    return T.config.login + encodeURIComponent(location.pathname + location.hash);
+  };
+
+  /* Go to the sign-in page (after `expired` sessions, say why first). */
+  T.signIn = function (expired) {
+    if (T.leaving) { return; }
+    T.leaving = true;
+    if (expired) { T.notify(I.t('signInAgain')); }
+    setTimeout(function () { location.assign(T.loginUrl()); }, expired ? 1200 : 0);
+  };
+
+  function renderUser() {
+    var role = document.getElementById('twin-user-role');
+    if (role) { role.textContent = role.getAttribute(I.lang === 'en' ? 'data-en' : 'data-zh'); }
+    if (T.areaLabel) { T.areaLabel.setContent(areaTitle()); }
+  }
+
+  function areaTitle() {
+    var area = T.config.user.area;
+    return T.esc(I.t('yourArea') + area.name) + ' <span class="twin-muted">' + T.esc(I.name(area)) + '</span>';
+  }
+
+  /* The scoped user's area: its outline, the city outside it dimmed, and its name at its northern tip. */
+  function drawArea() {
+    var area = T.config.user.area;
+    if (!area) { return; }
+    if (T.areaLayer) { T.map.removeLayer(T.areaLayer); }
+    var polys = area.outline.type === 'Polygon' ? [area.outline.coordinates] : area.outline.coordinates;
+    var ring = function (r) { return r.map(function (c) { return T.toDisplay(c[0], c[1]); }); };
+    var world = [[-85, -180], [-85, 180], [85, 180], [85, -180]];
+    var top = null;
+    polys.forEach(function (p) { p[0].forEach(function (c) { if (!top || c[1] > top[1]) { top = c; } }); });
+    T.areaLayer = L.layerGroup([
+      L.polygon([world].concat(polys.map(function (p) { return ring(p[0]); })), {pane: 'twinArea',
+        interactive: false, stroke: false, fillColor: '#1f3a5f', fillOpacity: 0.12, className: 'twin-area-outside'}),
+      L.polygon(polys.map(function (p) { return p.map(ring); }), {pane: 'twinArea', interactive: false,
+        color: '#c2185b', weight: 3, opacity: 0.9, dashArray: '10 6', fill: false, className: 'twin-area'})
+    ]).addTo(T.map);
+    T.areaLabel = L.tooltip({permanent: true, direction: 'top', className: 'twin-area-label', pane: 'twinArea'})
+      .setLatLng(T.toDisplay(top[0], top[1])).setContent(areaTitle()).addTo(T.areaLayer);
+  }
+
   /* ---- layers panel and legend ---- */
 
   T.setVisible = function (id, on) {
@@ -81,7 +127,8 @@
     return '<div class="twin-layer"><label><input type="checkbox" data-layer="' + spec.id + '"' +
       (T.overlays[spec.id].visible ? ' checked' : '') + '> <span class="twin-chip twin-chip-' + spec.geometry +
       '" style="background:' + spec.color + '"></span> <span class="twin-layer-name">' + T.esc(I.name(spec)) +
-      '</span> <span class="twin-muted">' + spec.count.toLocaleString() + '</span></label>' +
+      '</span> <span class="twin-muted">' + spec.count.toLocaleString() + (spec.count_exact ? '' : '+') +
+      '</span></label>' +
       '<div class="twin-statuses">' + statuses + '</div>' +
       '<div class="twin-zoomhint" data-zoomhint="' + spec.id + '" hidden>' +
       T.esc(I.t('zoomHint', {z: spec.min_zoom})) + '</div></div>';
@@ -181,6 +228,7 @@
     T.gcj = b.crs === 'gcj02';
     if (T.gcj !== wasGcj) {
       T.nearbyLayer.clearLayers();
+      drawArea();
       T.map.setView(T.toDisplay(centre[0], centre[1]), T.map.getZoom(), {animate: false});
       if (T.gcj) { T.notify(I.t('gcjNote')); }
     }
@@ -206,7 +254,15 @@
       if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(location.href).then(done, done); }
       else { done(); }
     });
-    on('twin-lang', function () { I.lang = I.lang === 'zh' ? 'en' : 'zh'; I.apply(); renderPanel(); writeHash(); });
+    on('twin-lang', function () {
+      I.lang = I.lang === 'zh' ? 'en' : 'zh';
+      I.apply();
+      renderUser();
+      renderPanel();
+      writeHash();
+    });
+    var signIn = document.getElementById('twin-sign-in');
+    if (signIn) { signIn.addEventListener('click', function () { signIn.href = T.loginUrl(); }); }
     document.querySelector('#twin-results .twin-close').addEventListener('click', function () {
       document.getElementById('twin-results').hidden = true;
       T.nearbyLayer.clearLayers();
@@ -226,14 +282,17 @@
     var state = readHash();
     applyHash(state);
     map.createPane('twinBase').style.zIndex = 250;
+    map.createPane('twinArea').style.zIndex = 390;  // above the basemap, under the layers
     L.control.scale({imperial: false, position: 'bottomright'}).addTo(map);
     T.installTools();
     bindToolbar();
     I.apply();
+    renderUser();
     // the view first, so that no tile or feature is fetched for folium's starting view
     if (state.view) { map.setView(T.toDisplay(state.view[2], state.view[1]), state.view[0], {animate: false}); }
     else { map.fitBounds([[config.view[1], config.view[0]], [config.view[3], config.view[2]]], {animate: false}); }
     T.setBasemap(T.base);
+    drawArea();
     renderPanel();
     map.on('moveend', function () { writeHash(); updateZoomHints(); T.refreshOverlays(true); });
     map.on('zoomend', showRoads);
@@ -242,6 +301,7 @@
       var s = readHash();
       applyHash(s);
       I.apply();
+      renderUser();
       renderPanel();
       T.setBasemap(T.base);
       if (s.view) { map.setView(T.toDisplay(s.view[2], s.view[1]), s.view[0]); }

@@ -28,7 +28,10 @@
       '<tr><th>' + I.t('status') + '</th><td>' + statusChip(spec, p.status) + '</td></tr>'];
     spec.fields.forEach(function (f) {
       if (p[f.name] === null || p[f.name] === undefined || p[f.name] === '') { return; }
-      rows.push('<tr><th>' + T.esc(fieldTitle(f)) + '</th><td>' + T.esc(p[f.name]) + '</td></tr>');
+      var tag = f.masked ? ' <span class="twin-masked" title="' + T.esc(I.t('maskedHint')) + '">' +
+        T.esc(I.t('masked')) + '</span>' : '';
+      rows.push('<tr><th>' + T.esc(fieldTitle(f)) + '</th><td data-field="' + T.esc(f.name) + '"><span ' +
+        'class="twin-value">' + T.esc(p[f.name]) + '</span>' + tag + '</td></tr>');
     });
     if (p.updated_at) { rows.push('<tr><th>' + I.t('updated') + '</th><td>' + T.esc(p.updated_at) + '</td></tr>'); }
     var url = T.itemUrl(spec.id, key);
