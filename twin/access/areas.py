@@ -1,8 +1,9 @@
 """Areas a user can be scoped to: components of the administrative layers (区, 街道, 居委), by key.
 
 An :class:`Area` carries what every read path needs to restrict itself quickly: the outline (lon/lat,
-prepared), its envelope for the R-tree, its WKB for the exact test in SQL, and a few boxes wholly inside
-it, so that most candidates are accepted without testing their geometry.
+prepared once per thread: GEOS prepared geometries must not be shared between threads, libgeos/geos#825),
+its envelope for the R-tree, its WKB for the exact test in SQL, and a few boxes wholly inside it, so that
+most candidates are accepted without testing their geometry.
 """
 
 from __future__ import annotations
@@ -35,23 +36,32 @@ class Area:
     bounds: Box = field(init=False)
     wkb: bytes = field(init=False)
     inner: tuple[Box, ...] = field(init=False)
+    _local: threading.local = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        shapely.prepare(self.geometry)
         object.__setattr__(self, "bounds", tuple(float(v) for v in self.geometry.bounds))
         object.__setattr__(self, "wkb", shapely.to_wkb(self.geometry))
         object.__setattr__(self, "inner", inner_boxes(self.geometry))
+        object.__setattr__(self, "_local", threading.local())
+
+    def prepared(self) -> Geometry:
+        """The outline, prepared for the calling thread."""
+        geom = getattr(self._local, "geom", None)
+        if geom is None:
+            geom = self._local.geom = shapely.from_wkb(self.wkb)
+            shapely.prepare(geom)
+        return geom
 
     def covers_box(self, box: Box) -> bool:
         """Whether the whole of ``box`` lies inside the area (so nothing in it needs testing)."""
-        return bool(shapely.covers(self.geometry, shapely.box(*box)))
+        return bool(shapely.covers(self.prepared(), shapely.box(*box)))
 
     def meets_box(self, box: Box) -> bool:
-        return bool(shapely.intersects(self.geometry, shapely.box(*box)))
+        return bool(shapely.intersects(self.prepared(), shapely.box(*box)))
 
     def meets(self, geoms: np.ndarray) -> np.ndarray:
         """For each geometry, whether it intersects the area."""
-        return shapely.intersects(self.geometry, geoms)
+        return shapely.intersects(self.prepared(), geoms)
 
 
 def inner_boxes(geom: Geometry) -> tuple[Box, ...]:
@@ -113,9 +123,10 @@ class AreaResolver:
             cached = self._cache.get(key)
             if cached is not None and cached[0] == version:
                 return cached[1]
-        frame = self.store.get(key)
-        if frame.empty:
-            raise AccessConfigError(f"area {key!r} does not exist (deleted, or never imported)")
+        try:
+            frame = self.store.get(key)
+        except FeatureNotFoundError:  # a missing area is the user's configuration, not the request, at fault
+            raise AccessConfigError(f"area {key!r} does not exist (deleted, or never imported)") from None
         geom = shapely.make_valid(frame.geometry.iloc[0])
         name = str(frame["name"].iloc[0]) if "name" in frame.columns else key
         area = Area(key, layer, name, geom)

@@ -9,7 +9,9 @@ prepared once per distinct value, not once per row.
 from __future__ import annotations
 
 import sqlite3
-from functools import lru_cache
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import shapely
@@ -27,14 +29,35 @@ _PREPARED_FIRST = {
 PREDICATES = frozenset(_PREPARED_FIRST)
 
 
-@lru_cache(maxsize=128)
+T = TypeVar("T")
+#: GEOS prepared geometries must not be shared between threads (libgeos/geos#825): each thread keeps its own.
+_THREAD = threading.local()
+
+
+def _per_thread(build: Callable[[bytes], T]) -> Callable[[bytes], T]:
+    """``build(wkb)`` cached per thread (up to 128 geometries each)."""
+    name = build.__name__
+
+    def cached(wkb: bytes) -> T:
+        cache = _THREAD.__dict__.setdefault(name, {})
+        value = cache.get(wkb)
+        if value is None:
+            if len(cache) >= 128:
+                cache.clear()
+            value = cache[wkb] = build(wkb)
+        return value
+
+    return cached
+
+
+@_per_thread
 def _query_geometry(wkb: bytes) -> Geometry:
     geom = shapely.from_wkb(wkb)
     shapely.prepare(geom)
     return geom
 
 
-@lru_cache(maxsize=128)
+@_per_thread
 def _local_query(wkb: bytes) -> tuple[Geometry, float, float]:
     """The query geometry in metres around its centroid, with that centroid."""
     geom = shapely.from_wkb(wkb)
