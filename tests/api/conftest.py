@@ -1,7 +1,12 @@
-"""A real twin store and a real uvicorn server on a free port, shared by the API tests of one worker."""
+"""A real twin store and a real uvicorn server on a free port, shared by the API tests of one worker.
+
+Since issue 7 every non-public layer needs a token: users are created on the store's access database
+(``twin.access.Gate(store).add_user``) before the server starts, and the tests send their tokens.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -9,28 +14,54 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.query.twin_fixture import build_twin
-from twin.catalogue import Catalogue
+from twin.access import Gate
+from twin.catalogue import Catalogue, load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import GeoPackageStore, open_store
+
+#: The users the API tests act as: reads as a planner (masked), imports as a GIS editor, /audit as an admin.
+ROLES = ("planner", "gis_editor", "admin")
+_serial = itertools.count()
+
+
+def add_users(store_path: Path, roles: tuple[str, ...] = ROLES, area: str | None = None) -> dict[str, str]:
+    """Create one user per role on the access database beside ``store_path``; their tokens by role."""
+    store = open_store(store_path, load_catalogue(DEFAULT_LAYERS_DIR), create=False)
+    gate = Gate(store)
+    try:
+        return {role: gate.add_user(f"{role}-{os.getpid()}-{next(_serial)}", role, area) for role in roles}
+    finally:
+        gate.close()
+        store.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
 class Server:
-    """A running service: its base URL and the store it serves (to check answers against)."""
+    """A running service: its base URL, the store it serves (to check answers against) and tokens by role."""
 
     url: str
     store: GeoPackageStore
     path: Path
+    tokens: dict[str, str] = field(default_factory=dict)
 
-    def get(self, path: str, **kwargs: object) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30, **kwargs)
+    def headers(self, role: str = "planner") -> dict[str, str]:
+        return bearer(self.tokens[role])
+
+    def get(self, path: str, *, role: str | None = "planner", **kwargs: object) -> httpx.Response:
+        """GET ``path`` as ``role`` (``None``: without a token)."""
+        headers = {**(self.headers(role) if role else {}), **dict(kwargs.pop("headers", None) or {})}  # type: ignore[call-overload]
+        return httpx.get(self.url + path, timeout=30, headers=headers, **kwargs)  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -83,7 +114,8 @@ def twin_path(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) ->
 
 @pytest.fixture(scope="session")
 def server(twin_path: Path, catalogue: Catalogue) -> Iterator[Server]:
+    tokens = add_users(twin_path)
     store = open_store(twin_path, catalogue, create=False)
     with running(twin_path) as url:
-        yield Server(url, store, twin_path)
+        yield Server(url, store, twin_path, tokens)
     store.close()

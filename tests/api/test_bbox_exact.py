@@ -24,6 +24,7 @@ def test_points_a_hair_outside_the_bbox_are_not_returned(tmp_path, catalogue):
                  author="t", source="t")  # a wider extent, so the bbox is not the whole layer
     store.close()
     with TestClient(create_app(TwinSettings(store=tmp_path / "s.gpkg", layers=DEFAULT_LAYERS_DIR))) as client:
+        client.headers["Authorization"] = "Bearer " + client.app.state.gate.add_user("planner", "planner")
         got = client.get("/collections/hydrant/items", params={"bbox": f"{edge},31.2,121.5,31.25"}).json()
         xs_got = sorted(f["geometry"]["coordinates"][0] for f in got["features"])
         assert xs_got == [edge, edge + 1e-7, edge + 2e-6]

@@ -1,6 +1,12 @@
-"""Real clients against a real server: GDAL/OGR's OAPIF driver (through pyogrio) and OWSLib."""
+"""Real clients against a real server: GDAL/OGR's OAPIF driver (through pyogrio) and OWSLib.
+
+Both send a planner's token the way their users would: GDAL through its HTTP configuration options
+(``GDAL_HTTP_AUTH=BEARER`` and ``GDAL_HTTP_BEARER``, GDAL >= 3.9), OWSLib through its ``headers``.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pyogrio
@@ -11,7 +17,20 @@ from tests.api.conftest import Server
 from tests.query.twin_fixture import COUNTS
 
 
-def test_gdal_lists_every_layer(server: Server) -> None:
+@pytest.fixture
+def gdal_token(server: Server) -> Iterator[str]:
+    """The planner's token in GDAL's HTTP options for the test's duration (they are process-wide)."""
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": server.tokens["planner"]})
+    yield server.tokens["planner"]
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_BEARER": None})
+
+
+def test_gdal_without_a_token_finds_no_layer(server: Server) -> None:
+    with pytest.raises(pyogrio.errors.DataSourceError):
+        pyogrio.list_layers(f"OAPIF:{server.url}/")
+
+
+def test_gdal_lists_every_layer(server: Server, gdal_token: str) -> None:
     layers = dict(pyogrio.list_layers(f"OAPIF:{server.url}/"))
     assert set(layers) == set(server.store.catalogue)
     assert layers["hydrant"] == "Point"
@@ -19,7 +38,7 @@ def test_gdal_lists_every_layer(server: Server) -> None:
 
 
 @pytest.mark.parametrize("layer", ["hydrant", "pipeline", "residential_compound", "heritage_building"])
-def test_gdal_reads_whole_layers(server: Server, layer: str) -> None:
+def test_gdal_reads_whole_layers(server: Server, gdal_token: str, layer: str) -> None:
     frame = pyogrio.read_dataframe(f"OAPIF:{server.url}/", layer=layer)
     assert len(frame) == COUNTS[layer]
     stored = server.store.features(layer).set_index("key")
@@ -32,7 +51,7 @@ def test_gdal_reads_whole_layers(server: Server, layer: str) -> None:
                                               f"{server.store.catalogue[layer].title_en}"
 
 
-def test_gdal_reads_with_a_bbox(server: Server) -> None:
+def test_gdal_reads_with_a_bbox(server: Server, gdal_token: str) -> None:
     box = (121.41, 31.22, 121.455, 31.27)
     frame = pyogrio.read_dataframe(f"OAPIF:{server.url}/", layer="hydrant", bbox=box)
     assert set(frame["id"]) == set(server.store.features("hydrant", bbox=box)["key"])
@@ -41,14 +60,14 @@ def test_gdal_reads_with_a_bbox(server: Server) -> None:
     assert set(lines["id"]) <= set(stored["key"]) and len(lines) > 0
 
 
-def test_gdal_attribute_filter_gives_the_same_rows(server: Server) -> None:
+def test_gdal_attribute_filter_gives_the_same_rows(server: Server, gdal_token: str) -> None:
     frame = pyogrio.read_dataframe(f"OAPIF:{server.url}/", layer="hydrant", where="kind = 'underground'")
     stored = server.store.features("hydrant")
     assert set(frame["id"]) == set(stored[stored["kind"] == "underground"]["key"])
 
 
 def test_owslib_collections_items_and_queryables(server: Server) -> None:
-    api = Features(server.url)
+    api = Features(server.url, headers=server.headers("planner"))
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in api.conformance()["conformsTo"]
     ids = [c["id"] for c in api.collections()["collections"]]
     assert sorted(ids) == sorted(server.store.catalogue)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from tests.api.conftest import Server, running
+from tests.api.conftest import Server, add_users, bearer, running
 from tests.conftest import hydrants
 from twin.catalogue import Catalogue
 from twin.geodesy import distance_to_point
@@ -159,16 +159,17 @@ def test_time_budget_stops_an_expensive_filter(tmp_path: Path, catalogue: Catalo
     store = open_store(tmp_path / "many.gpkg", catalogue)
     store.upsert("hydrant", hydrants(20_000, seed=5), author="test", source="test")
     store.close()
+    auth = bearer(add_users(tmp_path / "many.gpkg", ("planner",))["planner"])
     with running(tmp_path / "many.gpkg", query_budget_s=0.05, warm_index="false") as url:
         scan = {"filter": "S_DWITHIN(geometry, LINESTRING(121.40 31.20, 121.50 31.30), 5) OR road LIKE '%x%'",
                 "limit": 10000}
         started = time.monotonic()
-        r = httpx.get(url + "/collections/hydrant/items", params=scan, timeout=60)
+        r = httpx.get(url + "/collections/hydrant/items", params=scan, timeout=60, headers=auth)
         assert r.status_code == 400, r.text[:300]
         assert "too expensive" in r.json()["description"] and "bbox" in r.json()["description"]
         assert time.monotonic() - started < 5
         cheap = httpx.get(url + "/collections/hydrant/items", params={**scan, "bbox": "121.45,31.25,121.451,31.251"},
-                          timeout=60)
+                          timeout=60, headers=auth)
         assert cheap.status_code == 200
 
 

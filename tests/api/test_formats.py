@@ -11,7 +11,7 @@ import pyogrio
 import pytest
 import shapely
 
-from tests.api.conftest import Server, running
+from tests.api.conftest import Server, add_users, bearer, running
 from tests.conftest import hydrants
 from tests.query.twin_fixture import COUNTS
 from twin.catalogue import Catalogue
@@ -58,8 +58,9 @@ def test_large_geojson_is_streamed_and_valid(tmp_path: Path, catalogue: Catalogu
     store = open_store(tmp_path / "big.gpkg", catalogue)
     store.upsert("hydrant", hydrants(2500, seed=3), author="test", source="test")
     store.close()
+    token = add_users(tmp_path / "big.gpkg", ("planner",))["planner"]
     with running(tmp_path / "big.gpkg", warm_index="false") as url:
-        r = httpx.get(url + "/collections/hydrant/items", params={"limit": 10000}, timeout=60)
+        r = httpx.get(url + "/collections/hydrant/items", params={"limit": 10000}, timeout=60, headers=bearer(token))
     assert r.headers.get("transfer-encoding") == "chunked"
     doc = r.json()
     assert doc["numberReturned"] == 2500 == len({f["id"] for f in doc["features"]})

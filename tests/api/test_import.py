@@ -1,4 +1,7 @@
-"""POST /collections/{layer}/import with real files: dry runs, imports, previews and every refusal."""
+"""POST /collections/{layer}/import with real files: dry runs, imports, previews and every refusal.
+
+Imports are sent as a GIS editor (a role that writes); reads that check them as a planner.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +16,21 @@ import numpy as np
 import pytest
 import shapely
 
-from tests.api.conftest import running
+from tests.api.conftest import Server, add_users, bearer, running
 from tests.query.twin_fixture import build_twin
 from twin.catalogue import Catalogue
+from twin.store import open_store
 
 
 @pytest.fixture(scope="module")
-def writable(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[str]:
+def writable(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[Server]:
     path = tmp_path_factory.mktemp("imports") / "twin.gpkg"
     build_twin(path, catalogue).close()
+    tokens = add_users(path)
+    store = open_store(path, catalogue, create=False)
     with running(path, warm_index="false") as url:
-        yield url
+        yield Server(url, store, path, tokens)
+    store.close()
 
 
 def _hydrants(n: int, seed: int) -> gpd.GeoDataFrame:
@@ -33,16 +40,18 @@ def _hydrants(n: int, seed: int) -> gpd.GeoDataFrame:
                             geometry=pts, crs="EPSG:4326")
 
 
-def _post(url: str, files: list[tuple[str, bytes]], layer: str = "hydrant", **data: object) -> httpx.Response:
-    return httpx.post(f"{url}/collections/{layer}/import", files=[("file", f) for f in files],
-                      data={k: str(v).lower() if isinstance(v, bool) else v for k, v in data.items()}, timeout=120)
+def _post(server: Server, files: list[tuple[str, bytes]], layer: str = "hydrant", role: str | None = "gis_editor",
+          **data: object) -> httpx.Response:
+    return httpx.post(f"{server.url}/collections/{layer}/import", files=[("file", f) for f in files],
+                      data={k: str(v).lower() if isinstance(v, bool) else v for k, v in data.items()}, timeout=120,
+                      headers=server.headers(role) if role else {})
 
 
-def _count(url: str) -> int:
-    return httpx.get(url + "/collections/hydrant/items?limit=1", timeout=30).json()["numberMatched"]
+def _count(server: Server) -> int:
+    return server.get("/collections/hydrant/items?limit=1").json()["numberMatched"]
 
 
-def test_geojson_dry_run_then_import(writable: str, tmp_path: Path) -> None:
+def test_geojson_dry_run_then_import(writable: Server, tmp_path: Path) -> None:
     path = tmp_path / "消火栓.geojson"
     _hydrants(6, 1).to_file(path, engine="pyogrio")
     before = _count(writable)
@@ -57,16 +66,20 @@ def test_geojson_dry_run_then_import(writable: str, tmp_path: Path) -> None:
     assert done.status_code == 200 and isinstance(done.json()["changeset"], int)
     keys = [f["properties"]["key"] for f in done.json()["preview"]["features"]]
     assert _count(writable) == before + 6
-    item = httpx.get(f"{writable}/collections/hydrant/items/{keys[0]}", timeout=30).json()
+    item = writable.get(f"/collections/hydrant/items/{keys[0]}").json()
     assert item["properties"]["kind"] == "underground"
-    near = httpx.get(f"{writable}/collections/hydrant/nearest", params={
-        "point": ",".join(map(str, item["geometry"]["coordinates"])), "k": 1}, timeout=30).json()
+    near = writable.get("/collections/hydrant/nearest", params={
+        "point": ",".join(map(str, item["geometry"]["coordinates"])), "k": 1}).json()
     assert near["features"][0]["id"] == keys[0]  # the live index saw the import
     again = _post(writable, [(path.name, path.read_bytes())], map="类型=kind", dry_run=False).json()
     assert again["report"]["unchanged"] == 6 and again["report"]["inserted"] == 0
+    events = writable.get("/audit", role="admin", params={"action": "import", "layer": "hydrant"}).json()["events"]
+    mine = [e for e in events if e["detail"].startswith(f"changeset {done.json()['changeset']} of")]
+    assert len(mine) == 1 and mine[0]["role"] == "gis_editor" and mine[0]["count"] == 6
+    assert mine[0]["user"].startswith("gis_editor-") and mine[0]["outcome"] == "ok"
 
 
-def test_zipped_gauss_kruger_shapefile_in_gbk(writable: str, tmp_path: Path) -> None:
+def test_zipped_gauss_kruger_shapefile_in_gbk(writable: Server, tmp_path: Path) -> None:
     frame = _hydrants(4, 2).rename(columns={"类型": "kind"}).to_crs("EPSG:4549")
     frame.to_file(tmp_path / "hy.shp", encoding="GBK", engine="pyogrio")
     buf = io.BytesIO()
@@ -78,7 +91,7 @@ def test_zipped_gauss_kruger_shapefile_in_gbk(writable: str, tmp_path: Path) -> 
     assert body["report"]["encoding"].upper() in ("GBK", "GB18030")
 
 
-def test_csv_with_a_bad_row_is_reported_by_row(writable: str) -> None:
+def test_csv_with_a_bad_row_is_reported_by_row(writable: Server) -> None:
     csv = b"kind,lon,lat,road\nunderground,121.471,31.231,a\nsideways,121.472,31.232,b\n"
     body = _post(writable, [("h.csv", csv)], lon="lon", lat="lat").json()
     report = body["report"]
@@ -96,7 +109,7 @@ def test_csv_with_a_bad_row_is_reported_by_row(writable: str) -> None:
     ([("a.geojson", b'{"type":"FeatureCollection","features":[]}')], {"dry_run": "maybe"}, 400, "dry_run"),
     ([("a.csv", b"kind,lon,lat\nunderground,121.47,31.23\n")], {"map": "nonsense"}, 422, "nonsense"),
 ])
-def test_refusals_are_clear_and_write_nothing(writable: str, files: list, data: dict, status: int,
+def test_refusals_are_clear_and_write_nothing(writable: Server, files: list, data: dict, status: int,
                                               needle: str) -> None:
     before = _count(writable)
     r = _post(writable, files, **data)
@@ -105,7 +118,7 @@ def test_refusals_are_clear_and_write_nothing(writable: str, files: list, data: 
     assert _count(writable) == before
 
 
-def test_unsafe_zip_is_refused(writable: str) -> None:
+def test_unsafe_zip_is_refused(writable: Server) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("../../evil.geojson", '{"type":"FeatureCollection","features":[]}')
@@ -113,19 +126,32 @@ def test_unsafe_zip_is_refused(writable: str) -> None:
     assert r.status_code == 422 and "evil" in r.json()["description"]
 
 
-def test_unknown_layer_bad_body_and_no_length(writable: str) -> None:
+def test_unknown_layer_bad_body_and_no_length(writable: Server) -> None:
     assert _post(writable, [("a.csv", b"x")], layer="nope").status_code == 404
-    r = httpx.post(f"{writable}/collections/hydrant/import", content=b"--x\r\nnot a form",
-                   headers={"Content-Type": "multipart/form-data; boundary=x"}, timeout=30)
+    form = {"Content-Type": "multipart/form-data; boundary=x", **writable.headers("gis_editor")}
+    r = httpx.post(f"{writable.url}/collections/hydrant/import", content=b"--x\r\nnot a form", headers=form,
+                   timeout=30)
     assert r.status_code == 400
-    chunked = httpx.post(f"{writable}/collections/hydrant/import", content=iter([b"abc"]),
-                         headers={"Content-Type": "multipart/form-data; boundary=x"}, timeout=30)
+    chunked = httpx.post(f"{writable.url}/collections/hydrant/import", content=iter([b"abc"]), headers=form,
+                         timeout=30)
     assert chunked.status_code == 411
+
+
+@pytest.mark.parametrize(("role", "status"), [(None, 401), ("planner", 403)])
+def test_imports_need_a_role_that_writes(writable: Server, role: str | None, status: int) -> None:
+    before = _count(writable)
+    csv = b"kind,lon,lat\nunderground,121.47,31.23\n"
+    r = _post(writable, [("h.csv", csv)], role=role, lon="lon", lat="lat", dry_run=False)
+    assert r.status_code == status, r.text[:300]
+    assert ("token" if status == 401 else "may not write") in r.json()["description"]
+    assert _count(writable) == before
 
 
 def test_upload_size_is_bounded(tmp_path: Path, catalogue: Catalogue) -> None:
     path = tmp_path / "twin.gpkg"
     build_twin(path, catalogue).close()
+    tokens = add_users(path, ("gis_editor",))
     with running(path, max_upload_mb=1, warm_index="false") as url:
-        r = _post(url, [("big.csv", b"kind,lon,lat\n" + b"underground,121.47,31.23\n" * 60_000)])
+        r = httpx.post(f"{url}/collections/hydrant/import", headers=bearer(tokens["gis_editor"]), timeout=120,
+                       files=[("file", ("big.csv", b"kind,lon,lat\n" + b"underground,121.47,31.23\n" * 60_000))])
         assert r.status_code == 413 and "TWIN_MAX_UPLOAD_MB" in r.json()["description"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.api.conftest import add_users, bearer
 from tests.query.twin_fixture import COUNTS
 
 TWIN = [sys.executable, "-c", "from twin.cli import main; main()"]
@@ -22,6 +23,7 @@ def _free_port() -> int:
 
 
 def test_twin_serve_answers(twin_path: Path) -> None:
+    token = add_users(twin_path, ("planner",))["planner"]
     port = _free_port()
     proc = subprocess.Popen([*TWIN, "serve", "--store", str(twin_path), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -30,12 +32,15 @@ def test_twin_serve_answers(twin_path: Path) -> None:
         while True:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/collections/hydrant/items?limit=1", timeout=5)
+                r = httpx.get(f"http://127.0.0.1:{port}/collections/hydrant/items?limit=1", timeout=5,
+                              headers=bearer(token))
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "twin serve did not start"
                 time.sleep(0.1)
         assert r.json()["numberMatched"] == COUNTS["hydrant"]
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/collections/hydrant/items?limit=1", timeout=5)
+        assert anonymous.status_code == 401
     finally:
         proc.terminate()
         proc.wait(timeout=20)

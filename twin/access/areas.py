@@ -113,8 +113,6 @@ class AreaResolver:
             layer = self.store.layer_of(key)
         except (InvalidKeyError, LayerNotFoundError):
             raise AccessConfigError(f"area {key!r} is not the key of a {'/'.join(self.layers)} component") from None
-        except FeatureNotFoundError:
-            raise AccessConfigError(f"area {key!r} does not exist (deleted, or never imported)") from None
         if layer not in self.layers:
             raise AccessConfigError(f"area {key!r} is a {layer} component; areas come from "
                                     f"{', '.join(self.layers)}")

@@ -28,7 +28,8 @@ class OidcSettings:
     role_claim: str = "twin_role"
     area_claim: str = "twin_area"
     name_claim: str = "preferred_username"
-    role_map: dict[str, str] = field(default_factory=dict)  # the provider's role -> twin role
+    role_map: dict[str, str] = field(default_factory=dict)  # the provider's role -> twin role; when given, only
+    # the roles it maps count (so a provider role that merely happens to be called "admin" is not twin's admin)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,11 @@ class JwtVerifier:
             raise AuthenticationError(f"token rejected: {exc}") from None
         raw = claims.get(s.role_claim)
         candidates = raw if isinstance(raw, list) else [raw]
-        roles = [s.role_map.get(str(r), str(r)) for r in candidates if r is not None]
+        named = [str(r) for r in candidates if r is not None]
+        roles = [s.role_map[r] for r in named if r in s.role_map] if s.role_map else named
+        if named and not roles:
+            raise AuthenticationError(f"none of the token's roles ({', '.join(named)}) is a twin role or mapped to "
+                                      "one (TWIN_OIDC_ROLE_MAP)")
         if not roles:
             raise AuthenticationError(f"token has no {s.role_claim!r} claim to map to a twin role")
         area = claims.get(s.area_claim)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from twin.catalogue import IDENT, Catalogue, LayerSpec
-from twin.errors import AccessConfigError
+from twin.errors import AccessConfigError, LayerNotFoundError
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 
@@ -84,10 +84,11 @@ class Policy(BaseModel):
     def check(self, catalogue: Catalogue, source: str) -> None:
         """Every layer and field the policy names exists in ``catalogue``."""
         def layer(name: str, where: str) -> LayerSpec:
-            if name not in catalogue:
+            try:  # not `name in catalogue`: Mapping.__contains__ lets the catalogue's LayerNotFoundError through
+                return catalogue[name]
+            except LayerNotFoundError:
                 raise AccessConfigError(f"{source}: {where} names unknown layer {name!r}; "
-                                        f"layers: {', '.join(catalogue)}")
-            return catalogue[name]
+                                        f"layers: {', '.join(catalogue)}") from None
 
         for name in (*self.area_layers, *self.public_layers):
             layer(name, "area_layers/public_layers")

@@ -112,7 +112,7 @@ class UserRegistry:
 
     def authenticate(self, token: str) -> User:
         """The live user holding ``token``; :class:`AuthenticationError` saying why not otherwise."""
-        m = _TOKEN.match(token)
+        m = _TOKEN.fullmatch(token)  # not match(): "$" would let a trailing newline through
         if m is None:
             raise AuthenticationError("malformed token: twin tokens read twin_<id>_<secret>")
         row = self.db.conn().execute(
