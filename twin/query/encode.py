@@ -21,7 +21,7 @@ from twin.errors import InvalidQueryError
 from twin.query.crs import geoms_from_lonlat, is_default
 from twin.query.masking import maskers
 from twin.query.sqlread import Rows
-from twin.store.gpkg_blob import decode
+from twin.store.gpkg_blob import decode_geometries
 
 _SYSTEM_PROPERTIES = ("status", "updated_at")
 
@@ -84,23 +84,6 @@ def prepare(rows: Rows, crs: TwinCRS, properties: Sequence[str] | None = None, *
     if not is_default(crs) and len(geoms):
         geoms = geoms_from_lonlat(geoms, crs, axis_order=axis_order)
     return Encoded([r[1] for r in rows.rows], props, geoms, spec.geometry.value)
-
-
-#: A 2D point as twin's store writes it: GeoPackage header without envelope (flags: little-endian only),
-#: then little-endian ISO WKB of type 1.
-_POINT_BLOB = np.dtype([("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs", "<i4"), ("order", "u1"),
-                        ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
-
-
-def decode_geometries(blobs: list[bytes | None]) -> NDArray[np.object_]:
-    """Shapely geometries of GeoPackage blobs; plain points are read straight from the bytes in one go."""
-    if not blobs:
-        return np.empty(0, dtype=object)
-    if all(b is not None and len(b) == _POINT_BLOB.itemsize for b in blobs):
-        arr = np.frombuffer(b"".join(blobs), dtype=_POINT_BLOB)  # type: ignore[arg-type]
-        if (arr["flags"] == 1).all() and (arr["order"] == 1).all() and (arr["type"] == 1).all():
-            return shapely.points(arr["x"], arr["y"])
-    return decode(blobs)
 
 
 def _geometry_json(geoms: NDArray[np.object_]) -> list[object]:

@@ -18,15 +18,17 @@ from twin.errors import FeatureNotFoundError, InvalidQueryError, OutOfScopeError
 from twin.geodesy import distance_to_point
 from twin.index import LiveIndex
 from twin.query.crs import CRS84, geoms_to_lonlat
-from twin.query.encode import decode_geometries
 from twin.query.filters import compile_filter
 from twin.query.model import MAX_LIMIT, FeatureQuery, Near
 from twin.query.sqlread import Reader, Rows
 from twin.store.geopackage import GeoPackageStore
+from twin.store.gpkg_blob import decode_geometries
 
 MAX_K = 1000
 MAX_RADIUS = 50_000.0
 MAX_SEARCH_DISTANCE = 5_000.0
+#: Scoped nearest-k looks at most this many city-wide nearest before searching the area by radius.
+_NEAREST_WIDEST = 4096
 
 
 @dataclass(frozen=True)
@@ -87,16 +89,35 @@ class QueryService:
             raise InvalidQueryError(f"k must be between 1 and {MAX_K}, not {k}")
         spec = self.catalogue[layer]
         unmasked = who.unmasked(spec) if who else frozenset()
+        if who is not None and who.area is not None:
+            return self._nearest_in_area(spec.id, lon, lat, k, who, unmasked)
         hits = self.index.nearest(spec.id, lon, lat, k)
         rows = self.reader.by_fids(spec, hits.fids.tolist(), unmasked)
         extra = [{"distance_m": round(float(d), 3), "rank": i + 1} for i, d in enumerate(hits.distances)]
-        if who is not None and who.area is not None and not in_area(rows, who).all():
-            far = float(hits.distances[-1]) if len(hits.distances) else 50.0
-            return self._nearest_in_area(spec.id, lon, lat, k, who, unmasked, far)
         return rows, extra[: len(rows.rows)]
 
     def _nearest_in_area(self, layer: str, lon: float, lat: float, k: int, who: Principal,
-                         unmasked: frozenset[str], start_m: float) -> tuple[Rows, list[dict[str, object]]]:
+                         unmasked: frozenset[str]) -> tuple[Rows, list[dict[str, object]]]:
+        """The ``k`` nearest inside ``who``'s area: the first ``k`` in the area among the city-wide nearest
+        ``m`` (exact, since everything beyond those ``m`` is farther), with ``m`` growing fourfold up to
+        :data:`_NEAREST_WIDEST`; past that (a point far from the area), radius searches in the area."""
+        spec = self.catalogue[layer]
+        total = self.reader.layer_count(layer)
+        m = k
+        while True:
+            m = min(m * 4, _NEAREST_WIDEST)
+            hits = self.index.nearest(layer, lon, lat, m)
+            rows = self.reader.by_fids(spec, hits.fids.tolist(), unmasked)
+            distance = dict(zip(hits.fids.tolist(), hits.distances.tolist(), strict=True))
+            chosen = [r for r, ok in zip(rows.rows, in_area(rows, who), strict=True) if ok][:k]
+            if len(chosen) == k or len(hits.fids) < m or m >= total:
+                extra = [{"distance_m": round(distance[r[0]], 3), "rank": i + 1} for i, r in enumerate(chosen)]
+                return Rows(spec, rows.columns, chosen, unmasked), extra
+            if m >= _NEAREST_WIDEST:
+                return self._nearest_by_radius(layer, lon, lat, k, who, unmasked, float(hits.distances[-1]))
+
+    def _nearest_by_radius(self, layer: str, lon: float, lat: float, k: int, who: Principal,
+                           unmasked: frozenset[str], start_m: float) -> tuple[Rows, list[dict[str, object]]]:
         """Radius searches restricted to the area, doubling the radius until ``k`` are found or the radius
         reaches the area's far corner: what lies within the radius is then exactly the nearest, in order
         (distance, then id, as the index breaks ties)."""

@@ -93,3 +93,20 @@ def register_sql_functions(conn) -> None:  # type: ignore[no-untyped-def]
     conn.create_function(
         "ST_IsEmpty", 1, lambda b: None if b is None else int(envelope(b) is None), deterministic=True
     )
+
+
+#: A 2D point as twin's store writes it: GeoPackage header without envelope (flags: little-endian only),
+#: then little-endian ISO WKB of type 1.
+_POINT_BLOB = np.dtype([("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs", "<i4"), ("order", "u1"),
+                        ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+
+
+def decode_geometries(blobs: list[bytes | None]) -> NDArray[np.object_]:
+    """Shapely geometries of GeoPackage blobs; plain points are read straight from the bytes in one go."""
+    if not blobs:
+        return np.empty(0, dtype=object)
+    if all(b is not None and len(b) == _POINT_BLOB.itemsize for b in blobs):
+        arr = np.frombuffer(b"".join(blobs), dtype=_POINT_BLOB)  # type: ignore[arg-type]
+        if (arr["flags"] == 1).all() and (arr["order"] == 1).all() and (arr["type"] == 1).all():
+            return shapely.points(arr["x"], arr["y"])
+    return decode(blobs)
