@@ -31,6 +31,7 @@ import geopandas as gpd
 import httpx
 import numpy as np
 import shapely
+from tokens import token_for
 
 from twin.catalogue import load_catalogue
 from twin.geodesy import METRES_PER_DEGREE
@@ -114,7 +115,8 @@ def serve(store: Path, workers: int) -> Iterator[str]:
             except httpx.TransportError:
                 time.sleep(0.1)
         # warm every layer's nearest-k index before measuring
-        httpx.get(url + "/collections/hydrant/nearest?point=121.47,31.23&k=1", timeout=600)
+        httpx.get(url + "/collections/hydrant/nearest?point=121.47,31.23&k=1", timeout=600,
+                  headers=auth_headers(store))
         yield url
     finally:
         proc.terminate()
@@ -134,6 +136,11 @@ def server_memory_mb(url: str) -> dict[str, float]:
     except (OSError, IndexError, ValueError, subprocess.CalledProcessError):
         return {}
     return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon", "RssFile") if k in fields}
+
+
+def auth_headers(store: Path) -> dict[str, str]:
+    """The benchmark reads as a planner (every layer, personal fields masked), like most API clients."""
+    return {"Authorization": f"Bearer {token_for(store, 'bench-planner', 'planner')}"}
 
 
 def _latencies(client: httpx.Client, paths: list[str]) -> list[float]:
@@ -160,15 +167,15 @@ async def _throughput(client: httpx.AsyncClient, paths: list[str], concurrency: 
     return len(paths) / (time.perf_counter() - t0)
 
 
-async def _throughputs(url: str, paths: list[str]) -> dict[str, float]:
+async def _throughputs(url: str, paths: list[str], headers: dict[str, str]) -> dict[str, float]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, headers=headers) as client:
         return {f"rps_c{c}": await _throughput(client, paths, c) for c in (8, 32)}
 
 
-def run(url: str, workloads: list[Workload], requests: int) -> list[dict[str, object]]:
+def run(url: str, workloads: list[Workload], requests: int, headers: dict[str, str]) -> list[dict[str, object]]:
     results = []
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with httpx.Client(base_url=url, timeout=120, headers=headers) as client:
         for w in workloads:
             rng = np.random.default_rng(7)
             paths = [w.path(rng) for _ in range(requests)]
@@ -176,7 +183,7 @@ def run(url: str, workloads: list[Workload], requests: int) -> list[dict[str, ob
             lat = np.array(_latencies(client, paths)) * 1000
             row: dict[str, object] = {"workload": w.name, "p50_ms": float(np.percentile(lat, 50)),
                                       "p95_ms": float(np.percentile(lat, 95)), "p99_ms": float(np.percentile(lat, 99))}
-            row.update(asyncio.run(_throughputs(url, paths)))
+            row.update(asyncio.run(_throughputs(url, paths, headers)))
             results.append(row)
             print(f"{w.name:26s} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f}  p99 {row['p99_ms']:7.2f}"
                   f"  c8 {row['rps_c8']:7.0f} req/s  c32 {row['rps_c32']:7.0f} req/s", flush=True)
@@ -196,7 +203,7 @@ def main() -> None:
     keys = [str(k) for k in open_store(store, load_catalogue(DEFAULT_LAYERS_DIR), create=False)
             .features("hydrant", limit=5000)["key"]]
     with nullcontext(args.url) if args.url else serve(store, args.workers) as url:
-        results = run(url, twin_workloads(keys), args.requests)
+        results = run(url, twin_workloads(keys), args.requests, auth_headers(store))
         memory = server_memory_mb(url)
     summary = {"server": "twin", "store": str(store), "workers": args.workers, "memory_mb": memory,
                "results": results}

@@ -12,6 +12,9 @@ For one list of request paths against one base URL it measures:
 On 2 cores the load generator shares the CPUs with the server: compare throughput as a ratio between
 servers measured in the same run, not as an absolute figure.
 
+A path may carry its own bearer token after a tab (``PATH\tTOKEN``), for workloads where every request is
+made by another user; ``headers`` go with every request.
+
     python bench/loadgen.py http://127.0.0.1:8000 paths.txt [--duration 5] [--concurrency 8 32]
 """
 
@@ -47,6 +50,8 @@ function init(args)
 end
 function request()
   i = i % #paths + 1
+  local path, token = paths[i]:match("^([^\t]*)\t(.*)$")
+  if token then return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token}) end
   return wrk.format("GET", paths[i])
 end
 function done(summary, latency, requests)
@@ -110,20 +115,29 @@ def feature_count(response: httpx.Response) -> int:
     return int(isinstance(doc, dict) and doc.get("type") == "Feature")
 
 
-def probe(base: str, paths: list[str], timeout_s: float = 60) -> Probe:
+def split(entry: str) -> tuple[str, dict[str, str]]:
+    """A path and the headers of its own token (``PATH\tTOKEN``), if it has one."""
+    path, _, token = entry.partition("\t")
+    return path, ({"Authorization": f"Bearer {token}"} if token else {})
+
+
+def probe(base: str, paths: list[str], timeout_s: float = 60, headers: dict[str, str] | None = None) -> Probe:
     """Fetch every path once over one keep-alive connection (also warms the server's caches)."""
     check_loopback(base)
     counts, statuses, size = [], Counter[int](), 0
-    with httpx.Client(base_url=base, timeout=timeout_s, headers={"Accept-Encoding": "identity"}) as client:
-        for path in paths:
-            response = client.get(path)
+    with httpx.Client(base_url=base, timeout=timeout_s,
+                      headers={"Accept-Encoding": "identity", **(headers or {})}) as client:
+        for entry in paths:
+            path, own = split(entry)
+            response = client.get(path, headers=own)
             statuses[response.status_code] += 1
             size += len(response.content)
             counts.append(feature_count(response))
     return Probe(counts, dict(statuses), size / max(len(paths), 1))
 
 
-def wrk(base: str, paths: list[str], concurrency: int, duration_s: float, timeout_s: float = 30) -> dict[str, float]:
+def wrk(base: str, paths: list[str], concurrency: int, duration_s: float, timeout_s: float = 30,
+        headers: dict[str, str] | None = None) -> dict[str, float]:
     """One closed-loop wrk run cycling through ``paths``; its JSON summary."""
     check_loopback(base)
     exe = shutil.which("wrk")
@@ -134,6 +148,7 @@ def wrk(base: str, paths: list[str], concurrency: int, duration_s: float, timeou
         script.write_text(WRK_SCRIPT, encoding="utf-8")
         listing.write_text("\n".join(paths) + "\n", encoding="utf-8")
         argv = [exe, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s", f"--timeout={timeout_s:.0f}s",
+                *(a for k, v in (headers or {}).items() for a in ("-H", f"{k}: {v}")),
                 "-s", str(script), base, "--", str(listing)]
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     line = next((s for s in out.splitlines() if s.startswith(MARKER)), None)
@@ -143,15 +158,15 @@ def wrk(base: str, paths: list[str], concurrency: int, duration_s: float, timeou
 
 
 def measure(server: str, workload: str, base: str, paths: list[str], *, duration_s: float = 5,
-            concurrency: tuple[int, ...] = (8, 32)) -> Result:
+            concurrency: tuple[int, ...] = (8, 32), headers: dict[str, str] | None = None) -> Result:
     """Probe, then the single-client latency run, then one throughput run per concurrency."""
-    result = Result(server, workload, len(paths), probe(base, paths))
-    single = wrk(base, paths, 1, duration_s)
+    result = Result(server, workload, len(paths), probe(base, paths, headers=headers))
+    single = wrk(base, paths, 1, duration_s, headers=headers)
     result.p50_ms, result.p95_ms, result.p99_ms = (single[f"p{p}_us"] / 1000 for p in (50, 95, 99))
     result.rps[1] = single["requests"] / (single["duration_us"] / 1e6)
     result.errors = int(single["errors"] + single["status_errors"])
     for c in concurrency:
-        run = wrk(base, paths, c, duration_s)
+        run = wrk(base, paths, c, duration_s, headers=headers)
         result.rps[c] = run["requests"] / (run["duration_us"] / 1e6)
         result.errors += int(run["errors"] + run["status_errors"])
     return result

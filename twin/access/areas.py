@@ -1,7 +1,8 @@
 """Areas a user can be scoped to: components of the administrative layers (区, 街道, 居委), by key.
 
-An :class:`Area` carries what every read path needs to restrict itself quickly: the outline (lon/lat,
-prepared once per thread: GEOS prepared geometries must not be shared between threads, libgeos/geos#825),
+An :class:`Area` carries what every read path needs to restrict itself quickly: the outline (lon/lat; prepared
+once per thread for tests of many geometries: GEOS prepared geometries must not be shared between threads,
+libgeos/geos#825),
 its envelope for the R-tree, its WKB for the exact test in SQL, and a few boxes wholly inside it, so that
 most candidates are accepted without testing their geometry.
 """
@@ -23,6 +24,8 @@ Box = tuple[float, float, float, float]
 _GRID = 16
 #: At most this many inner boxes go into a query.
 _MAX_INNER = 24
+#: Testing more geometries than this against the outline pays for preparing it (once per thread).
+_PREPARE_ABOVE = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,14 +57,15 @@ class Area:
 
     def covers_box(self, box: Box) -> bool:
         """Whether the whole of ``box`` lies inside the area (so nothing in it needs testing)."""
-        return bool(shapely.covers(self.prepared(), shapely.box(*box)))
+        return bool(shapely.covers(self.geometry, shapely.box(*box)))
 
     def meets_box(self, box: Box) -> bool:
-        return bool(shapely.intersects(self.prepared(), shapely.box(*box)))
+        return bool(shapely.intersects(self.geometry, shapely.box(*box)))
 
     def meets(self, geoms: np.ndarray) -> np.ndarray:
-        """For each geometry, whether it intersects the area."""
-        return shapely.intersects(self.prepared(), geoms)
+        """For each geometry, whether it intersects the area (through the prepared outline for many)."""
+        outline = self.prepared() if len(geoms) > _PREPARE_ABOVE else self.geometry
+        return shapely.intersects(outline, geoms)
 
 
 def inner_boxes(geom: Geometry) -> tuple[Box, ...]:
