@@ -122,9 +122,11 @@ class Pyramid:
         self.ranges: dict[int, list[int]] = {int(z): r for z, r in info["ranges"].items()}
 
     def covers(self, layers: tuple[str, ...], tile: TileID) -> bool:
-        """Whether the pyramid holds this tile of these layers (one of its zooms, inside its tile ranges)."""
+        """Whether the pyramid holds this tile of these layers, in any order (one of its zooms, inside its tile
+        ranges): a client names MVT layers by name, so ``pipeline,hydrant`` is answered by a ``hydrant,pipeline``
+        pyramid."""
         span = self.ranges.get(tile.z)
-        return layers == self.layers and span is not None and span[0] <= tile.x <= span[1] and \
+        return sorted(layers) == sorted(self.layers) and span is not None and span[0] <= tile.x <= span[1] and \
             span[2] <= tile.y <= span[3]
 
     def get(self, tile: TileID) -> bytes:

@@ -63,6 +63,7 @@ def test_service_serves_the_pyramid_while_current_and_draws_the_rest(pyramid: Pa
         assert inside and engine.tile(layers, inside[0]).source == "memory"
         engine.memory = type(engine.memory)(engine.memory.max_bytes)  # forget what was served
         assert all(engine.tile(layers, t).source == "pyramid" for t in inside)
+        assert engine.tile(("pipeline", "hydrant"), inside[0]).source == "pyramid"  # the same layers, reordered
         assert engine.tile(layers, tiles_in(SMALL, 15)[0]).source == "drawn"  # a zoom it lacks
         assert engine.tile(("hydrant",), inside[0]).source == "drawn"  # another layer set
         edited = decode(engine.tile(layers, inside[0]).gz)["hydrant"]["features"][0]["properties"]["key"]
