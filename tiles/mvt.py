@@ -1,47 +1,22 @@
 """Geometries into tile coordinates (clipped, simplified at the tile's resolution, on the integer grid,
-wound as the MVT 2.1 spec says) and layers into Mapbox Vector Tile bytes with ``mapbox-vector-tile``.
+wound as the MVT 2.1 spec says) and layers into Mapbox Vector Tile bytes (:mod:`tiles.mvt_columns`).
 
 Geometry work is vectorised with shapely; the encoder gets integer, valid, correctly wound geometries
-in y-down tile space, so its own quantising and winding passes are switched off.
+in y-down tile space.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-import mapbox_vector_tile
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
 from tiles.grid import EXTENT
+from tiles.mvt_columns import Layer, encode_tile
 
-_ENCODE_OPTIONS = {"extents": EXTENT, "quantize_bounds": None, "y_coord_down": True, "check_winding_order": False}
 POINT, LINE, POLYGON = 0, 1, 2
-
-
-@dataclass
-class LayerFeatures:
-    """One MVT layer: geometries in tile coordinates and a property dict per geometry."""
-
-    name: str
-    geoms: list[shapely.Geometry] = field(default_factory=list)
-    properties: list[dict[str, object]] = field(default_factory=list)
-    ids: list[int | None] = field(default_factory=list)
-
-    def extend(self, geoms: NDArray[np.object_], properties: list[dict[str, object]],
-               ids: list[int] | None = None) -> None:
-        self.geoms.extend(geoms.tolist())
-        self.properties.extend(properties)
-        self.ids.extend(ids if ids is not None else [None] * len(properties))
-
-    def add(self, geom: shapely.Geometry, properties: dict[str, object]) -> None:
-        self.geoms.append(geom)
-        self.properties.append(properties)
-        self.ids.append(None)
-
-    def __len__(self) -> int:
-        return len(self.geoms)
 
 
 def dimension(geoms: NDArray[np.object_]) -> NDArray[np.int64]:
@@ -108,14 +83,6 @@ def _main_kind(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts[shapely.get_dimensions(parts) == top])
 
 
-def encode(layers: list[LayerFeatures]) -> bytes:
-    """MVT bytes of the non-empty layers (``b''`` when every layer is empty)."""
-    payload = []
-    for layer in layers:
-        feats = [{"geometry": g, "properties": {k: v for k, v in p.items() if v is not None}, "id": i}
-                 for g, p, i in zip(layer.geoms, layer.properties, layer.ids, strict=True) if g is not None]
-        if feats:
-            payload.append({"name": layer.name, "features": feats})
-    if not payload:
-        return b""
-    return mapbox_vector_tile.encode(payload, default_options=_ENCODE_OPTIONS)
+def encode(layers: Sequence[Layer]) -> bytes:
+    """MVT bytes of the layers with something to draw, in order (``b''`` when none has)."""
+    return encode_tile(layers, EXTENT)

@@ -28,9 +28,15 @@ class PyramidError(TwinError):
     """A pyramid that cannot be built (nothing to draw, the store changed meanwhile) or read."""
 
 
-def gzip_tile(data: bytes) -> bytes:
-    """Gzip with a fixed header (no timestamp), so equal tiles give equal bytes and ETags."""
-    return gzip.compress(data, compresslevel=6, mtime=0)
+#: gzip level of tiles drawn on request: level 4 is ~4 ms faster than 6 on a 150 KB tile for ~2 % more bytes.
+DRAWN_LEVEL = 4
+#: gzip level of pre-built pyramids, which are drawn once and sent many times.
+PYRAMID_LEVEL = 6
+
+
+def gzip_tile(data: bytes, level: int = DRAWN_LEVEL) -> bytes:
+    """Gzip with a fixed header (no timestamp), so equal tiles give equal bytes."""
+    return gzip.compress(data, compresslevel=level, mtime=0)
 
 
 def plan_tiles(bbox: Box, minzoom: int, maxzoom: int) -> list[TileID]:
@@ -75,7 +81,7 @@ def build(out: Path, layers: Sequence[str], tiles: Sequence[TileID], draw: Calla
                     raise PyramidError(f"the store changed while the pyramid was built (tile {tile} drew "
                                        f"{drawn}, the build started at {versions}); build it again")
                 if data:
-                    gz = gzip_tile(data)
+                    gz = gzip_tile(data, PYRAMID_LEVEL)
                     writer.write_tile(zxy_to_tileid(tile.z, tile.x, tile.y), gz)
                     written += 1
                     largest, total = max(largest, len(data)), total + len(gz)

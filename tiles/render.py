@@ -8,6 +8,7 @@ tile ever exceeds it.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,9 @@ from tiles.grid import (
     to_tile_coords,
     xy_to_mercator,
 )
-from tiles.mvt import LayerFeatures, encode, fit
+from tiles.mvt import encode, fit
+from tiles.mvt_columns import Layer
+from tiles.mvt_geometry import Commands, point_commands, shape_commands
 from tiles.query import TileFilter
 from tiles.reader import TileReader, feature_columns, last_changeset
 from tiles.scope import Box, Scope, meeting_both, scope_of
@@ -34,7 +37,7 @@ from tiles.shapes import cut, grouped, tolerance
 from tiles.view import MASKED, View
 from twin.catalogue import Catalogue, GeometryKind, LayerSpec
 from twin.query.masking import maskers
-from twin.store.gpkg_blob import decode
+from twin.store.gpkg_blob import decode, decode_geometries, point_coordinates
 
 #: Drawing modes, from richest to leanest; the next is tried when a tile is over the size limit.
 MODES = ("full", "lean", "cells")
@@ -72,7 +75,7 @@ class Renderer:
                 return Rendered(data, versions, mode)
         raise AssertionError(f"tile {tile} of {','.join(layers)} is over {self.max_bytes} bytes even as cells")
 
-    def _layer(self, conn: sqlite3.Connection, part: _Part, mode: str) -> tuple[LayerFeatures, int]:
+    def _layer(self, conn: sqlite3.Connection, part: _Part, mode: str) -> tuple[Layer, int]:
         spec, tile, scope = part.spec, part.tile, part.scope
         plan = self.aggregates.plan(spec.id)
         aggregated = plan is not None and tile.z < plan.min_zoom
@@ -95,40 +98,47 @@ class Renderer:
                 return cell_features(spec, plan, tile, cells, shapes), state
         return self._cells_now(conn, part, plan, with_shapes), last_changeset(conn, spec.id)
 
-    def _read(self, conn: sqlite3.Connection, part: _Part, box: Box) -> tuple[list[tuple], np.ndarray]:
-        """Rows meeting the lon/lat ``box`` that pass the filter (see :func:`feature_columns`), with their
-        lon/lat geometries; when scoped, only rows whose envelope meets the area's."""
+    def _rows(self, conn: sqlite3.Connection, part: _Part, box: Box) -> list[tuple]:
+        """Rows meeting the lon/lat ``box`` that pass the filter (see :func:`feature_columns`); when scoped, only
+        rows whose envelope meets the area's."""
         where, params = part.flt.sql(part.spec, part.unmasked)
         query = box if part.scope is None else meeting_both(box, part.scope.area.bounds)
-        rows = self.reader.features(conn, part.spec, query, where, params)
-        return rows, decode([r[-1] for r in rows]) if rows else np.empty(0, dtype=object)
+        return self.reader.features(conn, part.spec, query, where, params)
 
-    def _raw(self, conn: sqlite3.Connection, part: _Part, lean: bool) -> LayerFeatures:
+    def _read(self, conn: sqlite3.Connection, part: _Part, box: Box) -> tuple[list[tuple], np.ndarray]:
+        """:meth:`_rows` with their lon/lat geometries."""
+        rows = self._rows(conn, part, box)
+        return rows, decode_geometries([r[-1] for r in rows])
+
+    def _raw(self, conn: sqlite3.Connection, part: _Part, lean: bool) -> Layer:
+        """The components meeting the buffered tile as columns (see :func:`feature_columns`): ids, then the
+        attributes the view may see (masked where it must), only ``key`` and ``status`` when ``lean``."""
         spec, scope = part.spec, part.scope
         box = lonlat_box(buffered_mercator(part.tile, self.buffer))
-        rows, geoms = self._read(conn, part, box)
-        out = LayerFeatures(spec.id)
+        rows = self._rows(conn, part, box)
         if not rows:
-            return out
-        drawn = tile_geometries(geoms, part.tile, self.buffer)
-        if scope is not None and not scope.covers(box):  # inside the area, what meets the tile is seen
-            drawn[~scope.sees(geoms)] = None
-        keep = np.flatnonzero(~shapely.is_missing(drawn))
+            return Layer.empty(spec.id)
+        columns = list(zip(*rows, strict=True))
+        # inside the area, what meets the tile is seen
+        keep, geometry = tile_commands(columns[-1], part.tile, self.buffer,
+                                       None if scope is None or scope.covers(box) else scope)
         names = feature_columns(spec)[1:-1]
         masks = maskers(spec, part.unmasked)
-        if lean:
-            names = names[:2]
-        picks = [(i + 1, n, masks.get(n)) for i, n in enumerate(names) if not (n in masks and masks[n] is None)]
-        props = [{n: (m(rows[k][i]) if m is not None else rows[k][i]) for i, n, m in picks} for k in keep.tolist()]
-        out.extend(drawn[keep], props, [rows[k][0] for k in keep.tolist()])
-        return out
+        properties = {}
+        for i, name in enumerate(names[:2] if lean else names, start=1):
+            mask = masks.get(name)
+            if name in masks and mask is None:
+                continue
+            values = objects(columns[i])[keep]
+            properties[name] = values if mask is None else objects([mask(v) for v in values])
+        return Layer(spec.id, geometry, np.array(columns[0], dtype=np.int64)[keep], properties)
 
-    def _cells_now(self, conn: sqlite3.Connection, part: _Part, plan: Plan, with_shapes: bool) -> LayerFeatures:
+    def _cells_now(self, conn: sqlite3.Connection, part: _Part, plan: Plan, with_shapes: bool) -> Layer:
         """Cells computed from the matching components (for filtered requests and oversized tiles)."""
         spec, tile, scope = part.spec, part.tile, part.scope
         rows, geoms = self._read(conn, part, lonlat_box(mercator_bounds(tile)))
         if not rows:
-            return LayerFeatures(spec.id)
+            return Layer.empty(spec.id)
         level, side = tile.z + plan.depth, 1 << plan.depth
         merc = to_mercator(geoms)
         statuses = np.array([r[2] for r in rows], dtype=object)
@@ -164,58 +174,78 @@ class _Part:
     scope: Scope | None
 
 
-def tile_geometries(geoms: np.ndarray, tile: TileID, buffer: int) -> np.ndarray:
-    """Lon/lat geometries fitted to the tile (see :func:`tiles.mvt.fit`); plain points take a faster road."""
-    if not (shapely.get_type_id(geoms) == 0).all() or shapely.is_empty(geoms).any():
-        return fit(to_tile_coords(to_mercator(geoms), tile), buffer)
-    lonlat = shapely.get_coordinates(geoms)
+def tile_commands(blobs: Sequence[bytes], tile: TileID, buffer: int, scope: Scope | None = None
+                  ) -> tuple[np.ndarray, Commands]:
+    """Which stored geometries (GeoPackage blobs) are drawn in the tile, those that :func:`tiles.mvt.fit` keeps
+    and, given a ``scope``, that its user sees; and their geometry commands. Plain points, read straight from
+    the blobs, take a faster road."""
+    lonlat, geoms = point_coordinates(blobs), None
+    if lonlat is None:
+        geoms = decode(list(blobs))
+        if not (shapely.get_type_id(geoms) == 0).all() or shapely.is_empty(geoms).any():
+            drawn = fit(to_tile_coords(to_mercator(geoms), tile), buffer)
+            keep = np.flatnonzero(~shapely.is_missing(drawn) & _seen(scope, geoms))
+            return keep, shape_commands(drawn[keep])
+        lonlat = shapely.get_coordinates(geoms)
     x, y = xy_to_mercator(lonlat[:, 0], lonlat[:, 1])
     left, bottom, right, top = mercator_bounds(tile)
-    tx = np.round((x - left) * (EXTENT / (right - left)))
-    ty = np.round((top - y) * (EXTENT / (top - bottom)))
+    tx = np.rint((x - left) * (EXTENT / (right - left))).astype(np.int64)
+    ty = np.rint((top - y) * (EXTENT / (top - bottom))).astype(np.int64)
     inside = (tx >= -buffer) & (tx <= EXTENT + buffer) & (ty >= -buffer) & (ty <= EXTENT + buffer)
-    out = np.full(len(geoms), None, dtype=object)
-    out[inside] = shapely.points(tx[inside], ty[inside])
+    keep = np.flatnonzero(inside & _seen(scope, geoms, lonlat))
+    return keep, point_commands(tx[keep], ty[keep])
+
+
+def _seen(scope: Scope | None, geoms: np.ndarray | None, lonlat: np.ndarray | None = None) -> np.ndarray | bool:
+    """Which geometries (lon/lat, or points at ``lonlat``) the scope's user sees; all without a scope."""
+    if scope is None:
+        return True
+    return scope.sees(shapely.points(lonlat) if geoms is None else geoms)
+
+
+def objects(values: Sequence[object]) -> np.ndarray:
+    """A sequence as a one-dimensional object array (whatever its items are)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
     return out
 
 
-def cell_features(spec: LayerSpec, plan: Plan, tile: TileID, cells: list[tuple], shapes: list[tuple]) -> LayerFeatures:
+def cell_features(spec: LayerSpec, plan: Plan, tile: TileID, cells: list[tuple], shapes: list[tuple]) -> Layer:
     """Aggregate features: one per cell, with ``count``, ``count_<status>`` and ``length_m`` or ``area_m2``.
 
     Point layers draw each cell as a point at the mean position of its members (ready for circles sized
     by ``count`` or a heatmap weighted by it); line and polygon layers draw the cell's generalised shape,
-    or that point when the shape collapsed at this zoom, so no count is lost.
+    or that point when the shape collapsed at this zoom, so no count is lost. ``cells`` are rows of
+    ``(cx, cy, status, n, measure, sx, sy)``, ``shapes`` of ``(cx, cy, wkb)``, both at level ``z + depth``.
     """
     side = 1 << plan.depth
-    unit = EXTENT / side
-    metres = cell_size(tile.z + plan.depth)
-    measure = {"line": "length_m", "polygon": "area_m2"}.get(plan.kind)
-    blank = {"count": 0, **{f"count_{st}": 0 for st in spec.statuses}, **({measure: 0.0} if measure else {})}
-    props: dict[tuple[int, int], dict[str, object]] = {}
-    sums: dict[tuple[int, int], list[float]] = {}
-    for cx, cy, status, n, m, sx, sy in cells:
-        key = (int(cx), int(cy))
-        p = props.setdefault(key, dict(blank))
-        acc = sums.setdefault(key, [0.0, 0.0, 0.0])
-        p["count"] = int(p["count"]) + int(n)  # type: ignore[call-overload]
-        p[f"count_{status}"] = int(n)
-        acc[0], acc[1], acc[2] = acc[0] + m, acc[1] + sx, acc[2] + sy
-    geoms: dict[tuple[int, int], shapely.Geometry] = {}
+    cx, cy, status, n, m, sx, sy = (list(c) for c in zip(*cells, strict=True)) if cells else ([],) * 7
+    drawn: dict[int, shapely.Geometry] = {}
     if shapes:
-        merc = shapely.from_wkb([s[2] for s in shapes])
-        drawn = fit(to_tile_coords(merc, tile), 0, simplify=False)
-        geoms = {(int(s[0]), int(s[1])): g for s, g in zip(shapes, drawn.tolist(), strict=True) if g is not None}
-    out = LayerFeatures(spec.id)
-    for key in sorted(set(props) | set(geoms)):
-        p = props.get(key, dict(blank))
-        m, sx, sy = sums.get(key, (0.0, 0.0, 0.0))
-        if measure:
-            p[measure] = round(m, 1)
-        if key in geoms:
-            geom = geoms[key]
-        else:
-            n = max(int(p["count"]), 1)  # type: ignore[call-overload]
-            i, j = key[0] - tile.x * side, key[1] - tile.y * side
-            geom = shapely.Point(round((i + sx / n / metres) * unit), round((j + 1 - sy / n / metres) * unit))
-        out.add(geom, p)
-    return out
+        fitted = fit(to_tile_coords(shapely.from_wkb([s[2] for s in shapes]), tile), 0, simplify=False)
+        drawn = {int(s[0]) << 32 | int(s[1]): g for s, g in zip(shapes, fitted.tolist(), strict=True) if g is not None}
+    at_cell = np.array(cx, dtype=np.int64) << 32 | np.array(cy, dtype=np.int64)
+    keys, where = np.unique(np.concatenate([at_cell, np.fromiter(drawn, dtype=np.int64, count=len(drawn))]),
+                            return_inverse=True)
+    where = where[:len(cells)]
+    n_cells = np.array(n, dtype=np.int64)
+    count = np.bincount(where, weights=n_cells, minlength=len(keys)).astype(np.int64)
+    properties: dict[str, np.ndarray] = {"count": count}
+    status_of = np.array(status, dtype=object)
+    for st in dict.fromkeys([*spec.statuses, *status]):  # a status outside the catalogue's only where it occurs
+        column = np.zeros(len(keys), dtype=np.int64) if st in spec.statuses else np.full(len(keys), None)
+        here = status_of == st
+        column[where[here]] = n_cells[here]
+        properties[f"count_{st}"] = column
+    sums = [np.bincount(where, weights=np.array(v, dtype=np.float64), minlength=len(keys)) for v in (m, sx, sy)]
+    measure = {"line": "length_m", "polygon": "area_m2"}.get(plan.kind)
+    if measure:
+        properties[measure] = np.array([round(v, 1) for v in sums[0].tolist()])
+    metres, unit = cell_size(tile.z + plan.depth), EXTENT / side
+    per = np.maximum(count, 1)
+    x = np.rint(((keys >> 32) - tile.x * side + sums[1] / per / metres) * unit)
+    y = np.rint(((keys & 0xFFFFFFFF) - tile.y * side + 1 - sums[2] / per / metres) * unit)
+    geoms = shapely.points(x, y)
+    shaped = np.isin(keys, np.fromiter(drawn, dtype=np.int64, count=len(drawn)))
+    geoms[shaped] = [drawn[k] for k in keys[shaped].tolist()]
+    return Layer(spec.id, shape_commands(geoms), np.full(len(keys), -1, dtype=np.int64), properties)

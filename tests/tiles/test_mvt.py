@@ -9,7 +9,9 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiles.mvt import LayerFeatures, encode, fit
+from tiles.mvt import encode, fit
+from tiles.mvt_columns import Layer
+from tiles.mvt_geometry import shape_commands
 
 coords = st.floats(-3000, 7000, allow_nan=False)
 points = st.lists(st.tuples(coords, coords), min_size=3, max_size=12)
@@ -38,11 +40,9 @@ def test_fit_keeps_geometries_inside_on_the_grid_valid_and_wound(shapes: list, b
         for poly in shapely.get_parts(g):
             if poly.geom_type == "Polygon":
                 assert shapely.is_ccw(poly.exterior)  # positive shoelace area: clockwise on screen (y down)
-    layer = LayerFeatures("t")
-    keep = [g for g in fitted if g is not None]
-    layer.extend(np.array(keep, dtype=object), [{"i": i} for i in range(len(keep))])
-    data = encode([layer])
-    if keep:
+    keep = np.array([g for g in fitted if g is not None], dtype=object)
+    data = encode([Layer("t", shape_commands(keep), np.arange(len(keep)), {"i": np.arange(len(keep))})])
+    if len(keep):
         assert len(mapbox_vector_tile.decode(data)["t"]["features"]) == len(keep)
     else:
         assert data == b""

@@ -7,6 +7,7 @@ version, flags (byte order, envelope kind, empty bit), ``srs_id`` and an optiona
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 import shapely
@@ -101,12 +102,24 @@ _POINT_BLOB = np.dtype([("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("s
                         ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
 
 
+def point_coordinates(blobs: Sequence[bytes | None]) -> NDArray[np.float64] | None:
+    """``(n, 2)`` coordinates of GeoPackage blobs read straight from the bytes when every one is a plain 2D
+    point as twin's store writes it; ``None`` when any is not (empty, another kind, or written differently)."""
+    if None in blobs:
+        return None
+    if not (np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) == _POINT_BLOB.itemsize).all():
+        return None
+    arr = np.frombuffer(b"".join(blobs), dtype=_POINT_BLOB)  # type: ignore[arg-type]
+    if not ((arr["magic"] == b"GP") & (arr["flags"] == 1) & (arr["order"] == 1) & (arr["type"] == 1)).all():
+        return None
+    return np.column_stack([arr["x"], arr["y"]])
+
+
 def decode_geometries(blobs: list[bytes | None]) -> NDArray[np.object_]:
     """Shapely geometries of GeoPackage blobs; plain points are read straight from the bytes in one go."""
     if not blobs:
         return np.empty(0, dtype=object)
-    if all(b is not None and len(b) == _POINT_BLOB.itemsize for b in blobs):
-        arr = np.frombuffer(b"".join(blobs), dtype=_POINT_BLOB)  # type: ignore[arg-type]
-        if (arr["flags"] == 1).all() and (arr["order"] == 1).all() and (arr["type"] == 1).all():
-            return shapely.points(arr["x"], arr["y"])
+    xy = point_coordinates(blobs)
+    if xy is not None:
+        return shapely.points(xy)
     return decode(blobs)
