@@ -3,8 +3,8 @@
 1,000 neighbourhood-committee users (``area_officer``, each scoped to one 居委 of the store) are defined in
 the store's access database. Each request of a workload is made by one of them, at a place inside their
 area; the unscoped run sends the very same paths as a ``planner`` (whole city, same masking). Both runs go
-through the real HTTP service (uvicorn, one worker), token checks included. Target (issue 7): scoped no
-more than 20 % slower.
+through the real HTTP service (uvicorn, one worker, as ``bench_api.py`` runs it), token checks included.
+Target (issue 7): scoped no more than 20 % slower.
 
     python bench/bench_access.py [--store S.gpkg] [--areas 1000] [--requests 300] [--duration 5]
 
@@ -16,22 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 import loadgen
 import morecantile
 import numpy as np
-import shapely
+from bench_api import serve
 from tokens import token_for, tokens_for
 
 from twin.access import AreaResolver
@@ -41,6 +34,7 @@ from twin.query.model import FeatureQuery
 from twin.query.sqlread import Reader
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
+from twin.store.gpkg_blob import decode_geometries
 
 BENCH = Path.home() / ".cache" / "twin" / "bench"
 TILE_LAYERS = "street_light,hydrant"
@@ -88,7 +82,7 @@ def places(store: Path, areas: list[str], want: int, count: int, seed: int) -> t
             if not rows.rows:
                 continue
             g = rows.columns.index("geom")
-            geoms = shapely.from_wkb([r[g][8:] for r in rows.rows])  # GeoPackage header without envelope
+            geoms = decode_geometries([r[g] for r in rows.rows])
             hydrants.append([(r[1], float(p.x), float(p.y)) for r, p in zip(rows.rows, geoms, strict=True)])
             usable.append(key)
             if len(usable) == want:
@@ -130,31 +124,6 @@ def workloads(ps: list[Place]) -> dict[str, list[str]]:
     }
 
 
-@contextmanager
-def serve(store: Path) -> Iterator[str]:
-    """twin's app under uvicorn (one worker, httptools/uvloop) in a child process; yields its URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    env = {**os.environ, "TWIN_STORE": str(store), "TWIN_LAYERS": str(DEFAULT_LAYERS_DIR), "TWIN_WARM_INDEX": "false"}
-    cmd = [sys.executable, "-m", "uvicorn", "twin.api.app:create_app", "--factory", "--port", str(port),
-           "--http", "httptools", "--loop", "uvloop", "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(1200):
-            try:
-                if httpx.get(url + "/conformance", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, default=None)
@@ -177,7 +146,7 @@ def main() -> None:
     print(f"store {store.name}: {len(areas):,} committee users ready in {time.perf_counter() - t0:,.0f} s",
           flush=True)
     results: list[loadgen.Result] = []
-    with serve(store) as url:
+    with serve(store, 1, {"TWIN_WARM_INDEX": "false"}) as url:  # the hydrant nearest index is built first
         for name, paths in workloads(ps).items():
             if args.workloads and name not in args.workloads:
                 continue

@@ -96,13 +96,14 @@ def synthetic_store(components: int) -> Path:
 
 
 @contextmanager
-def serve(store: Path, workers: int) -> Iterator[str]:
-    """Run ``twin serve``'s app with uvicorn in a child process; yields its URL."""
+def serve(store: Path, workers: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``twin serve``'s app with uvicorn in a child process (``env`` added to its environment); yields
+    its URL once the hydrant nearest-k index is warm."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    env = {**os.environ, "TWIN_STORE": str(store), "TWIN_LAYERS": str(DEFAULT_LAYERS_DIR)}
+    env = {**os.environ, "TWIN_STORE": str(store), "TWIN_LAYERS": str(DEFAULT_LAYERS_DIR), **(env or {})}
     cmd = [sys.executable, "-m", "uvicorn", "twin.api.app:create_app", "--factory", "--port", str(port),
            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(cmd, env=env)

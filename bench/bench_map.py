@@ -20,6 +20,7 @@ browser profile first signs in as a planner through the one-click login link (no
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -114,9 +115,14 @@ def main() -> None:
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--pyramid", type=Path, help="serve this pyramid (twin tiles build) for the zooms it has, "
+                                                      "as TWIN_TILES_PYRAMID does")
     args = parser.parse_args()
+    if args.pyramid is not None:
+        os.environ["TWIN_TILES_PYRAMID"] = str(args.pyramid.resolve())
     lon, lat = PEOPLES_SQUARE
-    results: dict[str, object] = {"machine": machine.describe(), "store": str(args.store)}
+    results: dict[str, object] = {"machine": machine.describe(), "store": str(args.store),
+                                  "pyramid": None if args.pyramid is None else str(args.pyramid)}
     token = token_for(args.store, "bench-planner", "planner")
     print(results["machine"], flush=True)
     with running(args.store, MapSettings()) as base, sync_playwright() as pw:

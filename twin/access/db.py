@@ -7,8 +7,9 @@ record stays, and copying the store to share it never copies anyone's credential
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
+
+from twin.store.readers import ThreadConnections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -36,27 +37,18 @@ class AccessDB:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        conn = self.conn()
-        conn.executescript(SCHEMA)
+        self._pool = ThreadConnections(self._open)
+        self.conn().executescript(SCHEMA)
 
-    def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
+    def conn(self) -> sqlite3.Connection:
+        return self._pool.get()
+
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._pool.close()
