@@ -99,13 +99,12 @@ class QueryService:
     def _nearest_in_area(self, layer: str, lon: float, lat: float, k: int, who: Principal,
                          unmasked: frozenset[str]) -> tuple[Rows, list[dict[str, object]]]:
         """The ``k`` nearest inside ``who``'s area: the first ``k`` in the area among the city-wide nearest
-        ``m`` (exact, since everything beyond those ``m`` is farther), with ``m`` growing fourfold up to
-        :data:`_NEAREST_WIDEST`; past that (a point far from the area), radius searches in the area."""
+        ``m`` (exact, since everything beyond those ``m`` is farther), with ``m`` from ``k`` growing fourfold up
+        to :data:`_NEAREST_WIDEST`; past that (a point far from the area), radius searches in the area."""
         spec = self.catalogue[layer]
         total = self.reader.layer_count(layer)
-        m = k
+        m = min(k, _NEAREST_WIDEST)
         while True:
-            m = min(m * 4, _NEAREST_WIDEST)
             hits = self.index.nearest(layer, lon, lat, m)
             rows = self.reader.by_fids(spec, hits.fids.tolist(), unmasked)
             distance = dict(zip(hits.fids.tolist(), hits.distances.tolist(), strict=True))
@@ -115,6 +114,7 @@ class QueryService:
                 return Rows(spec, rows.columns, chosen, unmasked), extra
             if m >= _NEAREST_WIDEST:
                 return self._nearest_by_radius(layer, lon, lat, k, who, unmasked, float(hits.distances[-1]))
+            m = min(m * 4, _NEAREST_WIDEST)
 
     def _nearest_by_radius(self, layer: str, lon: float, lat: float, k: int, who: Principal,
                            unmasked: frozenset[str], start_m: float) -> tuple[Rows, list[dict[str, object]]]:
