@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest.mock import patch
 from urllib.parse import unquote
 
 import geopandas as gpd
@@ -41,6 +42,7 @@ from twin.access import Area, Gate, Role
 from twin.api.app import ServiceSettings, create_app
 from twin.catalogue import Catalogue, LayerSpec, MaskRule
 from twin.geodesy import distance_to_point, to_local
+from twin.query import search, sqlread
 from twin.store import GeoPackageStore
 
 POLICY = """
@@ -411,6 +413,20 @@ def test_a_component_outside_the_area_does_not_exist(world: World, data: st.Data
 @cases(400)
 @given(data=st.data())
 def test_nearest_k_inside_an_area_is_the_brute_force_nearest(world: World, data: st.DataObject) -> None:
+    _check_nearest(world, data)
+
+
+@cases(150)
+@given(data=st.data())
+def test_nearest_k_inside_an_area_is_the_same_by_every_route(world: World, data: st.DataObject) -> None:
+    """Without the area's points in memory (no candidates allowed): a widening city-wide nearest list, and with
+    a short one, radius searches in the area."""
+    widest = data.draw(st.sampled_from([4096, 8]), label="widest")
+    with patch.object(sqlread, "SCOPE_CANDIDATES", 0), patch.object(search, "_NEAREST_WIDEST", widest):
+        _check_nearest(world, data)
+
+
+def _check_nearest(world: World, data: st.DataObject) -> None:
     role, area = draw_user(data, world)
     view = world.view(role, area)
     layer = data.draw(st.sampled_from(world.layers), label="layer")

@@ -17,6 +17,7 @@ from twin.crs import TwinCRS
 from twin.errors import FeatureNotFoundError, InvalidQueryError, OutOfScopeError
 from twin.geodesy import distance_to_point
 from twin.index import LiveIndex
+from twin.query.area_points import AreaPoints
 from twin.query.crs import CRS84, geoms_to_lonlat
 from twin.query.filters import compile_filter
 from twin.query.model import MAX_LIMIT, FeatureQuery, Near
@@ -48,6 +49,7 @@ class QueryService:
         self.catalogue = store.catalogue
         self.reader = Reader(store.path, store.catalogue, budget_s=budget_s)
         self.index = LiveIndex(store)
+        self.area_points = AreaPoints(store, self.reader)
 
     def close(self) -> None:
         self.reader.close()
@@ -98,10 +100,18 @@ class QueryService:
 
     def _nearest_in_area(self, layer: str, lon: float, lat: float, k: int, who: Principal,
                          unmasked: frozenset[str]) -> tuple[Rows, list[dict[str, object]]]:
-        """The ``k`` nearest inside ``who``'s area: the first ``k`` in the area among the city-wide nearest
+        """The ``k`` nearest inside ``who``'s area: for a point layer with few components in the area, all of them
+        ranked (:class:`AreaPoints`, kept in memory); otherwise the first ``k`` in the area among the city-wide nearest
         ``m`` (exact, since everything beyond those ``m`` is farther), with ``m`` from ``k`` growing fourfold up
         to :data:`_NEAREST_WIDEST`; past that (a point far from the area), radius searches in the area."""
         spec = self.catalogue[layer]
+        assert who.area is not None
+        ranked = self.area_points.nearest(who.area, layer, lon, lat, k)
+        if ranked is not None:
+            rows = self.reader.by_fids(spec, ranked[0].tolist(), unmasked)
+            distance = dict(zip(ranked[0].tolist(), ranked[1].tolist(), strict=True))
+            extra = [{"distance_m": round(distance[r[0]], 3), "rank": i + 1} for i, r in enumerate(rows.rows)]
+            return rows, extra
         total = self.reader.layer_count(layer)
         m = min(k, _NEAREST_WIDEST)
         while True:

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 import shapely
 
+from twin.access.areas import Area
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box
@@ -26,7 +27,7 @@ from twin.query import sqlfuncs
 from twin.query.filters import queryables
 from twin.query.model import FeatureQuery
 from twin.store.ddl import q
-from twin.store.gpkg_blob import decode_geometries
+from twin.store.gpkg_blob import decode_geometries, point_coordinates
 from twin.store.readers import ReaderPool
 
 Box = tuple[float, float, float, float]
@@ -216,6 +217,23 @@ class Reader:
             hit = area.meets(decode_geometries([b for _, b in blobs]))
             found += [fid for (fid, _), ok in zip(blobs, hit, strict=True) if ok]
         return sorted(found)
+
+    def area_points(self, spec: LayerSpec, area: Area) -> tuple[np.ndarray, np.ndarray] | None:
+        """Ids and points of ``spec``'s components meeting ``area``, when the layer is points and the area's
+        envelope holds at most :data:`SCOPE_CANDIDATES` of them; else ``None``."""
+        rtree = q("rtree_" + spec.id + "_geom")
+        minx, miny, maxx, maxy = area.bounds
+        rows = self.execute(f"SELECT t.fid, t.geom FROM {rtree} r JOIN {q(spec.id)} t ON t.fid = r.id WHERE "
+                            "r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? LIMIT ?",
+                            [maxx, minx, maxy, miny, SCOPE_CANDIDATES + 1], "reading the area's points")
+        if len(rows) > SCOPE_CANDIDATES:
+            return None
+        xy = point_coordinates([b for _, b in rows])
+        if xy is None:
+            return None
+        points = shapely.points(xy) if len(xy) else np.empty(0, dtype=object)
+        keep = area.meets(points) if len(points) else np.zeros(0, dtype=bool)
+        return np.array([f for f, _ in rows], dtype=np.int64)[keep], points[keep]
 
     def _order(self, spec: LayerSpec, query: FeatureQuery) -> str:
         cols = queryables(spec, query.unmasked)  # sortby was checked against what the caller sees unmasked
