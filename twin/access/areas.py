@@ -24,8 +24,9 @@ Box = tuple[float, float, float, float]
 _GRID = 16
 #: At most this many inner boxes go into a query.
 _MAX_INNER = 24
-#: Testing more geometries than this against the outline pays for preparing it (once per thread).
-_PREPARE_ABOVE = 32
+#: Testing more geometries than this against the outline pays for preparing it (once per thread; with many
+#: areas and request threads, preparations are rarely reused, so only large batches pay for one).
+_PREPARE_ABOVE = 512
 
 
 @dataclass(frozen=True, eq=False)
