@@ -24,6 +24,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from tests.query.area_fixture import access_catalogue, build_area_twin
+from tests.users import bearer
 from twin.access import Gate
 from twin.access.audit import AuditEvent
 from twin.access.users import now, stamp
@@ -56,7 +57,7 @@ class Service:
         return self.tokens[role, area]
 
     def get(self, path: str, role: str | None = None, area: str | None = None, **params: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token(role, area)}"} if role else {}
+        headers = bearer(self.token(role, area)) if role else {}
         return self.client.get(path, params=params, headers=headers, follow_redirects=False)
 
     def user(self, role: str, area: str | None = None) -> str:
@@ -129,7 +130,7 @@ PATHS = ["/collections/hydrant/items", "/collections/hydrant/items/{key}", "/key
 def test_bad_tokens_are_401_with_a_challenge_and_audited(svc: Service, case: str, path: str) -> None:
     key = svc.store.features("hydrant", limit=1)["key"][0]
     token = _bad_token(svc, case)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer(token) if token else {}
     r = svc.client.get(path.format(key=key), headers=headers)
     assert r.status_code == 401, r.text
     assert r.headers["www-authenticate"] == 'Bearer realm="twin"'
@@ -167,7 +168,7 @@ def test_a_user_whose_area_is_not_an_area_is_403(svc: Service) -> None:
     name = svc.gate.users.authenticate(token).name
     svc.gate.db.conn().execute("UPDATE users SET area = ? WHERE name = ?", (hydrant, name))
     try:
-        r = svc.client.get("/collections/hydrant/items", headers={"Authorization": f"Bearer {token}"})
+        r = svc.client.get("/collections/hydrant/items", headers=bearer(token))
         assert r.status_code == 403 and "is a hydrant component" in r.json()["description"]
         assert svc.events(action="denied", limit=1)[0].status == 403
     finally:
@@ -247,7 +248,7 @@ def test_another_areas_export_is_an_empty_file_and_audited(svc: Service, area, f
 
 def test_scoped_users_cannot_import(svc: Service, area) -> None:  # type: ignore[no-untyped-def]
     r = svc.client.post("/collections/hydrant/import", files=[("file", ("h.csv", b"kind,lon,lat\n"))],
-                        headers={"Authorization": f"Bearer {svc.token('area_officer', area[0])}"})
+                        headers=bearer(svc.token('area_officer', area[0])))
     assert r.status_code == 403 and "may not write" in r.json()["description"]
 
 

@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.query.area_fixture import access_catalogue, build_area_twin, star
+from tests.users import bearer
 from twin.access import Area, Gate, Role
 from twin.api.app import ServiceSettings, create_app
 from twin.catalogue import Catalogue, LayerSpec, MaskRule
@@ -144,7 +145,7 @@ class World:
             return {}
         if (role, area) not in self.tokens:
             self.tokens[role, area] = self.gate.add_user(f"{role}-{len(self.tokens)}", role, area)
-        return {"Authorization": f"Bearer {self.tokens[role, area]}"}
+        return bearer(self.tokens[role, area])
 
     def get(self, role: str, area: str | None, path: str, **params: object):  # type: ignore[no-untyped-def]
         return self.client.get(path, params=params, headers=self.headers(role, area), follow_redirects=False)

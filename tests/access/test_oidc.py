@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from tests.query.area_fixture import build_area_twin
+from tests.users import bearer
 from twin.api.app import ServiceSettings, create_app
 from twin.errors import AccessConfigError
 from twin.settings import DEFAULT_LAYERS_DIR
@@ -58,10 +59,6 @@ def sign(keys: dict[str, rsa.RSAPrivateKey], *, key: str = "idp", kid: str | Non
             "sub": "u-1", "preferred_username": "alice", "twin_role": "planners", **claims}
     body = {k: v for k, v in body.items() if v is not None}
     return jwt.encode(body, keys[key], algorithm="RS256", headers={"kid": kid} if kid else None)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _last_denial(client: TestClient):  # type: ignore[no-untyped-def]

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from tests.query.twin_fixture import build_twin
-from twin.access import Gate
-from twin.catalogue import Catalogue, load_catalogue
+from tests.users import add_user, bearer
+from twin.catalogue import Catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import GeoPackageStore, open_store
 
@@ -33,17 +33,7 @@ _serial = itertools.count()
 
 def add_users(store_path: Path, roles: tuple[str, ...] = ROLES, area: str | None = None) -> dict[str, str]:
     """Create one user per role on the access database beside ``store_path``; their tokens by role."""
-    store = open_store(store_path, load_catalogue(DEFAULT_LAYERS_DIR), create=False)
-    gate = Gate(store)
-    try:
-        return {role: gate.add_user(f"{role}-{os.getpid()}-{next(_serial)}", role, area) for role in roles}
-    finally:
-        gate.close()
-        store.close()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return {role: add_user(store_path, f"{role}-{os.getpid()}-{next(_serial)}", role, area) for role in roles}
 
 
 @dataclass

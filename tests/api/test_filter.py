@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from tests.api.conftest import Server, add_users, bearer, running
+from tests.api.conftest import Server, add_users, running
 from tests.conftest import hydrants
+from tests.users import bearer
 from twin.catalogue import Catalogue
 from twin.geodesy import distance_to_point
 from twin.store import open_store

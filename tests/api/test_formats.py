@@ -11,9 +11,10 @@ import pyogrio
 import pytest
 import shapely
 
-from tests.api.conftest import Server, add_users, bearer, running
+from tests.api.conftest import Server, add_users, running
 from tests.conftest import hydrants
 from tests.query.twin_fixture import COUNTS
+from tests.users import bearer
 from twin.catalogue import Catalogue
 from twin.store import open_store
 

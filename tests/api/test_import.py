@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import shapely
 
-from tests.api.conftest import Server, add_users, bearer, running
+from tests.api.conftest import Server, add_users, running
 from tests.query.twin_fixture import build_twin
+from tests.users import bearer
 from twin.catalogue import Catalogue
 from twin.store import open_store
 

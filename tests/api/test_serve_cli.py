@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import add_users, bearer
+from tests.api.conftest import add_users
 from tests.query.twin_fixture import COUNTS
+from tests.users import bearer
 
 TWIN = [sys.executable, "-c", "from twin.cli import main; main()"]
 

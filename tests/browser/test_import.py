@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import Tab, open_tab
-from tests.maps.server import add_user, running
+from tests.maps.server import running
 from tests.maps.test_pages import messy_shapefile
+from tests.users import add_user
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+from tests.users import bearer
 from twin.cli import app
 
 
@@ -77,7 +78,7 @@ def test_up_serves_an_existing_store_without_rebuilding_it(tmp_path: Path, tiny_
         assert link is not None, (tmp_path / "up.log").read_text()
         url = f"http://127.0.0.1:{port}/collections/hydrant/items?limit=3&f=json"
         assert httpx.get(url, timeout=10).status_code == 401  # no default access
-        r = httpx.get(url, headers={"Authorization": f"Bearer {link.group(1)}"}, timeout=10)
+        r = httpx.get(url, headers=bearer(link.group(1)), timeout=10)
         assert r.status_code == 200 and len(r.json()["features"]) == 3
         assert r.json()["features"][0]["id"].startswith("HY-")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:

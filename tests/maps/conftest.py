@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.maps.city import build_city
-from tests.maps.server import add_user, running
+from tests.maps.server import running
+from tests.users import add_user
 from twin.catalogue import Catalogue
 from twin.store import GeoPackageStore, open_store
 

@@ -13,7 +13,8 @@ import shapely
 
 from tests.maps.conftest import OFFICER_AREA
 from tests.maps.htmlrefs import external, loaded_refs
-from tests.maps.server import GEOJSON_MAX, add_user, bearer, running
+from tests.maps.server import GEOJSON_MAX, running
+from tests.users import add_user, bearer
 from twin.catalogue import Catalogue
 from twin.maps.basemap import MapSettings
 from twin.settings import DEFAULT_LAYERS_DIR

@@ -147,10 +147,6 @@ def tile_app(engine: TileEngine, gate: Gate) -> FastAPI:
     return app
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def decode(gz: bytes) -> dict:
     """A gzip MVT tile decoded by mapbox-vector-tile (y down, as in the tile)."""
     return mapbox_vector_tile.decode(gzip.decompress(gz), default_options={"y_coord_down": True}) if gz else {}

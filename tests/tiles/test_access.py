@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from tests.serving import serving
-from tests.tiles.conftest import admin_areas, bearer, compounds, tile_app
+from tests.tiles.conftest import admin_areas, compounds, tile_app
+from tests.users import bearer
 from tiles import TileEngine, TileSettings
 from tiles.grid import TileID, buffered_mercator, lonlat_box, tiles_in
 from twin.access import AccessSettings, Gate

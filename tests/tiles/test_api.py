@@ -11,7 +11,8 @@ import mapbox_vector_tile
 import pytest
 
 from tests.serving import serving
-from tests.tiles.conftest import bearer, gdal_read, tile_app
+from tests.tiles.conftest import gdal_read, tile_app
+from tests.users import bearer
 from tiles import TileEngine
 from tiles.grid import TileID, tiles_in
 from twin.access import Gate
