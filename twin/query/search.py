@@ -56,12 +56,13 @@ class QueryService:
 
     def page(self, query: FeatureQuery) -> Page:
         """Rows of one page, with ``numberMatched`` counted only when the page does not already tell it."""
-        rows = self.reader.select(query)
-        n = len(rows.rows)
-        if n < query.limit and (n > 0 or query.offset == 0):
-            return Page(rows, query.offset + n, True)
-        matched, exact = self.reader.count(query, self.reader.layer_count(query.layer))
-        return Page(rows, matched, exact)
+        with self.reader.one_answer():
+            rows = self.reader.select(query)
+            n = len(rows.rows)
+            if n < query.limit and (n > 0 or query.offset == 0):
+                return Page(rows, query.offset + n, True)
+            matched, exact = self.reader.count(query, self.reader.layer_count(query.layer))
+            return Page(rows, matched, exact)
 
     def item(self, layer: str, key: str, who: Principal | None = None) -> Rows:
         """One component by key; outside ``who``'s area it does not exist (:class:`OutOfScopeError`, a 404)."""
@@ -76,7 +77,7 @@ class QueryService:
     def layer_of(self, key: str, who: Principal | None = None) -> str:
         """The layer of an existing component (404 for a malformed, unknown, deleted or out-of-area key)."""
         layer = self.store.layer_of(key)
-        if who is not None and not who.can_read(layer):
+        if who is not None:
             who.check_read(layer)
         self.item(layer, key, who)
         return layer

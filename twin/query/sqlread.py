@@ -9,6 +9,7 @@ interrupts any statement that runs past the time budget.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,7 @@ class Reader:
         self.catalogue = catalogue
         self.budget_s = budget_s
         self._pool = ReaderPool(self.path, setup=sqlfuncs.setup_reader)
+        self._local = threading.local()
 
     def _conn(self) -> sqlite3.Connection:
         return self._pool.get()
@@ -134,7 +136,7 @@ class Reader:
             boxes.append([degree_box(query.near.lon, query.near.lat, query.near.metres)])
         scoped = query.scope is not None and not (query.bbox is not None and all(
             query.scope.covers_box(b) for b in query.bbox.parts))
-        members = self._scope_members(spec, query) if scoped else None
+        members = self._members(spec, query) if scoped else None
         if members is not None:
             scoped = False
             where.append("t.fid IN (SELECT value FROM json_each(?))")
@@ -178,6 +180,25 @@ class Reader:
             params += list(query.params)
         source = f"{q(spec.id)} t" + (f" JOIN {rtree} r ON r.id = t.fid" if join else "")
         return source + (" WHERE " + " AND ".join(where) if where else ""), params
+
+    @contextmanager
+    def one_answer(self) -> Iterator[None]:
+        """Statements run inside (a page and its count) share the area members they work out."""
+        self._local.members = {}
+        try:
+            yield
+        finally:
+            self._local.members = None
+
+    def _members(self, spec: LayerSpec, query: FeatureQuery) -> list[int] | None:
+        memo = getattr(self._local, "members", None)
+        key = (spec.id, id(query.scope), query.bbox, query.near, query.envelopes)
+        if memo is not None and key in memo:
+            return memo[key]
+        found = self._scope_members(spec, query)
+        if memo is not None:
+            memo[key] = found
+        return found
 
     def _scope_members(self, spec: LayerSpec, query: FeatureQuery) -> list[int] | None:
         """Ids of the components meeting the query's area among the R-tree candidates (envelopes meeting the
