@@ -9,13 +9,11 @@ import shapely
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.demo.personal import FICTITIOUS_LANDLINE, FICTITIOUS_MOBILE, SYNTHETIC_PERSON
 from twin.demo import admin, parcels
 from twin.demo.city import City
 from twin.demo.networks import Network
 from twin.demo.tiles import city_tiles
-
-FULL_NAME = r"[\u4e00-\u9fff]{2,3}"
-MOBILE = r"1[3-9]\d{9}"
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +46,14 @@ def test_compound_and_site_attributes_are_plausible(placed: tuple) -> None:
     assert compounds["name"].str.contains("花园|新村|苑|小区|公寓|家园|名邸|坊|湾|里").all()
     assert compounds["address"].str.fullmatch(r"\w+区\w+?(路|街|支路|弄)\d+弄").all()
     assert compounds["households"].between(20, 20_000).all() and compounds["built_year"].between(1920, 2024).all()
-    assert compounds["property_manager"].str.fullmatch(FULL_NAME).all()
-    assert compounds["contact_phone"].str.fullmatch(MOBILE).all()
+    assert compounds["property_manager"].str.fullmatch(SYNTHETIC_PERSON.pattern).all()
+    assert compounds["contact_phone"].str.fullmatch(FICTITIOUS_MOBILE.pattern).all()
     assert sites["permit_no"].str.fullmatch(r"31\d{4}20\d{6}\d{4}").all()
     assert (sites["end_date"] > sites["start_date"]).all()
     today = "2025-06-30"
     assert (sites.loc[sites["status"] == "planned", "start_date"] > today).all()
     assert (sites.loc[sites["status"] == "completed", "end_date"] < today).all()
-    assert sites["site_manager"].str.fullmatch(FULL_NAME).all()
+    assert sites["site_manager"].str.fullmatch(SYNTHETIC_PERSON.pattern).all()
 
 
 @given(total=st.integers(0, 5000), weights=st.lists(st.floats(0.001, 100), min_size=1, max_size=30),
@@ -79,5 +77,5 @@ def test_subdistricts_and_committees_tile_their_parents(city: City) -> None:
     assert com.groupby("parent").size().min() >= 3 and len(com) <= 300
     assert com.groupby("parent")["name"].apply(lambda s: s.is_unique).all()
     assert com["name"].str.fullmatch(r"\w+(居委会|村委会)").all()
-    assert com["secretary"].str.fullmatch(FULL_NAME).all()
-    assert com["office_phone"].str.fullmatch(r"021-\d{8}").all()
+    assert com["secretary"].str.fullmatch(SYNTHETIC_PERSON.pattern).all()
+    assert com["office_phone"].str.fullmatch(FICTITIOUS_LANDLINE.pattern).all()

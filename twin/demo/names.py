@@ -1,7 +1,9 @@
 """Synthetic Chinese names, addresses and contact details, plainly fake.
 
-People are given only a surname followed by ``**`` and phones are printed with their middle digits
-starred, so no value can be mistaken for a real person's; places are made of common name characters.
+People are named ``王某某07`` (a surname, 某某 and a serial) and given phone numbers that no Chinese
+operator assigns: mobiles under network code 154, Shanghai landlines whose local number starts with 0.
+Such values cannot belong to anyone, yet twin still treats them as personal data and masks them.
+Places are made of common name characters.
 """
 
 from __future__ import annotations
@@ -61,26 +63,32 @@ def padded(values: NDArray[np.integer], width: int) -> NDArray[np.str_]:
     return np.array([f"{v:0{width}d}" for v in np.asarray(values).tolist()], dtype=f"<U{max(width, 1) + 12}")
 
 
-#: Characters of given names, for synthetic people (the demo holds no real person's data).
-GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚英华玉兰萍红建国文辉力斌宇浩凯晨欣怡")
+#: Written between a person's surname and serial: 某某 is how Chinese documents withhold a given name (王某某).
+PERSON_MARK = "某某"
+
+#: The mobile network code of every demo mobile number. MIIT's allocation table of mobile network codes
+#: (我国公众移动通信网网号及H0分配情况, March 2023) allocates every 15X code except 154, so a 154 number
+#: reaches no one (10X-12X were not chosen: they begin with service numbers such as 110, 120, 12345).
+FICTITIOUS_MOBILE_PREFIX = "154"
+
+#: Shanghai's area code and the first digit of every demo office number. Local numbers start with 2-9: 0 is the
+#: trunk prefix (and 1 starts service numbers such as 12345), so no Shanghai line is 021-0xxxxxxx.
+FICTITIOUS_LANDLINE_PREFIX = "021-0"
 
 
 def people(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
-    """Synthetic full names (王建国, 李娜): made up, yet personal data to twin, which masks them (王**)."""
-    given = np.char.add(choose(rng, GIVEN, n), np.where(rng.random(n) < 0.6, choose(rng, GIVEN, n), ""))
-    return np.char.add(choose(rng, SURNAMES, n), given)
+    """Visibly synthetic names of people (王某某07): personal data to twin all the same, served masked (王****)."""
+    return np.char.add(np.char.add(choose(rng, SURNAMES, n), PERSON_MARK), padded(rng.integers(1, 100, n), 2))
 
 
 def mobiles(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
-    """Synthetic mobile numbers such as 13912340427 (served masked: 139****0427)."""
-    prefix = choose(rng, ["135", "136", "137", "138", "139", "150", "158", "186", "189"], n)
-    return np.char.add(prefix, padded(rng.integers(0, 100_000_000, n), 8))
+    """Mobile numbers no operator assigns, such as 15412340427 (served masked: 154****0427)."""
+    return np.char.add(FICTITIOUS_MOBILE_PREFIX, padded(rng.integers(0, 100_000_000, n), 8))
 
 
 def landlines(rng: np.random.Generator, n: int) -> NDArray[np.str_]:
-    """Synthetic Shanghai landlines such as 021-54120427 (served masked)."""
-    first = rng.integers(3, 7, n).astype(str)
-    return np.char.add(np.char.add("021-", first), padded(rng.integers(0, 10_000_000, n), 7))
+    """Shanghai office numbers no line has, such as 021-04120427 (served masked: 021*****0427)."""
+    return np.char.add(FICTITIOUS_LANDLINE_PREFIX, padded(rng.integers(0, 10_000_000, n), 7))
 
 
 def dates(rng: np.random.Generator, n: int, first: str, last: str) -> NDArray[np.str_]:

@@ -4,7 +4,8 @@ Each parcel is a rectangle spanning whole cells of its block's street grid (so i
 streets around it, and compound lanes run inside it), kept clear of the main roads by the block's
 setback, clipped to settled land and never overlapping another parcel of the same tile. Tiles get
 their share of the city's count by urban weight: compounds favour the dense city, sites are spread
-more evenly. Contact people and phones are synthetic (made up), served masked like real ones (王**, 139****0427).
+more evenly. Contact people and phones are visibly synthetic (王某某07, 15412340427: see
+:mod:`twin.demo.names`) and served masked like real ones (王****, 154****0427).
 """
 
 from __future__ import annotations
