@@ -1,18 +1,17 @@
 """Working out what a write does before doing it: geometry checks, schema, keys, insert or update.
 
-``plan_write`` reads the store but never changes it, so the same code serves dry runs and commits.
+``plan_write`` reads the store (through an engine's :class:`PlanLookup`) but never changes it, so the same
+code serves dry runs and commits, on every engine.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import geopandas as gpd
 import numpy as np
-import orjson
 import pandas as pd
 import shapely
 from pyproj import CRS
@@ -21,7 +20,6 @@ from twin import keys as keymod
 from twin.catalogue import GeometryKind, LayerSpec
 from twin.errors import SchemaViolationError
 from twin.schema import conform
-from twin.store import ddl
 from twin.store.base import WritePlan
 
 _LONLAT = CRS.from_epsg(4326)
@@ -90,67 +88,52 @@ def stored_values(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
     return list(part.where(part.notna(), None).itertuples(index=False, name=None))
 
 
-@dataclass
-class WriteSession:
-    """State shared by the chunks of one write, so that chunks never claim the same component twice.
+class PlanLookup(Protocol):
+    """What planning needs to read from an engine, inside the write's transaction.
 
     ``changeset`` is the id of the open changeset (rows it wrote are not "existing"), or -1 in a dry run,
-    where planned keys are remembered in a temporary table instead of being written.
+    where the keys a plan would create are remembered (:meth:`record`) instead of being written.
     """
 
-    conn: sqlite3.Connection
-    changeset: int = -1
-    base_empty: bool = False  # the layer had no components when the session began
+    changeset: int
+    base_empty: bool  # the layer had no components when the write began
 
-    def __post_init__(self) -> None:
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS twin_claimed (fid INTEGER PRIMARY KEY)")
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS twin_planned (\"key\" TEXT PRIMARY KEY)")
-        self.conn.execute("DELETE FROM temp.twin_claimed")
-        self.conn.execute("DELETE FROM temp.twin_planned")
+    def count(self) -> int:
+        """How many components the layer holds now."""
+        ...
 
-    @property
-    def dry_run(self) -> bool:
-        return self.changeset < 0
+    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple]:
+        """``fid, key, fp, *columns`` of components whose fingerprint is in ``fps``, not written by this changeset
+        nor claimed by an earlier chunk, ordered by key; values as :func:`stored_values` gives them."""
+        ...
+
+    def stored(self, fid: int, columns: list[str]) -> tuple | None:
+        """``fp, *columns`` of one component, values as :func:`stored_values` gives them."""
+        ...
+
+    def used_keys(self, prefixes: list[str]) -> list[str]:
+        """Every key starting with one of ``prefixes``, now, in history, or planned by this dry run."""
+        ...
 
     def record(self, plan: WritePlan) -> None:
-        """Remember what a chunk claimed and, in a dry run, the keys it would create."""
-        if self.dry_run:
-            claimed = plan.fids[plan.action != "insert"]
-            new = plan.frame["key"].to_numpy()[plan.action == "insert"]
-            self.conn.executemany("INSERT INTO temp.twin_planned VALUES (?)", ((k,) for k in new.tolist()))
-        else:
-            claimed = plan.fids[plan.action == "unchanged"]
-        self.conn.executemany("INSERT OR IGNORE INTO temp.twin_claimed VALUES (?)", ((int(f),) for f in claimed))
+        """Remember what a chunk claimed (and, in a dry run, the keys it would create)."""
+        ...
 
 
-def _existing(session: WriteSession, spec: LayerSpec, fps: np.ndarray) -> list[tuple]:
-    cols = ", ".join(f'"{c}"' for c in ["fid", "key", "fp", "status", "updated_at", *spec.field_names])
-    return session.conn.execute(
-        f"SELECT {cols} FROM {ddl.q(spec.id)} WHERE fp IN (SELECT value FROM json_each(?)) "
-        "AND changeset != ? AND fid NOT IN (SELECT fid FROM temp.twin_claimed) ORDER BY \"key\"",
-        (orjson.dumps(np.unique(fps).tolist()).decode(), session.changeset),
-    ).fetchall()
+def _used_ordinals(lookup: PlanLookup, spec: LayerSpec) -> Callable[[list[str]], Mapping[str, set[int]]]:
+    def used(cells: list[str]) -> Mapping[str, set[int]]:
+        found: dict[str, set[int]] = defaultdict(set)
+        for key in lookup.used_keys([f"{spec.code}-{c}-" for c in cells]):  # never reuse a key
+            cell, ordinal = keymod.cell_and_ordinal(key)
+            found[cell].add(ordinal)
+        return found
+
+    return used
 
 
-def _used_ordinals(session: WriteSession, spec: LayerSpec):  # type: ignore[no-untyped-def]
-    def lookup(cells: list[str]) -> Mapping[str, set[int]]:
-        used: dict[str, set[int]] = defaultdict(set)
-        prefixes = orjson.dumps([f"{spec.code}-{c}-" for c in cells]).decode()
-        sql = ('SELECT k."key" FROM json_each(?) AS j CROSS JOIN {table} AS k '
-               "WHERE k.\"key\" >= j.value AND k.\"key\" < substr(j.value, 1, length(j.value) - 1) || '.'")
-        for table in (ddl.q(spec.id), ddl.q(spec.id + "_history"), "temp.twin_planned"):  # never reuse a key
-            for (key,) in session.conn.execute(sql.format(table=table), (prefixes,)):
-                cell, ordinal = keymod.cell_and_ordinal(key)
-                used[cell].add(ordinal)
-        return used
-
-    return lookup
-
-
-def plan_write(session: WriteSession, spec: LayerSpec, frame: gpd.GeoDataFrame, now: str,
+def plan_write(lookup: PlanLookup, spec: LayerSpec, frame: gpd.GeoDataFrame, now: str,
                fixed: tuple[int, str] | None = None) -> WritePlan:
     """Plan the upsert of ``frame`` into ``spec``'s layer (or, with ``fixed``, an edit of one component)."""
-    conn = session.conn
     frame = frame.reset_index(drop=True)
     geoms = check_geometries(spec, frame)
     given = frame.drop(columns=[c for c in (frame.geometry.name, "key") if c in frame.columns])
@@ -165,24 +148,20 @@ def plan_write(session: WriteSession, spec: LayerSpec, frame: gpd.GeoDataFrame, 
     keys = np.empty(n, dtype=object)
     if fixed is not None:
         fids[0], keys[0] = fixed
-        cols = ", ".join(f'"{c}"' for c in compare)
-        row = conn.execute(f"SELECT fp, {cols} FROM {ddl.q(spec.id)} WHERE fid = ?", (fixed[0],)).fetchone()
+        row = lookup.stored(fixed[0], compare)
         same = row is not None and row[0] == int(fps[0]) and tuple(row[1:]) == stored_values(attrs, compare)[0]
         action[0] = "unchanged" if same else "update"
     elif n:
-        count = int(conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (spec.id,)).fetchone()[0])
-        existing = _existing(session, spec, fps) if count and not session.base_empty else []
+        existing = lookup.existing(np.unique(fps), compare) if not lookup.base_empty and lookup.count() else []
         by_fp: dict[int, list[str]] = defaultdict(list)
         stored: dict[str, tuple[int, tuple]] = {}
-        names = ["fid", "key", "fp", "status", "updated_at", *spec.field_names]
-        pos = [names.index(c) for c in compare]
         for row in existing:
             by_fp[row[2]].append(row[1])
-            stored[row[1]] = (row[0], tuple(row[i] for i in pos))
+            stored[row[1]] = (row[0], tuple(row[3:]))
         counts = np.unique(fps, return_counts=True)[1]
         tiebreak = keymod.row_hashes(attrs[compare]) if (counts > 1).any() else np.zeros(n, dtype=np.int64)
         assigned = keymod.assign_keys(spec.code, keymod.cells(geoms), fps, tiebreak, by_fp,
-                                      _used_ordinals(session, spec))
+                                      _used_ordinals(lookup, spec))
         keys = assigned.keys
         hit = np.flatnonzero(assigned.matched)
         if len(hit):

@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 import geopandas as gpd
 import numpy as np
+import orjson
 import shapely
 
 from twin.catalogue import LayerSpec
 from twin.store import ddl
 from twin.store.base import Changeset, WritePlan
 from twin.store.gpkg_blob import encode
-from twin.store.planning import WriteSession, plan_write, stored_values
+from twin.store.planning import plan_write, stored_values
 from twin.store.rtree_bulk import bulk_load
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -50,7 +51,7 @@ class LayerWriter:
             cs_id = int(cur.lastrowid or 0)
             _run(conn, ddl.layer_script("rtree_triggers_drop", spec))
         count = conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (spec.id,)).fetchone()[0]
-        self.session = WriteSession(conn, cs_id, base_empty=int(count) == 0)
+        self.session = SqliteLookup(conn, spec, cs_id, base_empty=int(count) == 0)
         # a first import into an empty layer builds its R-tree in one packed pass at the end
         self._deferred: list[tuple[list[int], np.ndarray]] | None = None
         if self.session.base_empty and not dry_run:
@@ -108,6 +109,56 @@ class LayerWriter:
         self.changeset = replace(self._pending, inserted=c["insert"], updated=c["update"], deleted=c["delete"],
                                  unchanged=c["unchanged"])
         return self.changeset
+
+
+class SqliteLookup:
+    """:class:`~twin.store.planning.PlanLookup` over the writer's connection; what earlier chunks claimed and, in a
+    dry run, the keys they would create are kept in temporary tables."""
+
+    def __init__(self, conn: sqlite3.Connection, spec: LayerSpec, changeset: int, *, base_empty: bool) -> None:
+        self.conn, self.spec, self.changeset, self.base_empty = conn, spec, changeset, base_empty
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS twin_claimed (fid INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS twin_planned (\"key\" TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM temp.twin_claimed")
+        conn.execute("DELETE FROM temp.twin_planned")
+
+    @property
+    def dry_run(self) -> bool:
+        return self.changeset < 0
+
+    def count(self) -> int:
+        row = self.conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (self.spec.id,)).fetchone()
+        return int(row[0])
+
+    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple]:
+        cols = ", ".join(f'"{c}"' for c in ["fid", "key", "fp", *columns])
+        return self.conn.execute(
+            f"SELECT {cols} FROM {ddl.q(self.spec.id)} WHERE fp IN (SELECT value FROM json_each(?)) "
+            "AND changeset != ? AND fid NOT IN (SELECT fid FROM temp.twin_claimed) ORDER BY \"key\"",
+            (orjson.dumps(fps.tolist()).decode(), self.changeset),
+        ).fetchall()
+
+    def stored(self, fid: int, columns: list[str]) -> tuple | None:
+        cols = ", ".join(f'"{c}"' for c in columns)
+        row = self.conn.execute(f"SELECT fp, {cols} FROM {ddl.q(self.spec.id)} WHERE fid = ?", (fid,)).fetchone()
+        return None if row is None else tuple(row)
+
+    def used_keys(self, prefixes: list[str]) -> list[str]:
+        sql = ('SELECT k."key" FROM json_each(?) AS j CROSS JOIN {table} AS k '
+               "WHERE k.\"key\" >= j.value AND k.\"key\" < substr(j.value, 1, length(j.value) - 1) || '.'")
+        found: list[str] = []
+        for table in (ddl.q(self.spec.id), ddl.q(self.spec.id + "_history"), "temp.twin_planned"):
+            found += [k for (k,) in self.conn.execute(sql.format(table=table), (orjson.dumps(prefixes).decode(),))]
+        return found
+
+    def record(self, plan: WritePlan) -> None:
+        if self.dry_run:
+            claimed = plan.fids[plan.action != "insert"]
+            new = plan.frame["key"].to_numpy()[plan.action == "insert"]
+            self.conn.executemany("INSERT INTO temp.twin_planned VALUES (?)", ((k,) for k in new.tolist()))
+        else:
+            claimed = plan.fids[plan.action == "unchanged"]
+        self.conn.executemany("INSERT OR IGNORE INTO temp.twin_claimed VALUES (?)", ((int(f),) for f in claimed))
 
 
 @contextmanager
