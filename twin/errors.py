@@ -55,6 +55,10 @@ class StoreError(TwinError):
     """A store file that is missing, unreadable or not a twin store."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store's database cannot be reached right now (down, restarting, refusing); retrying later may work."""
+
+
 class InvalidQueryError(TwinError):
     """A query with bad parameters (bbox, radius, limit, CRS ...)."""
 

@@ -1,0 +1,121 @@
+"""Checked filters (:mod:`twin.model.filter`) to SQL: the part every engine shares.
+
+Boolean structure, comparisons, ``LIKE``, ``IN``, ``BETWEEN`` and arithmetic read the same in SQLite and
+PostgreSQL; an engine supplies the rest (:class:`SqlDialect`): how a property is named, how a value is bound,
+and how spatial terms are tested. Values only ever travel as bound parameters; identifiers come only from the
+catalogue. No recursion deeper than the tree, whose depth the query layer has already bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from shapely import Geometry
+
+from twin.model.filter import (
+    And,
+    Arith,
+    Between,
+    Compare,
+    Cond,
+    Const,
+    DWithin,
+    Expr,
+    In,
+    IsNull,
+    Like,
+    Lower,
+    Not,
+    Or,
+    Prop,
+    Spatial,
+    SpatialOp,
+    Truth,
+    Value,
+)
+
+
+class SqlDialect(Protocol):
+    """What an engine adds to the shared translation."""
+
+    def column(self, prop: Prop) -> str:
+        """The SQL naming ``prop`` on the layer table (aliased ``t``)."""
+        ...
+
+    def bind(self, value: Value, prop: Prop | None, params: list[object]) -> str:
+        """A placeholder for ``value`` (as ``prop``'s column stores it, when known), appending the parameter."""
+        ...
+
+    def spatial(self, op: SpatialOp, geometry: Geometry, params: list[object]) -> str:
+        """The exact test ``op(t.geom, geometry)``."""
+        ...
+
+    def dwithin(self, geometry: Geometry, metres: float, params: list[object]) -> str:
+        """Whether ``t.geom`` lies within ``metres`` of ``geometry`` (see :class:`twin.model.filter.DWithin`)."""
+        ...
+
+    def divide(self, lhs: str, rhs: str) -> str:
+        """``lhs / rhs`` (NULL when ``rhs`` is 0, as SQLite has it)."""
+        ...
+
+
+def to_sql(root: Cond, dialect: SqlDialect) -> tuple[str, list[object]]:
+    """SQL text of a checked condition and its parameters, in order."""
+    params: list[object] = []
+    return _Translator(dialect, params).cond(root), params
+
+
+class _Translator:
+    def __init__(self, dialect: SqlDialect, params: list[object]) -> None:
+        self.d = dialect
+        self.params = params
+
+    def cond(self, node: Cond) -> str:
+        match node:
+            case And(items):
+                return "(" + " AND ".join(self.cond(i) for i in items) + ")"
+            case Or(items):
+                return "(" + " OR ".join(self.cond(i) for i in items) + ")"
+            case Not(item):
+                return f"(NOT {self.cond(item)})"
+            case Truth(value):
+                return "(1 = 1)" if value else "(1 = 0)"
+            case Compare(op, lhs, rhs):
+                return f"({self.expr(lhs, _prop(rhs))} {op} {self.expr(rhs, _prop(lhs))})"
+            case Like(expr, pattern, negated):
+                like = self.d.bind(pattern, None, self.params)
+                return f"({self.expr(expr)} {'NOT ' if negated else ''}LIKE {like} ESCAPE '\\')"
+            case In(expr, values, negated):
+                hint = _prop(expr)
+                items = ", ".join(self.expr(v, hint) for v in values)
+                return f"({self.expr(expr)} {'NOT IN' if negated else 'IN'} ({items}))"
+            case Between(expr, low, high, negated):
+                hint = _prop(expr)
+                return (f"({self.expr(expr)} {'NOT ' if negated else ''}BETWEEN {self.expr(low, hint)} "
+                        f"AND {self.expr(high, hint)})")
+            case IsNull(expr, negated):
+                return f"({self.expr(expr)} IS {'NOT ' if negated else ''}NULL)"
+            case Spatial(op, geometry):
+                return self.d.spatial(op, geometry, self.params)
+            case DWithin(geometry, metres):
+                return self.d.dwithin(geometry, metres, self.params)
+        raise TypeError(f"not a checked condition: {node!r}")
+
+    def expr(self, node: Expr, hint: Prop | None = None) -> str:
+        match node:
+            case Prop():
+                return self.d.column(node)
+            case Const(value):
+                return self.d.bind(value, hint, self.params)
+            case Arith("/", lhs, rhs):
+                return self.d.divide(self.expr(lhs), self.expr(rhs))
+            case Arith(op, lhs, rhs):
+                return f"({self.expr(lhs)} {op} {self.expr(rhs)})"
+            case Lower(arg):
+                return f"lower({self.expr(arg, hint)})"
+        raise TypeError(f"not a checked expression: {node!r}")
+
+
+def _prop(node: Expr) -> Prop | None:
+    """The property on one side of a comparison, which types the literal on the other side."""
+    return node if isinstance(node, Prop) else None

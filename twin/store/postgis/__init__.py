@@ -1,0 +1,1 @@
+"""The PostGIS engine: a twin store in one schema of a PostgreSQL database with PostGIS."""

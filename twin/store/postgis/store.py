@@ -1,0 +1,275 @@
+"""The PostGIS store: the same layers, keys, history and changesets as the GeoPackage engine, in PostgreSQL.
+
+This is the engine a city deploys on: several ``twin serve`` processes on several machines share one database,
+reads can go to hot standbys, connections can go through pgbouncer. Everything above the store sees the same
+contract (:mod:`twin.store.base`) and gets the same answers, to the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+from twin import keys as keymod
+from twin.catalogue import Catalogue, LayerSpec
+from twin.errors import FeatureNotFoundError, StoreError
+from twin.store.base import BBox, Changeset, LayerChanges
+from twin.store.postgis import ddl
+from twin.store.postgis.columns import select_list, time_text
+from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url
+from twin.store.postgis.writing import PgLayerWriter, lock_key
+
+log = logging.getLogger(__name__)
+_ROW = ["fid", "geom", "key", "fp", "version", "changeset", "valid_from", "status", "updated_at"]
+_CHANGESET = ("id, {time}, author, source, layer, kind, inserted, updated, deleted, unchanged, source_crs, note")
+
+
+class PostgisStore:
+    """A :class:`~twin.store.base.Store` in one schema of a PostGIS database."""
+
+    engine = "postgis"
+
+    def __init__(self, url: str, catalogue: Catalogue, *, create: bool = True, pool_size: int = 16) -> None:
+        self.target: Target = parse_url(url)
+        self.location = self.target.shown
+        self.schema = self.target.schema
+        self.s = ddl.schema_ident(self.schema)
+        self.catalogue = catalogue
+        self._subscribers: list[Callable[[Changeset], None]] = []
+        self._write_lock = threading.Lock()
+        with connect(self.target) as conn:
+            self._prepare(conn, create)
+        self.pool = Pool(self.target, max_size=pool_size)
+        self.pool.open()
+
+    def _prepare(self, conn: psycopg.Connection, create: bool) -> None:
+        shown = self.target.shown
+        if not ddl.has_postgis(conn):
+            if not create:
+                raise StoreError(f"{shown}: the database has no PostGIS extension (and so no twin store)")
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            except psycopg.Error as exc:
+                raise StoreError(f"{shown}: the database has no PostGIS and twin may not add it ({exc}); run "
+                                 "CREATE EXTENSION postgis as a superuser") from None
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("ddl:" + self.schema),))
+            version = ddl.check_version(conn, self.schema, shown)
+            if version is None:
+                if not create:
+                    raise StoreError(f"{shown}: no store here (schema {self.schema!r} is empty); build one with "
+                                     "`twin demo` or `twin import`")
+                ddl.create_store(conn, self.schema, self.catalogue)
+                return
+            if version < ddl.SCHEMA_VERSION:
+                ddl.migrate(conn, self.schema, version)
+            ddl.sync_layers(conn, self.schema, self.catalogue)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def subscribe(self, callback: Callable[[Changeset], None]) -> None:
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Callable[[Changeset], None]) -> None:
+        if callback in self._subscribers:
+            self._subscribers.remove(callback)
+
+    def _notify(self, changeset: Changeset) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(changeset)
+            except Exception:
+                log.exception("subscriber %r failed on changeset %s; the write itself is committed",
+                              callback, changeset.id)
+
+    def _one(self, sql: str, params: Sequence[object] = ()) -> tuple | None:
+        with self.pool.connection() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self.pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    @property
+    def store_id(self) -> str:
+        row = self._one(f"SELECT value FROM {self.s}.twin_meta WHERE key = 'store_id'")
+        return str(row[0]) if row else ""
+
+    def _table(self, name: str) -> str:
+        return f"{self.s}.{ddl.q(name)}"
+
+    # -- reads -------------------------------------------------------------------------------
+    def _frame(self, spec: LayerSpec, rows: list[tuple], extra: Sequence[str] = ()) -> gpd.GeoDataFrame:
+        cols = [*_ROW, *spec.field_names, *extra]
+        data = {c: [r[i] for r in rows] for i, c in enumerate(cols) if c not in ("geom", "fp")}
+        geoms = shapely.from_wkb(np.array([bytes(r[1]) for r in rows], dtype=object)) if rows else \
+            np.array([], dtype=object)
+        order = ["fid", "key", "status", "updated_at", *spec.field_names, "version", "changeset", "valid_from", *extra]
+        frame = pd.DataFrame({c: data[c] for c in order}, columns=order)
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
+
+    def _select(self, spec: LayerSpec, alias: str = "t") -> str:
+        return select_list(spec, [*_ROW, *spec.field_names], alias)
+
+    def features(self, layer: str, *, bbox: BBox | None = None, keys: Sequence[str] | None = None,
+                 fids: Sequence[int] | None = None, limit: int | None = None, offset: int = 0,
+                 as_of: str | None = None) -> gpd.GeoDataFrame:
+        spec = self.catalogue[layer]
+        if as_of is not None:
+            return self._features_as_of(spec, bbox, keys, as_of, limit, offset)
+        where, params = [], []
+        if bbox is not None:
+            where.append("t.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
+            params += list(bbox)
+        if keys is not None:
+            where.append('t."key" = ANY(%s)')
+            params.append(list(keys))
+        if fids is not None:
+            where.append("t.fid = ANY(%s)")
+            params.append([int(f) for f in fids])
+        sql = f"SELECT {self._select(spec)} FROM {self._table(spec.id)} t"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.fid LIMIT %s OFFSET %s"
+        return self._frame(spec, self._all(sql, [*params, limit, int(offset)]))
+
+    def _features_as_of(self, spec: LayerSpec, bbox: BBox | None, keys: Sequence[str] | None, as_of: str,
+                        limit: int | None, offset: int) -> gpd.GeoDataFrame:
+        cols = self._select(spec, "t")
+        sql = (f"SELECT * FROM (SELECT {cols} FROM {self._table(spec.id)} t WHERE t.valid_from <= %(t)s "
+               f"UNION ALL SELECT {cols} FROM {self._table(spec.id + '_history')} t "
+               "WHERE t.valid_from <= %(t)s AND t.valid_to > %(t)s) v")
+        params: dict[str, object] = {"t": as_of}
+        if keys is not None:
+            sql += " WHERE v.key = ANY(%(keys)s)"
+            params["keys"] = list(keys)
+        frame = self._frame(spec, self._all(sql + " ORDER BY v.fid", params))  # type: ignore[arg-type]
+        if bbox is not None:
+            frame = frame[frame.intersects(shapely.box(*bbox))]
+        stop = None if limit is None else offset + limit
+        return frame.iloc[offset:stop].reset_index(drop=True)
+
+    def get(self, key: str, *, as_of: str | None = None) -> gpd.GeoDataFrame:
+        spec = self.catalogue.by_code(keymod.parse_key(key).code)
+        found = self.features(spec.id, keys=[key], as_of=as_of)
+        if found.empty:
+            raise FeatureNotFoundError(key)
+        return found
+
+    def layer_of(self, key: str) -> str:
+        return self.catalogue.by_code(keymod.parse_key(key).code).id
+
+    def history(self, key: str) -> gpd.GeoDataFrame:
+        spec = self.catalogue.by_code(keymod.parse_key(key).code)
+        old = self._all(f"SELECT {time_text('t.valid_to', micros=True)}, t.changeset_to, t.op, {self._select(spec)} "
+                        f'FROM {self._table(spec.id + "_history")} t WHERE t."key" = %s ORDER BY t.version', (key,))
+        now = self._all(f'SELECT {self._select(spec)} FROM {self._table(spec.id)} t WHERE t."key" = %s', (key,))
+        if not old and not now:
+            raise FeatureNotFoundError(key)
+        rows = [(*r[3:], r[0], r[1], r[2]) for r in old] + [(*r, None, None, "current") for r in now]
+        return self._frame(spec, rows, extra=("valid_to", "changeset_to", "op"))
+
+    def count(self, layer: str) -> int:
+        row = self._one(f"SELECT feature_count FROM {self.s}.twin_layers WHERE layer = %s", (self.catalogue[layer].id,))
+        return int(row[0]) if row else 0
+
+    def extent(self, layer: str) -> BBox | None:
+        row = self._one(f"SELECT min_x, min_y, max_x, max_y FROM {self.s}.twin_layers WHERE layer = %s",
+                        (self.catalogue[layer].id,))
+        return None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
+
+    def changesets(self, *, layer: str | None = None, limit: int = 100) -> list[Changeset]:
+        sql = f"SELECT {_CHANGESET.format(time=time_text('time', micros=True))} FROM {self.s}.twin_changesets"
+        params: list[object] = []
+        if layer is not None:
+            sql += " WHERE layer = %s"
+            params.append(self.catalogue[layer].id)
+        return [Changeset(*r) for r in self._all(sql + " ORDER BY id DESC LIMIT %s", [*params, limit])]
+
+    def last_changeset(self, layer: str) -> int:
+        row = self._one(f"SELECT max(id) FROM {self.s}.twin_changesets WHERE layer = %s", (self.catalogue[layer].id,))
+        return int(row[0] or 0) if row else 0
+
+    def changes_since(self, layer: str, changeset: int) -> LayerChanges:
+        spec = self.catalogue[layer]
+        box = "t.fid, ST_XMin(t.geom), ST_YMin(t.geom), ST_XMax(t.geom), ST_YMax(t.geom)"
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            last = int(conn.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets WHERE layer = %s",
+                                    (spec.id,)).fetchone()[0])
+            removed = conn.execute(f"SELECT {box} FROM {self._table(spec.id + '_history')} t "
+                                   "WHERE t.changeset_to > %s AND t.changeset <= %s", (changeset, changeset)).fetchall()
+            added = conn.execute(f"SELECT {box} FROM {self._table(spec.id)} t WHERE t.changeset > %s",
+                                 (changeset,)).fetchall()
+
+        def boxes(rows: list[tuple]) -> list[tuple[int, BBox]]:
+            return [(r[0], (r[1], r[2], r[3], r[4])) for r in rows if r[1] is not None]
+
+        return LayerChanges(boxes(removed), boxes(added), last)
+
+    # -- writes ------------------------------------------------------------------------------
+    @contextmanager
+    def writer(self, layer: str, *, author: str, source: str, kind: str = "import", source_crs: str | None = None,
+               note: str = "", dry_run: bool = False) -> Iterator[PgLayerWriter]:
+        """One changeset on ``layer``, fed chunk by chunk with ``add``; all or nothing (a dry run writes nothing)."""
+        spec = self.catalogue[layer]
+        with self._write_lock if not dry_run else _nothing(), connect(self.target) as conn:
+            try:
+                with conn.transaction(force_rollback=dry_run):
+                    w = PgLayerWriter(conn, self.schema, spec, author=author, source=source, kind=kind,
+                                      source_crs=source_crs, note=note, dry_run=dry_run)
+                    yield w
+                    w.finish()
+            except psycopg.OperationalError as exc:
+                raise StoreError(explain(exc, self.target.shown)) from None
+        if w.changeset is not None:
+            self._notify(w.changeset)
+
+    def upsert(self, layer: str, frame: gpd.GeoDataFrame, *, author: str, source: str,
+               source_crs: str | None = None, note: str = "") -> Changeset:
+        with self.writer(layer, author=author, source=source, source_crs=source_crs, note=note) as w:
+            w.add(frame)
+        assert w.changeset is not None
+        return w.changeset
+
+    def edit(self, key: str, *, author: str, properties: dict[str, object] | None = None,
+             geometry: object | None = None, source: str = "edit") -> Changeset:
+        spec = self.catalogue.by_code(keymod.parse_key(key).code)
+        with self.writer(spec.id, author=author, source=source, kind="edit") as w:
+            row = w.conn.execute(f'SELECT {self._select(spec)} FROM {self._table(spec.id)} t WHERE t."key" = %s',
+                                 (key,)).fetchone()
+            if row is None:
+                raise FeatureNotFoundError(key)
+            current = self._frame(spec, [row])
+            values = {c: current.at[0, c] for c in ("status", "updated_at", *spec.field_names)}
+            values.update(properties or {})
+            if properties and "updated_at" not in properties:
+                values["updated_at"] = None
+            geom = current.geometry.iloc[0] if geometry is None else geometry
+            w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326"), int(row[0]), key)
+        assert w.changeset is not None
+        return w.changeset
+
+    def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete") -> Changeset:
+        spec = self.catalogue[layer]
+        with self.writer(spec.id, author=author, source=source, kind="delete") as w:
+            found = dict(w.conn.execute(f'SELECT "key", fid FROM {self._table(spec.id)} WHERE "key" = ANY(%s)',
+                                        (list(keys),)).fetchall())
+            missing = [k for k in keys if k not in found]
+            if missing:
+                raise FeatureNotFoundError(missing[0])
+            w.delete(sorted(set(found.values())))
+        assert w.changeset is not None
+        return w.changeset
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
