@@ -2,6 +2,7 @@
 
 Requests must not wait for the disk, so events are queued and written in batches by one thread;
 ``flush()`` waits until everything queued so far is written (tests, shutdown, an admin's query).
+No credential is ever recorded: paths and details are redacted (:mod:`twin.access.redaction`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 from dataclasses import astuple, dataclass, fields
 
 from twin.access.db import AccessDB
+from twin.access.redaction import redact
 from twin.access.users import now
 from twin.errors import InvalidQueryError
 
@@ -55,6 +57,9 @@ class AuditLog:
 
     def record(self, action: str, outcome: str = "ok", **what: object) -> None:
         """Queue one event; ``what`` holds the other :class:`AuditEvent` fields (``user``, ``layer``, ...)."""
+        for name in ("path", "detail"):
+            if isinstance(what.get(name), str):
+                what[name] = redact(what[name])  # type: ignore[arg-type]
         self._queue.put(AuditEvent(time=event_time(), action=action, outcome=outcome, **what))  # type: ignore[arg-type]
 
     def flush(self, timeout: float = 10.0) -> None:

@@ -16,6 +16,7 @@ from pydantic import Field
 from tiles import TileEngine
 from twin import __version__
 from twin.access import AccessSettings, Gate, OidcSettings
+from twin.access.redaction import install_log_redaction
 from twin.api import auth, errors, features, imports, maps, openapi, search
 from twin.api.render import html_response
 from twin.api.tiles import tiles_router
@@ -72,6 +73,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     """The FastAPI app serving the store named by ``settings`` (from ``TWIN_*`` variables when omitted)."""
     cfg = settings if isinstance(settings, ServiceSettings) else ServiceSettings(
         **(settings.model_dump() if settings is not None else {}))
+    install_log_redaction()  # no token reaches uvicorn's access log, twin's log or any other
     store = open_store(cfg.store, load_catalogue(cfg.layers), create=False)
     service = QueryService(store, budget_s=cfg.query_budget_s)
     gate = Gate(store, cfg.access())
