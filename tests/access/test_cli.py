@@ -119,7 +119,9 @@ def test_user_add_prints_a_working_token_once_with_how_to_use_it(store: Path, ga
     token = token_of(result)
     assert "shown only once" in result.stdout
     assert f"Authorization: Bearer {token}" in result.stdout
-    assert f"http://127.0.0.1:8000/login?token={token}&next=/map" in result.stdout
+    link = re.search(r"http://127\.0\.0\.1:8000/login\?code=([\w-]+)&next=/map", result.stdout)
+    assert link and token not in link.group(0)  # a one-time code, not the token, goes in the address
+    assert gate.sign_in_with_code(link.group(1))[0].name == "alice"
     who = gate.authenticate(token)
     assert (who.name, who.role.name, who.area) == ("alice", "planner", None)
     assert snapshot(access_db_path(store))["tokens"][0][2] != token.split("_")[2]  # only the hash is kept
@@ -238,6 +240,19 @@ def test_user_token_issues_a_new_token_that_works_alongside_the_old_one(store: P
     assert expiry is not None and expiry in result.stdout
 
 
+@pytest.mark.parametrize("days", ["0", "-1", "3651", "1000000000000"])
+@pytest.mark.parametrize("command", ["add", "token"])
+def test_a_token_lifetime_outside_1_to_3650_days_is_refused_and_writes_nothing(store: Path, command: str,
+                                                                                days: str) -> None:
+    ok(store, "user", "add", "alice", "--role", "planner")
+    before = snapshot(access_db_path(store))
+    args = ["add", "bob", "--role", "planner"] if command == "add" else ["token", "alice"]
+    result = twin(store, "user", *args, f"--days={days}")
+    assert result.exit_code == 1, result.output
+    assert f"a token lives 1 to 3650 days, not {days}" in result.stderr and TOKEN.search(result.output) is None
+    assert snapshot(access_db_path(store)) == before
+
+
 def test_user_token_for_an_unknown_user_writes_nothing(store: Path) -> None:
     ok(store, "user", "add", "alice", "--role", "planner")
     before = snapshot(access_db_path(store))
@@ -252,7 +267,8 @@ def test_admin_actions_are_in_the_audit_trail_newest_first(store: Path) -> None:
     ok(store, "user", "revoke", "alice")
     lines = ok(store, "audit", "--action", "user", "--json").stdout.splitlines()
     details = [orjson.loads(line)["detail"] for line in lines]
-    assert details == ["revoked alice (2 live tokens)", "new token for alice (3 days)", "added alice (planner)"]
+    assert details == ["revoked alice (2 live tokens, 0 sessions)", "new token for alice (3 days)",
+                       "added alice (planner)"]
 
 
 # -- twin audit, and the trail of the command line's writes ---------------------------------------------------------
@@ -330,18 +346,23 @@ def _settings(store: Path) -> TwinSettings:
 
 def test_up_login_creates_twin_up_once_then_issues_a_new_token_each_start(
         store: Path, gate: Gate, capsys: pytest.CaptureFixture[str]) -> None:
-    links = []
+    tokens, codes = [], []
     for _ in range(2):
         up_login(_settings(store), "0.0.0.0", 8123)
         out = capsys.readouterr().out
-        links.append(re.search(r"http://127\.0\.0\.1:8123/login\?token=(\S+)&next=/map", out))
+        tokens += TOKEN.findall(out)
+        codes += re.findall(r"http://127\.0\.0\.1:8123/login\?code=([\w-]+)&next=/map", out)
         assert "twin user add NAME --role ROLE" in out
-    tokens = [m.group(1) for m in links if m]
-    assert len(set(tokens)) == 2
+        assert "login?token=" not in out  # the link carries a one-time code, never the token
+    assert len(set(tokens)) == 2 and len(set(codes)) == 2
     for token in tokens:
         who = gate.authenticate(token)
         assert (who.name, who.role.name) == (UP_USER, "admin")
         assert gate.users.authenticate(token).expires < stamp(now() + timedelta(days=1, minutes=1))
+    for code in codes:
+        assert gate.sign_in_with_code(code)[0].name == UP_USER
+        with pytest.raises(AuthenticationError, match="already used"):
+            gate.sign_in_with_code(code)
     assert [u.name for u in gate.list_users(include_revoked=True)] == [UP_USER]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -39,6 +40,7 @@ class Claims:
     name: str
     roles: tuple[str, ...]  # mapped to twin role names, most preferred first
     area: str | None
+    expires: datetime  # the token's ``exp``: a browser session opened with it ends then at the latest
 
 
 class JwtVerifier:
@@ -92,4 +94,5 @@ class JwtVerifier:
             raise AuthenticationError(f"token has no {s.role_claim!r} claim to map to a twin role")
         area = claims.get(s.area_claim)
         name = str(claims.get(s.name_claim) or claims.get("sub") or "?")
-        return Claims(name=f"oidc:{name}", roles=tuple(roles), area=None if area in (None, "") else str(area))
+        return Claims(name=f"oidc:{name}", roles=tuple(roles), area=None if area in (None, "") else str(area),
+                      expires=datetime.fromtimestamp(int(claims["exp"]), UTC))

@@ -13,6 +13,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from twin.access.users import MAX_DAYS
 from twin.catalogue import IDENT, Catalogue, LayerSpec
 from twin.errors import AccessConfigError, LayerNotFoundError
 
@@ -73,7 +74,7 @@ class Policy(BaseModel):
     roles: dict[str, Role]
     area_layers: tuple[str, ...] = ("district", "subdistrict", "committee")
     public_layers: tuple[str, ...] = ()
-    token_days: int = Field(90, ge=1, le=3650)
+    token_days: int = Field(90, ge=1, le=MAX_DAYS)
 
     def role(self, name: str) -> Role:
         try:

@@ -14,6 +14,9 @@ from twin.catalogue import LayerSpec
 from twin.errors import AuthenticationError, PermissionDeniedError
 
 ANONYMOUS = "anonymous"
+#: How to sign in, for every answer that would show an anonymous caller more with a token.
+SIGN_IN = ("sign in: send 'Authorization: Bearer <token>' with every request (an administrator creates tokens with "
+           "`twin user add`); browsers sign in at /login")
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,9 +48,18 @@ class Principal:
         if self.can_read(layer):
             return
         if self.anonymous:
-            raise AuthenticationError(f"layer {layer!r} needs a token: send 'Authorization: Bearer <token>' "
-                                      "(an administrator creates one with `twin user add`)")
+            raise AuthenticationError(f"layer {layer!r} needs a token: {SIGN_IN}")
         raise PermissionDeniedError(f"role {self.role.name!r} may not read layer {layer!r}")
+
+    def check_read_any(self, layers: list[str]) -> list[str]:
+        """The layers of ``layers`` that may be read; when there are none, 401 for the anonymous caller and
+        403 for a user, never an empty answer that looks like "no data"."""
+        names = self.readable(layers)
+        if names or not layers:
+            return names
+        if self.anonymous:
+            raise AuthenticationError(f"no layer is public, so this needs a token: {SIGN_IN}")
+        raise PermissionDeniedError(f"role {self.role.name!r} may not read any of the layers {', '.join(layers)}")
 
     def check_write(self, layer: str) -> None:
         if self.anonymous:

@@ -20,6 +20,8 @@ from twin.errors import AccessConfigError, AuthenticationError
 
 _TOKEN = re.compile(r"^twin_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+#: The longest a token may live, in days.
+MAX_DAYS = 3650
 
 
 def now() -> datetime:
@@ -28,6 +30,11 @@ def now() -> datetime:
 
 def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_stamp(text: str) -> datetime:
+    """A time stamp written by :func:`stamp` (``2026-11-25T08:00:00Z``), as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _hash(secret: str) -> str:
@@ -80,8 +87,7 @@ class UserRegistry:
 
     @staticmethod
     def _issue(conn, name: str, days: int) -> str:  # type: ignore[no-untyped-def]
-        if not 1 <= days <= 3650:
-            raise AccessConfigError(f"a token lives 1 to 3650 days, not {days}")
+        check_days(days)
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         created = now()
         conn.execute("INSERT INTO tokens(id, user, hash, created, expires) VALUES (?, ?, ?, ?, ?)",
@@ -112,16 +118,37 @@ class UserRegistry:
 
     def authenticate(self, token: str) -> User:
         """The live user holding ``token``; :class:`AuthenticationError` saying why not otherwise."""
-        m = _TOKEN.fullmatch(token)  # not match(): "$" would let a trailing newline through
-        if m is None:
-            raise AuthenticationError("malformed token: twin tokens read twin_<id>_<secret>")
-        row = self.db.conn().execute(
-            "SELECT t.hash, t.expires, t.revoked, u.name, u.role, u.area, u.created, u.revoked "
-            "FROM tokens t JOIN users u ON u.name = t.user WHERE t.id = ?", (m.group(1),)).fetchone()
-        if row is None or not hmac.compare_digest(row[0], _hash(m.group(2))):
+        token_id, secret = split_token(token)
+        row = self.db.conn().execute("SELECT hash FROM tokens WHERE id = ?", (token_id,)).fetchone()
+        if row is None or not hmac.compare_digest(row[0], _hash(secret)):
             raise AuthenticationError("unknown token")
-        if row[2] is not None or row[7] is not None:
+        return self.holder(token_id)
+
+    def holder(self, token_id: str) -> User:
+        """The live user holding the token with id ``token_id`` (its secret already checked, or not needed:
+        a session or sign-in code opened with it); :class:`AuthenticationError` once it is revoked or expired."""
+        row = self.db.conn().execute(
+            "SELECT t.expires, t.revoked, u.name, u.role, u.area, u.created, u.revoked "
+            "FROM tokens t JOIN users u ON u.name = t.user WHERE t.id = ?", (token_id,)).fetchone()
+        if row is None:
+            raise AuthenticationError("unknown token")
+        if row[1] is not None or row[6] is not None:
             raise AuthenticationError("token revoked")
-        if row[1] <= stamp(now()):
-            raise AuthenticationError(f"token expired at {row[1]}")
-        return User(row[3], row[4], row[5], row[6], expires=row[1])
+        if row[0] <= stamp(now()):
+            raise AuthenticationError(f"token expired at {row[0]}")
+        return User(row[2], row[3], row[4], row[5], expires=row[0])
+
+
+def split_token(token: str) -> tuple[str, str]:
+    """A twin token's id and secret; :class:`AuthenticationError` when it does not read ``twin_<id>_<secret>``."""
+    m = _TOKEN.fullmatch(token)  # not match(): "$" would let a trailing newline through
+    if m is None:
+        raise AuthenticationError("malformed token: twin tokens read twin_<id>_<secret>")
+    return m.group(1), m.group(2)
+
+
+def check_days(days: int) -> int:
+    """``days`` if a token may live that long (1 to :data:`MAX_DAYS`); :class:`AccessConfigError` otherwise."""
+    if not 1 <= days <= MAX_DAYS:
+        raise AccessConfigError(f"a token lives 1 to {MAX_DAYS} days, not {days}")
+    return days

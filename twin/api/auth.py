@@ -2,7 +2,8 @@
 request's :class:`~twin.access.Principal`; plus the login page and the admin's audit and user lists.
 
 The token is read from ``Authorization: Bearer`` (FastAPI's :class:`HTTPBearer`, so OpenAPI shows the
-scheme) or, for browsers, from the ``twin_session`` cookie that ``/login`` sets (HttpOnly, SameSite=Strict).
+scheme). Browsers sign in at ``/login`` (a pasted token, or a one-time code from a printed link) and get a
+``twin_session`` cookie (HttpOnly, SameSite=Strict) holding a session id, never the token itself.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from twin.access import Gate, Principal
+from twin.access.principal import SIGN_IN
+from twin.access.sessions import Session
+from twin.access.users import now, parse_stamp
 from twin.api.render import html_response, json_response
 from twin.errors import AuthenticationError
 
 COOKIE = "twin_session"
 bearer = HTTPBearer(auto_error=False, description="An API token from `twin user add`, or an OIDC access token.")
 router = APIRouter(tags=["Access"])
+#: Told to an anonymous caller by answers that would show more with a token (the landing page, collections).
+ANONYMOUS_NOTE = f"Without a token only public layers are served; {SIGN_IN}."
 
 
 def gate(request: Request) -> Gate:
@@ -31,20 +37,22 @@ def authenticate(request: Request,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     """The request's principal (anonymous without credentials); a bad bearer token is a 401, audited.
 
-    A session cookie that stopped working (token expired or revoked) makes the browser anonymous instead,
-    so the pages can send it back to the sign-in page rather than lock it out.
+    A session cookie that stopped working (expired, signed out, its user or token revoked) makes the
+    browser anonymous instead, so the pages can send it back to the sign-in page rather than lock it out.
     """
-    cookie = request.cookies.get(COOKIE) if credentials is None else None
-    token = credentials.credentials if credentials is not None else cookie
     g = gate(request)
-    try:
-        who = g.authenticate(token)
-    except AuthenticationError as exc:
-        request.state.principal = g.anonymous
-        if cookie is None:
-            raise
-        g.audit.record("login", "denied", status=401, method=request.method, path=str(request.url.path)[:500],
-                       detail=f"session cookie refused: {exc}")
+    request.state.principal = g.anonymous
+    cookie = request.cookies.get(COOKIE)
+    if credentials is not None:
+        who = g.authenticate(credentials.credentials)
+    elif cookie:
+        try:
+            who = g.session(cookie)
+        except AuthenticationError as exc:
+            g.audit.record("login", "denied", status=401, method=request.method, path=str(request.url.path)[:500],
+                           detail=f"session cookie refused: {exc}")
+            return g.anonymous
+    else:
         return g.anonymous
     request.state.principal = who
     return who
@@ -58,6 +66,11 @@ def principal(request: Request) -> Principal:
     return getattr(request.state, "principal", None) or gate(request).anonymous
 
 
+def challenge(who: Principal) -> dict[str, str]:
+    """Headers of an answer that shows an anonymous caller less than a token would: the bearer challenge."""
+    return {"WWW-Authenticate": 'Bearer realm="twin"'} if who.anonymous else {}
+
+
 def _safe_next(target: str | None) -> str:
     """Only local paths, so a login link cannot send the user elsewhere."""
     if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
@@ -65,40 +78,60 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _login(request: Request, token: str, target: str | None) -> Response:
+def _login(request: Request, target: str | None, *, token: str | None = None, code: str | None = None
+           ) -> Response:
+    """Open a session with a token or a one-time code and set its cookie; a refusal shows the page again."""
     g = gate(request)
     try:
-        who = g.authenticate(token)
+        who, sid, session = g.sign_in(token) if token is not None else g.sign_in_with_code(str(code))
     except AuthenticationError as exc:
         g.audit.record("login", "denied", status=401, method=request.method, path="/login", detail=str(exc))
         page = html_response("login.html", error=str(exc), next=_safe_next(target))
         page.status_code = 401
         return page
     g.audit.record("login", user=who.name, role=who.role.name, method=request.method, path="/login",
-                   detail=f"browser session ({who.via})")
+                   detail=f"browser session ({who.via}{', one-time code' if code is not None else ''}) until "
+                          f"{session.expires}")
+    if request.cookies.get(COOKIE):
+        g.sign_out(request.cookies[COOKIE])  # the browser's previous session, if any, ends here
     response = RedirectResponse(_safe_next(target), status_code=303)
-    secure = request.url.scheme == "https"
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=12 * 3600)
+    response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        max_age=_seconds_left(session))
     return response
+
+
+def _seconds_left(session: Session) -> int:
+    return max(0, int((parse_stamp(session.expires) - now()).total_seconds()))
 
 
 @router.get("/login", include_in_schema=False)
 def login_page(request: Request, next: str | None = None,
-               token: Annotated[str | None, Query(description="One-click login link from `twin up`.")] = None
-               ) -> Response:
-    """The sign-in page (paste a token); ``?token=`` signs in directly and drops it from the address bar."""
+               code: Annotated[str | None, Query(description="One-time sign-in code of a printed link.")] = None,
+               token: Annotated[str | None, Query(description="A token (prefer the form: an address is kept in "
+                                                  "the browser's history).")] = None) -> Response:
+    """The sign-in page (paste a token); ``?code=`` (a one-click link) or ``?token=`` signs in directly and
+    drops it from the address bar."""
+    if code:
+        return _login(request, next, code=code)
     if token:
-        return _login(request, token, next)
+        return _login(request, next, token=token)
     return html_response("login.html", error=None, next=_safe_next(next))
 
 
 @router.post("/login", include_in_schema=False)
 def login(request: Request, token: Annotated[str, Form()], next: Annotated[str | None, Form()] = None) -> Response:
-    return _login(request, token.strip(), next)
+    return _login(request, next, token=token.strip())
 
 
 @router.post("/logout", include_in_schema=False)
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """End the browser's session (server-side: the cookie stops working even if a copy of it is kept)."""
+    sid = request.cookies.get(COOKIE)
+    if sid:
+        who = principal(request)
+        gate(request).sign_out(sid)
+        gate(request).audit.record("login", user=who.name, role=who.role.name, method="POST", path="/logout",
+                                   detail="signed out")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

@@ -16,6 +16,7 @@ from rich.rule import Rule
 
 from twin.access import AccessSettings, Gate
 from twin.access.db import access_db_path
+from twin.access.sessions import CODE_HOURS
 from twin.cli.common import console, opened
 from twin.settings import TwinSettings
 
@@ -65,9 +66,9 @@ def browser_host(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
 
 
-def login_link(host: str, port: int, token: str) -> str:
-    """The one-click sign-in link: ``/login`` sets the session cookie and opens the map."""
-    return f"http://{browser_host(host)}:{port}/login?token={token}&next=/map"
+def login_link(host: str, port: int, code: str) -> str:
+    """The one-click sign-in link: ``/login`` spends the one-time code, sets the session cookie, opens the map."""
+    return f"http://{browser_host(host)}:{port}/login?code={code}&next=/map"
 
 
 def service_address() -> tuple[str, int]:
@@ -78,15 +79,15 @@ def service_address() -> tuple[str, int]:
     return cfg.host, cfg.port
 
 
-def show_token(token: str, who: str, expires: str, host: str, port: int) -> None:
-    """Print a new token with how to use it; it is never shown again."""
+def show_token(token: str, code: str, who: str, expires: str, host: str, port: int) -> None:
+    """Print a new token with how to use it (it is never shown again) and a one-click sign-in link."""
     console.print(f"token for {who} (expires {expires}):", highlight=False)
     console.print(token, style="bold", soft_wrap=True, highlight=False)
     console.print("It is shown only once: twin keeps only its hash. Copy it now.", style="yellow")
     console.print(f"  API:     send the header  Authorization: Bearer {token}", soft_wrap=True, highlight=False)
-    console.print(f"  browser: {login_link(host, port, token)}", soft_wrap=True, highlight=False)
-    console.print(f"           (or paste the token at http://{browser_host(host)}:{port}/login)", soft_wrap=True,
-                  highlight=False)
+    console.print(f"  browser: {login_link(host, port, code)}", soft_wrap=True, highlight=False)
+    console.print(f"           (a link that signs in once, within {CODE_HOURS} hours; or paste the token at "
+                  f"http://{browser_host(host)}:{port}/login)", soft_wrap=True, highlight=False)
 
 
 def up_login(cfg: TwinSettings, host: str, port: int) -> None:
@@ -101,11 +102,13 @@ def up_login(cfg: TwinSettings, host: str, port: int) -> None:
             token = gate.add_user(UP_USER, "admin", days=UP_DAYS, by=operator())
         else:
             token = gate.issue_token(UP_USER, UP_DAYS, by=operator())
+        code = gate.sign_in_code(token)
         role = gate.users.get(UP_USER).role  # type: ignore[union-attr]
         roles = ", ".join(gate.policy.roles)
     console.print(Rule("sign in · 登录", style="green"))
-    console.print(f"Open this link to sign in as {UP_USER} ({role}; valid {UP_DAYS} day):", highlight=False)
-    console.print(login_link(host, port, token), style="bold green", soft_wrap=True, highlight=False)
+    console.print(f"Open this link to sign in as {UP_USER} ({role}; it signs in once, within {UP_DAYS} day):",
+                  highlight=False)
+    console.print(login_link(host, port, code), style="bold green", soft_wrap=True, highlight=False)
     console.print(f"API clients: Authorization: Bearer {token}", soft_wrap=True, highlight=False)
     console.print(f"Real users: twin user add NAME --role ROLE [--area KEY] --store {cfg.store}   (roles: {roles})",
                   soft_wrap=True, highlight=False)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from twin.access import Gate
-from twin.access.users import now, stamp
+from twin.access.users import check_days, now, stamp
 from twin.cli.access import opened_gate, operator, service_address, show_token
 from twin.cli.common import LayersOption, StoreOption, console, friendly, settings
 from twin.errors import AccessConfigError, FeatureNotFoundError
@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _expiry(gate: Gate, days: int | None) -> tuple[int, str]:
-    """The lifetime of a new token (the policy's default when not given) and when it ends."""
-    days = days or gate.policy.token_days
+    """The lifetime of a new token (the policy's default when not given, refused outside 1 to 3650) and
+    when it ends."""
+    days = gate.policy.token_days if days is None else check_days(days)
     return days, stamp(now() + timedelta(days=days))
 
 
@@ -61,8 +62,9 @@ def add(name: NameArgument,
         except FeatureNotFoundError as exc:  # a well-formed key of an area layer, but no such component
             raise AccessConfigError(f"area {area!r} does not exist ({exc})") from None
         place = _area(gate, area)
+        code = gate.sign_in_code(token)
     console.print(f"created user {name}: role {role}" + (f", area {place}" if area else ""), highlight=False)
-    show_token(token, name, expires, *service_address())
+    show_token(token, code, name, expires, *service_address())
 
 
 @user_app.command("list")
@@ -103,4 +105,5 @@ def token(name: NameArgument, days: DaysOption = None, store: StoreOption = None
     with opened_gate(settings(store, layers)) as gate:
         days, expires = _expiry(gate, days)
         secret = gate.issue_token(name, days, by=operator())
-    show_token(secret, name, expires, *service_address())
+        code = gate.sign_in_code(secret)
+    show_token(secret, code, name, expires, *service_address())
