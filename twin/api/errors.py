@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from twin.access.redaction import redact
 from twin.errors import (
     AccessConfigError,
     AuthenticationError,
@@ -72,7 +73,8 @@ def status_of(exc: TwinError) -> tuple[int, str]:
 
 
 def error_response(status: int, code: str, description: str, **extra: object) -> Response:
-    body = orjson.dumps({"code": code, "description": description, **extra})
+    """The OGC error body; a credential the request carried is never echoed (clients print these bodies)."""
+    body = orjson.dumps({"code": code, "description": redact(description), **extra})
     return Response(body, status_code=status, media_type="application/json")
 
 
