@@ -15,8 +15,8 @@ from twin.errors import AuthenticationError, PermissionDeniedError
 
 ANONYMOUS = "anonymous"
 #: How to sign in, for every answer that would show an anonymous caller more with a token.
-SIGN_IN = ("sign in: send 'Authorization: Bearer <token>' with every request (an administrator creates tokens with "
-           "`twin user add`); browsers sign in at /login")
+SIGN_IN = ("send 'Authorization: Bearer <token>' with every request (an administrator creates tokens with "
+           "`twin user add`; browsers sign in at /login)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,7 +63,7 @@ class Principal:
 
     def check_write(self, layer: str) -> None:
         if self.anonymous:
-            raise AuthenticationError("writing needs a token: send 'Authorization: Bearer <token>'")
+            raise AuthenticationError(f"writing needs a token: {SIGN_IN}")
         if not self.role.writes(layer) or (self.area is not None and not self.role.manage):
             raise PermissionDeniedError(f"role {self.role.name!r} may not write layer {layer!r}")
 

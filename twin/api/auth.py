@@ -26,7 +26,7 @@ COOKIE = "twin_session"
 bearer = HTTPBearer(auto_error=False, description="An API token from `twin user add`, or an OIDC access token.")
 router = APIRouter(tags=["Access"])
 #: Told to an anonymous caller by answers that would show more with a token (the landing page, collections).
-ANONYMOUS_NOTE = f"Without a token only public layers are served; {SIGN_IN}."
+ANONYMOUS_NOTE = f"Without a token only public layers are served: {SIGN_IN}."
 
 
 def gate(request: Request) -> Gate:

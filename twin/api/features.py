@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from twin.access import Principal
 from twin.api import render
-from twin.api.auth import Who
+from twin.api.auth import ANONYMOUS_NOTE, Who, challenge
 from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_request, readable_spec, service
 from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
 from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
@@ -61,13 +61,14 @@ def property_schema(qa: Queryable) -> dict[str, object]:
 
 
 @router.get("/", summary="Landing page")
-def landing(request: Request, f: FormatParam = None) -> Response:
+def landing(request: Request, who: Who, f: FormatParam = None) -> Response:
     fmt = choose(request, f, DOCUMENT)
     base = request.url_for("landing")
     doc = {
         "title": "twin 上海城市数字孪生地图 · OGC API - Features",
         "description": "City components of Shanghai (street lights, hydrants, pipelines, sites, compounds, heritage, "
-                       "administrative areas), queryable by location, attributes and CQL2 filters.",
+                       "administrative areas), queryable by location, attributes and CQL2 filters."
+                       + (f" {ANONYMOUS_NOTE}" if who.anonymous else ""),
         "links": [
             *render.self_links(request, DOCUMENT, fmt),
             render.link(request.url_for("openapi"), "service-desc", "application/vnd.oai.openapi+json;version=3.0",
@@ -85,7 +86,7 @@ def landing(request: Request, f: FormatParam = None) -> Response:
     }
     if fmt == "html":
         return render.html_response("landing.html", doc=doc, base=base)
-    return render.json_response(doc)
+    return render.json_response(doc, headers=challenge(who))
 
 
 @router.get("/conformance", summary="Conformance classes")
@@ -154,12 +155,14 @@ def collection_doc(request: Request, spec: LayerSpec, who: Principal) -> dict[st
 @router.get("/collections", summary="Collections (one per catalogue layer)")
 def collections(request: Request, who: Who, f: FormatParam = None) -> Response:
     fmt = choose(request, f, DOCUMENT)
-    cols = [collection_doc(request, spec, who) for spec in service(request).catalogue.values()
-            if who.can_read(spec.id)]
+    catalogue = service(request).catalogue
+    cols = [collection_doc(request, catalogue[layer], who) for layer in who.check_read_any(list(catalogue))]
     doc = {"collections": cols, "links": render.self_links(request, DOCUMENT, fmt), "crs": list(SUPPORTED_CRS)}
+    if who.anonymous:
+        doc["twin:message"] = ANONYMOUS_NOTE
     if fmt == "html":
         return render.html_response("collections.html", doc=doc)
-    return render.json_response(doc)
+    return render.json_response(doc, headers=challenge(who))
 
 
 @router.get("/collections/{collectionId}", summary="One collection")

@@ -166,9 +166,7 @@ class QueryService:
             if layers:
                 for name in names:
                     who.check_read(name)
-            names = who.readable(names)
-            if not names:
-                return [], False
+            names = who.check_read_any(names)
         base = FeatureQuery(layer=names[0], near=near, limit=min(limit, MAX_LIMIT),
                             scope=who.area if who else None)
         if geometry is not None:
