@@ -21,9 +21,9 @@ from pygeofilter.parsers.cql2_json.parser import walk_cql_json
 from pygeofilter.parsers.cql2_text.parser import CQLTransformer
 
 from twin.errors import InvalidQueryError
+from twin.query.cql_checks import MAX_FILTER_CHARS, check_json_nesting, check_limits
 
 FILTER_LANGS = ("cql2-text", "cql2-json")
-MAX_FILTER_CHARS = 20_000
 _EXTENSION = """
 %extend spatial_predicate: "S_DWITHIN"i "(" expression "," expression "," full_number ["," DISTANCE_UNIT] ")" -> dwithin
 DISTANCE_UNIT: /(meters|metres|m)\\b/i
@@ -66,24 +66,32 @@ def _dwithin_json(node: Any) -> Any:
 
 
 def parse_filter(text: str, lang: str | None) -> ast.Node:
-    """The AST of a CQL2 filter; any parse failure is an :class:`InvalidQueryError` quoting the parser."""
+    """The AST of a CQL2 filter, within the limits of :mod:`twin.query.cql_checks`.
+
+    Any parse failure, and any filter beyond a limit, is an :class:`InvalidQueryError` naming the problem.
+    The length (and, for JSON, the nesting) is checked before the parser runs, so a hostile string can
+    neither keep the parser busy nor exhaust Python's stack.
+    """
     lang = (lang or "cql2-text").strip().lower()
     if lang not in FILTER_LANGS:
-        raise InvalidQueryError(f"filter-lang {lang!r} is not supported; use one of {', '.join(FILTER_LANGS)}")
+        raise InvalidQueryError(f"filter-lang {lang[:40]!r} is not supported; use one of {', '.join(FILTER_LANGS)}")
     if len(text) > MAX_FILTER_CHARS:
         raise InvalidQueryError(f"filter is {len(text)} characters long; the limit is {MAX_FILTER_CHARS}")
     if not text.strip():
         raise InvalidQueryError("filter is empty")
+    if lang == "cql2-json":
+        check_json_nesting(text)
     try:
         node = walk_cql_json(_dwithin_json(orjson.loads(text))) if lang == "cql2-json" else _text_parser().parse(text)
     except InvalidQueryError:
         raise
-    # pygeofilter and Lark raise many exception types (Lark errors, ValueError, KeyError, TypeError,
-    # RecursionError for absurd nesting); every one of them means "this filter does not parse".
+    # pygeofilter and Lark raise many exception types (Lark errors, ValueError, KeyError, TypeError);
+    # every one of them means "this filter does not parse".
     except Exception as exc:
         raise InvalidQueryError(f"{lang} filter does not parse: {_first_line(exc)}") from None
     if not isinstance(node, ast.Node):
-        raise InvalidQueryError(f"{lang} filter is a bare value ({node!r}), not a condition")
+        raise InvalidQueryError(f"{lang} filter is a bare value ({str(node)[:60]!r}), not a condition")
+    check_limits(node)
     return node
 
 

@@ -20,6 +20,7 @@ from twin.catalogue import FieldType, LayerSpec
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError, MaskedFieldError
 from twin.geodesy import METRES_PER_DEGREE
+from twin.query.cql_checks import check_number, check_types, operands, stored_temporal
 from twin.query.crs import geoms_to_lonlat, resolve_crs
 from twin.query.model import gpkg_time
 from twin.query.sqlfuncs import PREDICATES
@@ -83,9 +84,9 @@ class _Compiler:
 
     # -- conditions ---------------------------------------------------------------------------
     def cond(self, node: Any) -> str:
-        if isinstance(node, ast.And | ast.Or):
-            op = "AND" if isinstance(node, ast.And) else "OR"
-            return f"({self.cond(node.lhs)} {op} {self.cond(node.rhs)})"
+        if isinstance(node, ast.And | ast.Or):  # a chain is one flat term: SQLite's parser nests only so deep
+            op = " AND " if isinstance(node, ast.And) else " OR "
+            return "(" + op.join(self.cond(item) for item in operands(node)) + ")"
         if isinstance(node, ast.Not):
             return f"(NOT {self.cond(node.sub_node)})"
         if isinstance(node, ast.Include):
@@ -141,7 +142,7 @@ class _Compiler:
                 raise InvalidQueryError("the geometry can only be used in spatial operators (S_INTERSECTS ...)")
             return col.column
         if type(node) in _ARITHMETIC:
-            return f"({self.expr(node.lhs)} {_ARITHMETIC[type(node)]} {self.expr(node.rhs)})"
+            return "(" + f" {_ARITHMETIC[type(node)]} ".join(self.expr(item) for item in operands(node)) + ")"
         if isinstance(node, ast.Function):
             if node.name.lower() != "lower" or len(node.arguments) != 1:
                 raise InvalidQueryError(f"function {node.name[:40]!r} is not supported (CASEI is)")
@@ -223,6 +224,8 @@ def _literal(node: Any, hint: str | None) -> object:
         return node.date().isoformat() if hint == FieldType.date.value else gpkg_time(node)
     if isinstance(node, date):
         return gpkg_time(node) if hint == FieldType.datetime.value else node.isoformat()
+    if isinstance(node, str) and hint in (FieldType.date.value, FieldType.datetime.value):
+        return stored_temporal(node, hint)  # checked by check_types: '2024-05-01T08:00:00+08:00' as stored
     if isinstance(node, int | float | str):
         return node
     raise InvalidQueryError(f"{_name(node)} cannot be used as a value here")
@@ -235,7 +238,7 @@ def _name(node: Any) -> str:
 def top_level_envelopes(node: Any, crs: TwinCRS) -> list[Box]:
     """Boxes that every match meets: envelopes of the spatial predicates ANDed at the top of the filter."""
     if isinstance(node, ast.And):
-        return top_level_envelopes(node.lhs, crs) + top_level_envelopes(node.rhs, crs)
+        return [box for item in operands(node) for box in top_level_envelopes(item, crs)]
     if isinstance(node, ast.BBox):
         box_crs = crs if node.crs is None else _crs(node.crs)
         return [tuple(_to_lonlat(shapely.box(node.minx, node.miny, node.maxx, node.maxy), box_crs).bounds)]
@@ -254,9 +257,11 @@ def compile_filter(node: ast.Node, spec: LayerSpec, crs: TwinCRS, unmasked: froz
                    ) -> Compiled:
     """SQL for a parsed CQL2 filter over ``spec``'s table (aliased ``t``); literal geometries are in ``crs``.
 
+    Literals are first checked against the types of the properties they meet (:func:`check_types`).
     Personal fields may be named only when in ``unmasked`` (:class:`MaskedFieldError` otherwise).
     """
     compiler = _Compiler(spec, crs, unmasked)
+    check_types(node, {name: qa.type for name, qa in compiler.columns.items() if qa.type != GEOMETRY})
     try:
         where = compiler.cond(node)
         envelopes = top_level_envelopes(node, crs)
@@ -272,11 +277,13 @@ def _typed(value: str, qa: Queryable) -> object:
     """A query-parameter value as the column stores it, or a 400 naming the property."""
     try:
         if qa.type == FieldType.integer.value:
-            return int(value)
+            return check_number(int(value))
         if qa.type == FieldType.float.value:
-            return float(value)
+            return check_number(float(value))
+        if qa.type in (FieldType.date.value, FieldType.datetime.value):
+            return stored_temporal(value, qa.type)
     except ValueError:
-        raise InvalidQueryError(f"property {qa.name!r} is a {qa.type}; {value[:60]!r} is not") from None
+        raise InvalidQueryError(f"property {qa.name!r} is of type {qa.type}; {value[:60]!r} is not") from None
     if qa.type == FieldType.boolean.value:
         if value.lower() not in _TRUE + _FALSE:
             raise InvalidQueryError(f"property {qa.name!r} is a boolean; use true or false, not {value[:60]!r}")

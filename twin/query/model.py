@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 from twin.access.areas import Area
 from twin.crs import TwinCRS
@@ -21,6 +21,7 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
 #: A '+08:00' offset whose '+' was not URL-encoded arrives as ' 08:00'.
 _SPACED_OFFSET = re.compile(r" (\d{2}:\d{2})$")
+_LAST_MILLISECOND = time(23, 59, 59, 999_000)
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,13 @@ class TimeInterval:
         """An RFC 3339 instant, a date, or an interval ``start/end`` with ``..`` for open ends."""
         raw = str(text).strip()
         if "/" not in raw:
-            start, end = _instant(raw, name="datetime")
+            start, end = instant(raw, name="datetime")
             return cls(start, end)
         pieces = raw.split("/")
         if len(pieces) != 2:
             raise InvalidQueryError(f"datetime {raw[:80]!r}: an interval has exactly one '/'")
-        lo = None if pieces[0] in ("..", "") else _instant(pieces[0], name="datetime start")[0]
-        hi = None if pieces[1] in ("..", "") else _instant(pieces[1], name="datetime end")[1]
+        lo = None if pieces[0] in ("..", "") else instant(pieces[0], name="datetime start")[0]
+        hi = None if pieces[1] in ("..", "") else instant(pieces[1], name="datetime end")[1]
         if lo is None and hi is None:
             raise InvalidQueryError("datetime: an interval needs at least one bound ('../..' is not allowed)")
         if lo is not None and hi is not None and lo > hi:
@@ -100,22 +101,30 @@ class TimeInterval:
 
 
 def gpkg_time(moment: datetime | date) -> str:
-    """A date or time as the store writes ``updated_at``: UTC, milliseconds, ``Z``."""
+    """A date or time as the store writes ``updated_at``: UTC, milliseconds, ``Z``.
+
+    An instant whose UTC time falls outside the years 1 to 9999 (``9999-12-31T23:00:00-02:00``) is an
+    :class:`InvalidQueryError`.
+    """
     if not isinstance(moment, datetime):
         moment = datetime.combine(moment, time(), tzinfo=UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidQueryError(f"{moment.isoformat()} lies outside the years 1 to 9999 once in UTC") from None
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
-def _instant(text: str, *, name: str) -> tuple[str, str]:
-    """The first and last millisecond an instant covers (a whole day for a date)."""
+def instant(text: str, *, name: str) -> tuple[str, str]:
+    """The first and last millisecond an RFC 3339 instant covers (a whole day for a date), as the store writes
+    ``updated_at``; an :class:`InvalidQueryError` naming ``name`` if the text is neither."""
     raw = _SPACED_OFFSET.sub(r"+\1", text.strip())
     try:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
-            return gpkg_time(day), gpkg_time(datetime.combine(day, time(), tzinfo=UTC) + timedelta(days=1)
-                                             - timedelta(milliseconds=1))
+            return gpkg_time(day), gpkg_time(datetime.combine(day, _LAST_MILLISECOND, tzinfo=UTC))
         moment = datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError:
         raise InvalidQueryError(f"{name} {raw[:80]!r} is not an RFC 3339 date-time such as "
