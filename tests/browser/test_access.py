@@ -11,6 +11,7 @@ from tests.browser.conftest import Tab
 from tests.browser.test_map import CENTRE, goto, screen
 from tests.maps.city import BOX
 from tests.maps.conftest import OFFICER_AREA
+from twin.access import AccessSettings, Gate
 from twin.store import GeoPackageStore
 
 Tabs = Callable[[str | None], Tab]
@@ -66,6 +67,25 @@ def test_signing_in_on_the_login_page_keeps_the_shared_view(tabs: Tabs, tokens: 
     assert [c for c in page.context.cookies() if c["name"] == "twin_session"] == []
     page.goto(tab.base + "/map")
     assert page.url.startswith(tab.base + "/login?next=")
+
+
+def test_a_printed_one_click_link_signs_in_once_and_the_cookie_is_not_the_token(
+        tabs: Tabs, tokens: dict[str, str], city: GeoPackageStore) -> None:
+    gate = Gate(city, AccessSettings())
+    try:
+        code = gate.sign_in_code(tokens["planner"])
+    finally:
+        gate.close()
+    tab = tabs(None)
+    page = tab.page
+    page.goto(f"{tab.base}/login?code={code}&next=/map")
+    page.wait_for_function("window.TwinMap && TwinMap.ready === true")
+    assert page.url == tab.base + "/map" and "test-planner" in page.locator("#twin-user").inner_text()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "twin_session")
+    assert cookie["httpOnly"] and cookie["value"] != tokens["planner"] and tokens["planner"] not in cookie["value"]
+    again = tabs(None).page
+    again.goto(f"{tab.base}/login?code={code}&next=/map")  # the same link, in another browser
+    assert "already used" in again.locator("#login-error").inner_text()
 
 
 def test_an_area_officer_sees_only_their_area(tabs: Tabs, tokens: dict[str, str], city: GeoPackageStore,
