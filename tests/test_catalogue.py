@@ -75,12 +75,21 @@ def test_adding_a_layer_is_adding_a_file(tmp_path):
         (GOOD.replace("id: well", "id: other"), r"well.yaml: field 'id'.*file name"),
         ("id: [unclosed", r"well.yaml: not valid UTF-8 YAML"),
         ("- just\n- a list\n", r"well.yaml: expected a mapping"),
+        (GOOD + "identity: [serial]\n", r"well.yaml: field '\(top level\)'.*identity names 'serial'.*depth"),
     ],
 )
 def test_malformed_file_is_refused_naming_file_and_field(tmp_path, text, expected):
     write(tmp_path, "well", text)
     with pytest.raises(CatalogueError, match=expected):
         load_catalogue(tmp_path)
+
+
+@pytest.mark.parametrize(("extra", "identity"), [("", ()), ("identity: [depth]\n", ("depth",)),
+                                                  ("  - {name: name}\n", ("name",)),
+                                                  ("  - {name: name}\nidentity: []\n", ())])
+def test_identity_fields_default_to_name_and_may_be_declared(tmp_path, extra, identity):
+    write(tmp_path, "well", GOOD + extra)
+    assert load_catalogue(tmp_path)["well"].identity_fields == identity
 
 
 def test_duplicate_code_names_both_files(tmp_path):

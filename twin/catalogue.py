@@ -138,6 +138,10 @@ class LayerSpec(BaseModel):
     statuses: tuple[str, ...] = DEFAULT_STATUSES
     style: Style = Style()
     fields: tuple[FieldSpec, ...] = ()
+    identity: tuple[str, ...] | None = Field(
+        None, description="Fields that name a component (a permit number, a name): an import adding rows whose "
+                          "values equal a nearby component's is warned of duplicates. Default: name, if the "
+                          "layer has it; [] turns the check off.")
 
     @model_validator(mode="after")
     def _unique_fields(self) -> LayerSpec:
@@ -148,11 +152,22 @@ class LayerSpec(BaseModel):
             seen.add(f.name)
         if self.id.endswith("_history"):
             raise ValueError("a layer id may not end in '_history'")
+        unknown = [n for n in self.identity or () if n not in seen]
+        if unknown:
+            raise ValueError(f"identity names {', '.join(map(repr, unknown))}, which is not a field of the layer "
+                             f"({', '.join(sorted(seen)) or 'none'})")
         return self
 
     @property
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    @property
+    def identity_fields(self) -> tuple[str, ...]:
+        """The fields that identify a component: ``identity``, else ``name`` when the layer has one."""
+        if self.identity is not None:
+            return self.identity
+        return ("name",) if "name" in self.field_names else ()
 
     def field(self, name: str) -> FieldSpec:
         for f in self.fields:
