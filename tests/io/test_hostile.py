@@ -51,7 +51,7 @@ def test_corrupt_geopackage_is_refused(tmp_path, seeded):
 def test_garbage_with_a_geojson_name_is_refused(tmp_path, seeded):
     path = tmp_path / "h.geojson"
     path.write_text('{"type": "FeatureCollection", "features": [{"type": "Feat', encoding="utf-8")
-    _refused(seeded, path, r"GDAL cannot read it")
+    _refused(seeded, path, r"h.geojson: not a readable GeoJSON file")
 
 
 @pytest.mark.parametrize("name", ["h.shp", "h.geojson", "h.csv", "h.zip"])

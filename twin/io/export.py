@@ -26,6 +26,7 @@ from twin.catalogue import GeometryKind, LayerSpec
 from twin.crs import LONLAT, TwinCRS, parse_crs, transform_geoms
 from twin.errors import ExportError, InvalidQueryError
 from twin.io.report import ExportReport
+from twin.io.sources import gdal_message
 from twin.store.base import BBox
 from twin.store.geopackage import GeoPackageStore
 
@@ -124,7 +125,7 @@ def _write_page(page: gpd.GeoDataFrame, target: _Target, fmt: str, first: bool, 
                                 geometry_type=target.geometry_type, layer=target.path.stem,
                                 promote_to_multi=target.geometry_type.startswith("Multi"), layer_options=layer_options)
     except (DataSourceError, DataLayerError, FieldError, GeometryError, OSError) as exc:
-        raise ExportError(f"{target.path.name}: GDAL could not write it ({exc})") from None
+        raise ExportError(f"{target.path.name}: GDAL could not write it ({gdal_message(exc, target.path)})") from None
 
 
 def _export(store: GeoPackageStore, spec: LayerSpec, fmt: str, targets: list[_Target], crs: TwinCRS,

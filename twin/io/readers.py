@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from pyogrio import errors as ogr_errors
 
 from twin.errors import ImportRejectedError
-from twin.io.sources import Source
+from twin.io.sources import Source, gdal_message
 
 _GDAL_ERRORS = (ogr_errors.DataSourceError, ogr_errors.DataLayerError, ogr_errors.FeatureError,
                 ogr_errors.GeometryError, ogr_errors.FieldError, ogr_errors.CRSError, RuntimeError, ValueError)
@@ -46,7 +46,10 @@ class OgrReader:
         try:
             info = pyogrio.read_info(source.path, layer=source.layer, encoding=encoding)
         except _GDAL_ERRORS as exc:
-            raise ImportRejectedError(f"{source.name}: GDAL cannot read it ({exc})") from None
+            raise ImportRejectedError(f"{source.name}: not a readable {source.driver} file "
+                                      f"({gdal_message(exc, source)})") from None
+        self.coordinates: dict[str, str] = {}
+        self.coordinates_how = ""
         self.total = int(info["features"])
         self.columns = [str(c) for c in info["fields"]]
         self.declared_crs: str | None = info["crs"]
@@ -71,7 +74,7 @@ class OgrReader:
         except _GDAL_ERRORS as exc:
             raise ImportRejectedError(
                 f"{self.source.name}: the file is damaged: GDAL failed reading features "
-                f"{start + 1:,}–{min(start + count, self.total):,} ({exc})"
+                f"{start + 1:,}–{min(start + count, self.total):,} ({gdal_message(exc, self.source)})"
             ) from None
         frame = pd.DataFrame({str(n): v for n, v in zip(meta["fields"], values, strict=True)})
         n = len(frame) if len(frame.columns) else (0 if wkb is None else len(wkb))
@@ -117,6 +120,7 @@ class CsvReader:
                 "--lon COLUMN --lat COLUMN (lng/lon/longitude/x/经度 and lat/latitude/y/纬度 are found by themselves)"
             )
         self.header = all_cols
+        self.coordinates, self.coordinates_how = self._coordinates(lon, lat)
         geo = {self.lon, self.lat, self.wkt}
         self.columns = [c for c in all_cols if c not in geo]
         self.declared_crs: str | None = None
@@ -124,6 +128,17 @@ class CsvReader:
         self.total = self._count_rows()
         if self.total == 0:
             raise ImportRejectedError(f"{source.name}: the CSV has a header but no rows")
+
+    def _coordinates(self, lon: str | None, lat: str | None) -> tuple[dict[str, str], str]:
+        """The columns the coordinates come from, and how they were chosen, for the report."""
+        if self.wkt:
+            return {"wkt": self.wkt}, f"a WKT column, found by its name ({'/'.join(WKT_NAMES)})"
+        assert self.lon and self.lat
+        if lon and lat:
+            return {"lon": self.lon, "lat": self.lat}, "given with --lon/--lat"
+        how = ("found by their names" if not (lon or lat)
+               else f"{'--lon' if lon else '--lat'} given, the other found by its name")
+        return {"lon": self.lon, "lat": self.lat}, f"{how}; --lon/--lat choose other columns"
 
     def _count_rows(self) -> int:
         lines = 0

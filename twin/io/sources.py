@@ -6,6 +6,8 @@ A :class:`Source` names one readable layer on disk. Zip archives are opened with
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +23,11 @@ EXTENSIONS: dict[str, Kind] = {".shp": "shapefile", ".gpkg": "gpkg", ".geojson":
                                ".fgb": "fgb", ".csv": "csv"}
 DRIVERS: dict[Kind, str] = {"shapefile": "ESRI Shapefile", "gpkg": "GPKG", "geojson": "GeoJSON",
                             "fgb": "FlatGeobuf", "csv": "CSV"}
+#: What twin reads, as the user is told when a file is not one of them.
+READABLE = ("Shapefile (.shp, or a .zip holding one), GeoPackage (.gpkg), GeoJSON (.geojson, .json), "
+            "FlatGeobuf (.fgb) and CSV with lon/lat or WKT columns")
+#: GDAL's advice to name a driver with a ``<DRIVER>:`` prefix, which a twin user cannot act on.
+_DRIVER_HINT = re.compile(r"[;.]?\s*It might help to specify the correct driver.*$", re.DOTALL)
 #: Files that travel with a shapefile; extracted from archives alongside the .shp.
 SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qpj")
 _MAGIC: dict[bytes, Kind] = {b"SQLite format 3\x00": "gpkg", b"fgb\x03": "fgb", b"\x00\x00\x27\x0a": "shapefile"}
@@ -40,6 +47,17 @@ class Source:
         return DRIVERS[self.kind]
 
 
+def gdal_message(exc: Exception, source: Source | Path) -> str:
+    """GDAL's message in a user's terms: the file by its name (never a work folder's path), without GDAL's
+    ``<DRIVER>:`` prefix advice, and with the formats twin reads when GDAL did not recognise the file."""
+    path, name = (source.path, source.name) if isinstance(source, Source) else (source, source.name)
+    text = _DRIVER_HINT.sub("", str(exc)).strip().rstrip(";. ")
+    text = text.replace(str(path), name).replace(f"{path.parent}{os.sep}", "")
+    if "not recognized as being in a supported file format" in text:
+        return f"its contents are in no format GDAL recognises; twin reads {READABLE}"
+    return text
+
+
 def sniff(path: Path) -> Kind:
     """The format of ``path`` by its first bytes, falling back on the extension (GeoJSON, CSV)."""
     with open(path, "rb") as fh:
@@ -57,10 +75,7 @@ def sniff(path: Path) -> Kind:
         return "geojson"
     if by_ext == "csv" or path.suffix.lower() in (".txt", ".tsv"):
         return "csv"
-    raise ImportRejectedError(
-        f"{path.name}: unknown format; twin imports Shapefile (.shp or .zip), GeoPackage (.gpkg), GeoJSON, "
-        "FlatGeobuf (.fgb) and CSV with lon/lat columns"
-    )
+    raise ImportRejectedError(f"{path.name}: unknown format; twin reads {READABLE}")
 
 
 def sidecar(shp: Path, ext: str) -> Path | None:
@@ -99,7 +114,7 @@ def _datasets(names: list[str]) -> list[str]:
 def _choose(found: list[str], wanted: str | None, where: str) -> tuple[str, str | None]:
     """The archive member to import, and the layer still to pick inside it (for a zipped GeoPackage)."""
     if not found:
-        raise ImportRejectedError(f"{where}: the archive holds no shapefile, GeoPackage, GeoJSON, FlatGeobuf or CSV")
+        raise ImportRejectedError(f"{where}: the archive holds no file twin reads; twin reads {READABLE}")
     if wanted is not None:
         hits = [n for n in found if wanted in (n, Path(n).stem, Path(n).name)]
         if len(hits) == 1:
@@ -130,7 +145,7 @@ def _gpkg_layer(path: Path, name: str, wanted: str | None) -> str:
     try:
         layers = [str(row[0]) for row in pyogrio.list_layers(path)]
     except DataSourceError as exc:
-        raise ImportRejectedError(f"{name}: not a readable GeoPackage ({exc})") from None
+        raise ImportRejectedError(f"{name}: not a readable GeoPackage ({gdal_message(exc, path)})") from None
     if wanted is not None and wanted in layers:
         return wanted
     if wanted is not None:
