@@ -6,20 +6,25 @@ Imports are sent as a GIS editor (a role that writes); reads that check them as 
 from __future__ import annotations
 
 import io
+import sqlite3
 import zipfile
 from collections.abc import Iterator
+from contextlib import chdir, contextmanager
 from pathlib import Path
 
 import geopandas as gpd
 import httpx
 import numpy as np
+import orjson
 import pytest
 import shapely
+from typer.testing import CliRunner
 
 from tests.api.conftest import Server, add_users, running
 from tests.query.twin_fixture import build_twin
 from tests.users import bearer
 from twin.catalogue import Catalogue
+from twin.cli import app as cli_app
 from twin.store import open_store
 
 
@@ -156,3 +161,160 @@ def test_upload_size_is_bounded(tmp_path: Path, catalogue: Catalogue) -> None:
         r = httpx.post(f"{url}/collections/hydrant/import", headers=bearer(tokens["gis_editor"]), timeout=120,
                        files=[("file", ("big.csv", b"kind,lon,lat\n" + b"underground,121.47,31.23\n" * 60_000))])
         assert r.status_code == 413 and "TWIN_MAX_UPLOAD_MB" in r.json()["description"]
+
+
+# -- files of realistic size, over HTTP and on the command line: one import path ------------------------------------
+
+runner = CliRunner()
+#: Report fields that differ between two runs of the same import (timing, sample timestamps, changeset ids).
+_VOLATILE = ("seconds", "samples", "changeset")
+
+
+def _essentials(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k not in _VOLATILE}
+
+
+def _cli_import(store: Path, path: Path, options: dict[str, str], *flags: str) -> dict:
+    """``twin import`` of ``path`` with the form's options as flags; its JSON report."""
+    out = path.with_suffix(".report.json")
+    args = [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", v)]
+    result = runner.invoke(cli_app, ["import", str(path), "--layer", "hydrant", "--store", str(store), *args,
+                                     *flags, "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    return orjson.loads(out.read_bytes())
+
+
+def _geojson_points(tmp_path: Path) -> tuple[Path, dict[str, str], int]:
+    path = tmp_path / "消火栓_3000.geojson"
+    _hydrants(3000, 11).assign(geometry=lambda f: f.geometry.translate(0.03, 0.0)).to_file(path, engine="pyogrio")
+    return path, {"map": "类型=kind"}, 0
+
+
+def _gbk_shapefile(tmp_path: Path) -> tuple[Path, dict[str, str], int]:
+    frame = _hydrants(2000, 12).rename(columns={"类型": "kind"})
+    frame = frame.assign(geometry=frame.geometry.translate(-0.03, 0.0)).to_crs("EPSG:4549")
+    frame.to_file(tmp_path / "hy.shp", encoding="GBK", engine="pyogrio")
+    path = tmp_path / "消火栓_gbk.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for part in tmp_path.glob("hy.*"):
+            z.write(part, f"导出/{part.name}")
+    return path, {}, 0
+
+
+def _csv_with_a_bad_row(tmp_path: Path) -> tuple[Path, dict[str, str], int]:
+    rng = np.random.default_rng(13)
+    lines = ["经度,纬度,kind,road"] + [
+        f"{121.47 + rng.random() * 0.01:.6f},{31.26 + rng.random() * 0.01:.6f},"
+        f"{'sideways' if i == 2000 else 'underground'},北京东路{i}号" for i in range(4000)]
+    path = tmp_path / "hydrants.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, {}, 1
+
+
+@pytest.mark.parametrize("make", [_geojson_points, _gbk_shapefile, _csv_with_a_bad_row])
+def test_realistic_files_import_over_http_as_on_the_command_line(writable: Server, tmp_path: Path, make) -> None:
+    path, options, bad = make(tmp_path)
+    files = [(path.name, path.read_bytes())]
+    before = _count(writable)
+    dry = _post(writable, files, **options)
+    assert dry.status_code == 200, dry.text[:500]
+    report = dry.json()["report"]
+    assert _essentials(report) == _essentials(_cli_import(writable.path, path, options, "--dry-run"))
+    n = report["read"] - bad
+    assert (report["inserted"], report["rejected"]) == (n, bad) and _count(writable) == before
+    assert dry.json()["preview"]["twin:actions"] == {"insert": n, **({"reject": bad} if bad else {})}
+    done = _post(writable, files, dry_run=False, **options)
+    assert done.status_code == 200, done.text[:500]
+    assert done.json()["report"]["inserted"] == n and isinstance(done.json()["changeset"], int)
+    assert _count(writable) == before + n
+    again = _cli_import(writable.path, path, options)  # the CLI finds every component the HTTP import made
+    assert (again["inserted"], again["unchanged"]) == (0, n)
+
+
+def test_a_csv_report_names_its_coordinate_columns(writable: Server) -> None:
+    csv = "东坐标,北坐标,kind\n121.4712,31.2311,underground\n".encode()
+    found = _post(writable, [("h.csv", csv)], lon="东坐标", lat="北坐标").json()["report"]
+    assert found["coordinates"] == {"lon": "东坐标", "lat": "北坐标"}
+    assert found["coordinates_how"] == "given with --lon/--lat"
+
+
+def test_a_file_gdal_cannot_read_is_explained_in_twin_terms(writable: Server) -> None:
+    r = _post(writable, [("survey.json", b'{"a":')])
+    assert r.status_code == 422, r.text
+    text = r.json()["description"]
+    assert text.startswith("survey.json: not a readable GeoJSON file") and "twin reads Shapefile" in text
+    assert "DRIVER" not in text and "prefix" not in text and "twin-upload" not in text and "/tmp" not in text
+
+
+@pytest.mark.parametrize(("form", "flags"), [
+    ({"extent": "121.6,31.1,121.4,31.3"}, ["--extent", "121.6,31.1,121.4,31.3"]),
+    ({"map": "路名 road"}, ["--map", "路名 road"]),
+    ({"mapping": "- just\n- a list\n"}, None),
+])
+def test_the_form_and_the_command_line_refuse_the_same_options_alike(writable: Server, tmp_path: Path,
+                                                                      form: dict, flags: list[str] | None) -> None:
+    csv = tmp_path / "h.csv"
+    csv.write_text("kind,lon,lat\nunderground,121.47,31.23\n", encoding="utf-8")
+    if flags is None:
+        (tmp_path / "mapping").write_text(form["mapping"], encoding="utf-8")
+        flags = ["--mapping", "mapping"]
+    r = _post(writable, [("h.csv", csv.read_bytes())], **form)
+    assert r.status_code in (400, 422), r.text[:300]
+    with chdir(tmp_path):
+        result = runner.invoke(cli_app, ["import", "h.csv", "--layer", "hydrant", "--store", str(writable.path),
+                                         *flags])
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == f"error: {r.json()['description']}"
+
+
+# -- every outcome is audited ---------------------------------------------------------------------------------------
+
+@contextmanager
+def _failing_inserts(store: Path, layer: str) -> Iterator[None]:
+    """Make every insert into ``layer`` fail inside SQLite, as a full disk would, for the duration of the block."""
+    conn = sqlite3.connect(store)
+    conn.execute(f"CREATE TRIGGER test_disk_full BEFORE INSERT ON {layer} "
+                 "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.execute("DROP TRIGGER test_disk_full")
+        conn.commit()
+        conn.close()
+
+
+def _import_events(server: Server, **params: str) -> list[dict]:
+    params = {"action": "import", "layer": "hydrant", **params}
+    return server.get("/audit", role="admin", params=params).json()["events"]
+
+
+def test_an_import_failing_inside_the_store_is_audited_and_answered_without_internals(writable: Server,
+                                                                                     tmp_path: Path) -> None:
+    path = tmp_path / "h.geojson"
+    _hydrants(50, 21).to_file(path, engine="pyogrio")
+    before = _count(writable)
+    with _failing_inserts(writable.path, "hydrant"):
+        r = _post(writable, [(path.name, path.read_bytes())], map="类型=kind", dry_run=False)
+    assert r.status_code == 500
+    body = r.json()
+    assert body["code"] == "ServerError" and "disk" not in r.text and "Integrity" not in r.text
+    assert _count(writable) == before
+    (event,) = [e for e in _import_events(writable, outcome="failed") if body["request_id"] in e["detail"]]
+    assert (event["status"], event["role"], event["count"]) == (500, "gis_editor", None)
+    assert event["detail"].startswith("internal error (IntegrityError)")
+    listed = runner.invoke(cli_app, ["audit", "--outcome", "failed", "--json", "--store", str(writable.path)])
+    assert body["request_id"] in listed.output
+
+
+@pytest.mark.parametrize(("files", "data", "status"), [
+    ([("a.csv", b"kind,lon,lat\nunderground,121.47,31.23\n")], {"dry_run": "maybe"}, 400),
+    ([("a.csv", b"kind,lon,lat\nunderground,121.47,31.23\n")], {"map": "nonsense"}, 422),
+    ([], {}, 400),
+])
+def test_refused_http_imports_are_audited_as_rejected(writable: Server, files: list, data: dict,
+                                                      status: int) -> None:
+    r = _post(writable, files, **data)
+    assert r.status_code == status
+    events = _import_events(writable, outcome="rejected")
+    assert any(e["detail"] == r.json()["description"] and e["status"] == status for e in events)

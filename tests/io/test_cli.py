@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.io.conftest import hydrant_frame, write
 from twin.catalogue import load_catalogue
 from twin.cli import app
+from twin.cli.audit import audited
+from twin.cli.common import settings
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
 
@@ -43,7 +47,7 @@ def test_dry_run_with_mapping_shows_samples_and_writes_nothing(tmp_path):
                                  "--map", "路名=road"])
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "sample: insert" in result.output and "路名 → road" in result.output
-    assert _count(store) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.geojson"]  # no store, -wal, -shm or access db
 
 
 def test_refused_import_exits_1_with_a_clear_message(tmp_path):
@@ -72,3 +76,83 @@ def test_export_writes_the_file_and_reports_renamed_fields(tmp_path):
     assert result.exit_code == 0, result.output
     assert "exported 8" in result.output and "outlet_dia" in result.output
     assert (tmp_path / "out.cpg").exists()
+
+
+def _audit(store, *args: str) -> list[dict]:
+    result = runner.invoke(app, ["audit", "--json", "--store", str(store), *args])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def test_a_csv_report_says_which_columns_held_the_coordinates(tmp_path):
+    src = tmp_path / "lights.csv"
+    src.write_text("纬度,经度,lamp_type\n31.2301,121.4702,led\n31.2302,121.4705,led\n", encoding="utf-8")
+    result = runner.invoke(app, ["import", str(src), "--layer", "street_light", "--store", str(tmp_path / "t.gpkg"),
+                                 "--dry-run", "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "coordinates" in result.output and "lon: 经度, lat: 纬度" in result.output
+    assert "found by their names" in result.output
+    data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert data["coordinates"] == {"lon": "经度", "lat": "纬度"} and "found by their names" in data["coordinates_how"]
+
+
+def test_a_refused_import_into_a_store_that_does_not_exist_creates_nothing(tmp_path):
+    src = tmp_path / "h.geojson"
+    src.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
+    for flags in ([], ["--dry-run"], ["--extent", "121.6,31.1,121.4,31.3"]):
+        result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(tmp_path / "t.gpkg"),
+                                     *flags])
+        assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.geojson"]
+
+
+def test_an_import_into_a_new_store_creates_it_and_audits_it(tmp_path):
+    store = tmp_path / "new" / "twin.gpkg"
+    store.parent.mkdir()
+    result = runner.invoke(app, ["import", str(write(hydrant_frame(), tmp_path / "h.gpkg")), "--layer", "hydrant",
+                                 "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert _count(store) == 8
+    (event,) = _audit(store)
+    assert (event["outcome"], event["count"]) == ("ok", 8)
+
+
+def test_an_import_refused_for_its_options_is_audited(tmp_path):
+    store = tmp_path / "twin.gpkg"
+    src = write(hydrant_frame(), tmp_path / "h.gpkg")
+    assert runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(store)]).exit_code == 0
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("- not\n- a mapping\n", encoding="utf-8")
+    for flags in (["--extent", "1,2,3"], ["--mapping", str(mapping)], ["--map", "nonsense"]):
+        result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(store), *flags])
+        assert result.exit_code == 1
+    refused = _audit(store, "--outcome", "rejected")
+    assert [e["detail"].split(": ", 1)[1][:10] for e in refused] == ["--map 'non", f"{mapping}"[:10], "--extent '"]
+
+
+def test_an_import_failing_inside_the_store_is_audited_as_failed(tmp_path):
+    store = tmp_path / "twin.gpkg"
+    src = write(hydrant_frame(), tmp_path / "h.gpkg")
+    assert runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(store)]).exit_code == 0
+    conn = sqlite3.connect(store)
+    conn.execute("CREATE TRIGGER disk_full BEFORE INSERT ON hydrant BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    conn.commit()
+    conn.close()
+    moved = hydrant_frame().assign(geometry=hydrant_frame().geometry.translate(0.001, 0.0))
+    result = runner.invoke(app, ["import", str(write(moved, tmp_path / "moved.gpkg")), "--layer", "hydrant",
+                                 "--store", str(store)])
+    assert result.exit_code != 0
+    assert _count(store) == 8
+    (failed,) = _audit(store, "--outcome", "failed")
+    assert failed["layer"] == "hydrant" and failed["detail"].endswith("moved.gpkg: IntegrityError: disk full")
+
+
+def test_an_interrupted_import_is_audited_as_failed(tmp_path):
+    store = tmp_path / "twin.gpkg"
+    assert runner.invoke(app, ["import", str(write(hydrant_frame(), tmp_path / "h.gpkg")), "--layer", "hydrant",
+                               "--store", str(store)]).exit_code == 0
+    cfg = settings(store)
+    with pytest.raises(KeyboardInterrupt), audited(cfg, "import", "hydrant", "big.shp"):
+        raise KeyboardInterrupt
+    (failed,) = _audit(store, "--outcome", "failed")
+    assert failed["detail"] == "big.shp: interrupted"

@@ -122,11 +122,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
+def server_error(request: Request, exc: BaseException) -> tuple[str, Response]:
+    """Log ``exc`` with its traceback under a new request id; the id, and the 500 that quotes only the id."""
     request_id = uuid.uuid4().hex[:16]
     log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
-    return error_response(500, "ServerError", f"internal error; quote request id {request_id} to the operator",
-                          request_id=request_id)
+    return request_id, error_response(500, "ServerError", f"internal error; quote request id {request_id} to the "
+                                      "operator", request_id=request_id)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return server_error(request, exc)[1]
 
 
 def install(app: FastAPI) -> None:

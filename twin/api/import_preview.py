@@ -1,81 +1,55 @@
 """What an import did to each row, for drawing on a map: insert, update, unchanged, or reject.
 
 :func:`twin.io.import_file` reports counts and problems; the web import page also shows every row in
-place. :class:`RecordingStore` stands in for the store during the import and watches what passes
-through its writer, without changing any behaviour: the plans the store makes (keys and actions)
-and the rows it refuses (with their geometries and the reasons).
+place. :class:`ImportPreview` is handed to the import as its row observer (the same import the
+command line runs, with the real store): it is told the plan the store made for every row (key and
+action) and every row set aside (geometry and reasons), and keeps them as GeoJSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-import geopandas as gpd
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 
-from twin.errors import SchemaViolationError
-from twin.store.geopackage import GeoPackageStore
+from twin.store.base import WritePlan
 
 #: Most rows drawn in a preview; the report's counts always cover the whole file.
 MAX_PREVIEW = 5000
 
 
-class _RecordingWriter:
-    """A store ``LayerWriter`` that remembers what each ``add`` planned or refused."""
+class ImportPreview:
+    """A :class:`twin.io.rows.RowObserver` that keeps up to :data:`MAX_PREVIEW` rows as GeoJSON features."""
 
-    def __init__(self, writer: Any, features: list[dict[str, object]]) -> None:
-        self._writer = writer
-        self._features = features
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._writer, name)
-
-    def add(self, frame: gpd.GeoDataFrame) -> Any:
-        try:
-            plan = self._writer.add(frame)
-        except SchemaViolationError as exc:
-            reasons: dict[int, list[str]] = {}
-            for row, name, message in exc.problems:
-                reasons.setdefault(row, []).append(f"{name}: {message}")
-            geoms = frame.geometry.to_numpy()
-            for row, why in sorted(reasons.items()):
-                self._keep(geoms[row] if 0 <= row < len(geoms) else None, "reject", None, "; ".join(why))
-            raise
-        geoms = plan.frame.geometry.to_numpy()
-        for i, (key, action) in enumerate(zip(plan.frame["key"].tolist(), plan.action.tolist(), strict=True)):
-            self._keep(geoms[i], str(action), str(key), "")
-        return plan
-
-    def _keep(self, geom: object, action: str, key: str | None, problems: str) -> None:
-        if len(self._features) >= MAX_PREVIEW:
-            return
-        shape = None if geom is None or shapely.is_missing(geom) else shapely.geometry.mapping(geom)
-        self._features.append({"type": "Feature", "geometry": shape,
-                               "properties": {"action": action, "key": key, "problems": problems}})
-
-
-class RecordingStore:
-    """The real store, whose writers are watched; everything else passes straight through."""
-
-    def __init__(self, store: GeoPackageStore) -> None:
-        self._store = store
+    def __init__(self) -> None:
         self.features: list[dict[str, object]] = []
+        self.actions: dict[str, int] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    def planned(self, plan: WritePlan) -> None:
+        room = max(MAX_PREVIEW - len(self.features), 0)
+        self._count(plan.action.tolist())
+        self._keep(plan.frame.geometry.to_numpy()[:room], [str(a) for a in plan.action[:room]],
+                   [str(k) for k in plan.frame["key"].to_numpy()[:room]], [""] * min(room, len(plan.action)))
 
-    @contextmanager
-    def writer(self, layer: str, **options: Any) -> Iterator[_RecordingWriter]:
-        with self._store.writer(layer, **options) as w:
-            yield _RecordingWriter(w, self.features)
+    def rejected(self, geoms: NDArray[np.object_], reasons: list[str]) -> None:
+        room = max(MAX_PREVIEW - len(self.features), 0)
+        self._count(["reject"] * len(reasons))
+        self._keep(geoms[:room], ["reject"] * min(room, len(reasons)), [None] * min(room, len(reasons)),
+                   reasons[:room])
 
-    def preview(self) -> dict[str, object]:
-        """The rows seen, as a GeoJSON FeatureCollection in lon/lat."""
-        counts = dict(zip(*np.unique([f["properties"]["action"] for f in self.features],  # type: ignore[index]
-                                     return_counts=True), strict=True)) if self.features else {}
+    def _count(self, actions: list[str]) -> None:
+        for action in actions:
+            self.actions[action] = self.actions.get(action, 0) + 1
+
+    def _keep(self, geoms: NDArray[np.object_], actions: list[str], keys: list[str | None],
+              problems: list[str]) -> None:
+        for geom, action, key, why in zip(geoms, actions, keys, problems, strict=True):
+            shape = None if geom is None or shapely.is_missing(geom) else shapely.geometry.mapping(geom)
+            self.features.append({"type": "Feature", "geometry": shape,
+                                  "properties": {"action": action, "key": key, "problems": why}})
+
+    def collection(self) -> dict[str, object]:
+        """The rows seen, as a GeoJSON FeatureCollection in lon/lat, with the count of every action."""
         return {"type": "FeatureCollection", "features": self.features,
-                "twin:truncated": len(self.features) >= MAX_PREVIEW,
-                "twin:actions": {str(k): int(v) for k, v in counts.items()}}
+                "twin:truncated": sum(self.actions.values()) > len(self.features),
+                "twin:actions": dict(self.actions)}

@@ -2,10 +2,15 @@
 
 The upload is bounded before it is read: a request without ``Content-Length`` is refused (411) and
 one above ``max_upload_mb`` gets a 413. The file (one zip or file, or a shapefile's parts as several
-``file`` fields) is handed to :func:`twin.io.import_file`, which applies the same zip defences,
-encoding and CRS detection, repairs and checks as the command line. ``dry_run`` defaults to true:
-nothing is written unless the client says ``dry_run=false``. The answer is the report, a GeoJSON
+``file`` fields) is handed to :func:`twin.io.import_file` with options built by
+:func:`twin.io.options.import_options`, exactly as ``twin import`` does: the same zip defences,
+encoding and CRS detection, repairs and checks, on the service's own store. ``dry_run`` defaults to
+true: nothing is written unless the client says ``dry_run=false``. The answer is the report, a GeoJSON
 preview of every row with its action (what the web import page draws) and the changeset id.
+
+Every outcome is audited: ``ok``, ``rejected`` (a refused request or file, with the reason) and
+``failed`` (an error nobody expected: the client gets a 500 quoting a request id, never the error,
+and the trail and the log hold the id).
 """
 
 from __future__ import annotations
@@ -19,21 +24,21 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twin.access import Principal
 from twin.api import render
 from twin.api.auth import Who
 from twin.api.deps import LayerPath, layer_spec, service
-from twin.api.errors import PayloadTooLargeError
-from twin.api.import_preview import RecordingStore
-from twin.errors import ImportRejectedError, InvalidQueryError
+from twin.api.errors import PayloadTooLargeError, server_error, status_of
+from twin.api.import_preview import ImportPreview
+from twin.catalogue import LayerSpec
+from twin.errors import InvalidQueryError, TwinError
 from twin.io import ImportOptions, import_file
-from twin.io.mapping import load_mapping_file, parse_pairs
+from twin.io.options import import_options
 
 router = APIRouter(tags=["twin extensions"])
 _SAFE_NAME = re.compile(r"[^\w.\-]+")
-_FLAGS = ("allow_outside", "dry_run", "strict")
-_TEXT = ("source_layer", "encoding", "crs", "lon", "lat", "note")
 _FORM_SCHEMA = {
     "type": "object",
     "required": ["file"],
@@ -48,6 +53,7 @@ _FORM_SCHEMA = {
         "lat": {"type": "string", "description": "CSV column with latitudes or northings."},
         "map": {"type": "array", "items": {"type": "string"}, "description": "SOURCE_COLUMN=field (repeatable)."},
         "mapping": {"type": "string", "description": "YAML mapping document (fields: and values:)."},
+        "extent": {"type": "string", "description": "City extent minx,miny,maxx,maxy (default: the service's)."},
         "allow_outside": {"type": "boolean", "description": "Import features outside the city extent too."},
         "dry_run": {"type": "boolean", "default": True,
                     "description": "Report what would happen and write nothing (the default); false imports."},
@@ -64,6 +70,11 @@ def _flag(form: FormData, name: str, default: bool = False) -> bool:
     return raw in ("true", "1", "yes", "on")
 
 
+def _text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
 def _check_size(request: Request) -> None:
     limit = request.app.state.settings.max_upload_mb * 1024 * 1024
     length = request.headers.get("content-length")
@@ -74,25 +85,21 @@ def _check_size(request: Request) -> None:
                                    f"({request.app.state.settings.max_upload_mb} MB, setting TWIN_MAX_UPLOAD_MB)")
 
 
-def _options(form: FormData, workdir: Path, request: Request, author: str) -> ImportOptions:
-    text = {k: str(form[k]) for k in _TEXT if isinstance(form.get(k), str) and str(form[k]).strip()}
-    pairs: dict[str, str] = {}
-    values: dict[str, dict[str, object]] = {}
-    mapping = form.get("mapping")
-    if isinstance(mapping, str) and mapping.strip():
-        doc = workdir / "mapping.yaml"
-        doc.write_text(mapping, encoding="utf-8")
-        pairs, values = load_mapping_file(doc)
-    pairs.update(parse_pairs([str(v) for v in form.getlist("map")]))
-    cfg = request.app.state.settings
-    flags = {k: _flag(form, k, default=k == "dry_run") for k in _FLAGS}
-    return ImportOptions(mapping=pairs, values=values, extent=cfg.city_bbox, author=author,
-                         **flags, **text)  # type: ignore[arg-type]
+def _options(form: FormData, request: Request, author: str) -> ImportOptions:
+    """The form's fields as the same typed options ``twin import`` builds from its flags."""
+    return import_options(
+        city_bbox=request.app.state.settings.city_bbox, author=author, source_layer=_text(form, "source_layer"),
+        encoding=_text(form, "encoding"), crs=_text(form, "crs"), lon=_text(form, "lon"), lat=_text(form, "lat"),
+        maps=[str(v) for v in form.getlist("map")], mapping=_text(form, "mapping"), mapping_name="mapping",
+        extent=_text(form, "extent"), allow_outside=_flag(form, "allow_outside"),
+        dry_run=_flag(form, "dry_run", default=True), strict=_flag(form, "strict"), note=_text(form, "note") or "")
 
 
-def _audit(request: Request, who: Principal, layer: str, outcome: str, count: int | None, detail: str) -> None:
-    request.app.state.gate.audit.record("import", outcome, user=who.name, role=who.role.name, method="POST",
-                                        path=str(request.url.path), layer=layer, count=count, detail=detail[:500])
+def _audit(request: Request, who: Principal, layer: str, outcome: str, status: int, count: int | None,
+           detail: str) -> None:
+    request.app.state.gate.audit.record("import", outcome, user=who.name, role=who.role.name, status=status,
+                                        method="POST", path=str(request.url.path), layer=layer, count=count,
+                                        detail=detail[:500])
 
 
 async def _save(uploads: list[UploadFile], workdir: Path) -> Path:
@@ -114,6 +121,33 @@ async def _save(uploads: list[UploadFile], workdir: Path) -> Path:
     return shp[0]
 
 
+async def _import(request: Request, who: Principal, spec: LayerSpec) -> Response:
+    """Receive the upload and import it; every error is raised for the caller to audit."""
+    if not request.app.state.settings.import_enabled:
+        raise HTTPException(403, "imports over HTTP are switched off on this server (TWIN_IMPORT_ENABLED)")
+    _check_size(request)
+    try:
+        form = await request.form(max_files=20, max_fields=100)
+    except Exception as exc:  # Starlette raises several types for a malformed multipart body
+        raise InvalidQueryError(f"the body is not a valid multipart form: {str(exc)[:200]}") from None
+    workdir = Path(tempfile.mkdtemp(prefix="twin-upload-"))
+    try:
+        uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile)]
+        if not uploads:
+            raise InvalidQueryError("send the file to import in a form field named 'file'")
+        options = _options(form, request, author=str(who.name))
+        path = await _save(uploads, workdir)
+        preview = ImportPreview()
+        report = await run_in_threadpool(import_file, service(request).store, path, spec.id, options,
+                                         observer=preview)
+    finally:
+        await form.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    _audit(request, who, spec.id, "ok", 200, report.inserted + report.updated, report.summary())
+    return render.json_response({"report": report.to_dict(), "preview": preview.collection(),
+                                 "changeset": report.changeset})
+
+
 @router.post("/collections/{collectionId}/import", summary="Twin extension: import a GIS file into a layer",
              description="Multipart upload with the options of `twin import`; `dry_run` defaults to true. 200 with "
                          "`report`, `preview` (every row as GeoJSON with its action: insert, update, unchanged, "
@@ -125,30 +159,22 @@ async def _save(uploads: list[UploadFile], workdir: Path) -> Path:
 async def import_upload(request: Request, who: Who, layer: LayerPath) -> Response:
     spec = layer_spec(request, layer)
     who.check_write(spec.id)
-    if not request.app.state.settings.import_enabled:
-        raise HTTPException(403, "imports over HTTP are switched off on this server (TWIN_IMPORT_ENABLED)")
-    _check_size(request)
     try:
-        form = await request.form(max_files=20, max_fields=100)
-    except Exception as exc:  # Starlette raises several types for a malformed multipart body
-        raise InvalidQueryError(f"the body is not a valid multipart form: {str(exc)[:200]}") from None
-    uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile)]
-    if not uploads:
-        raise InvalidQueryError("send the file to import in a form field named 'file'")
-    workdir = Path(tempfile.mkdtemp(prefix="twin-upload-"))
-    try:
-        path = await _save(uploads, workdir)
-        options = _options(form, workdir, request, author=str(who.name))
-        watched = RecordingStore(service(request).store)
-        report = await run_in_threadpool(import_file, watched, path, spec.id, options)
-    except ImportRejectedError as exc:
-        _audit(request, who, spec.id, "rejected", None, str(exc))
+        return await _import(request, who, spec)
+    except StarletteHTTPException as exc:
+        _audit(request, who, spec.id, "rejected", exc.status_code, None, str(exc.detail))
         raise
-    finally:
-        await form.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-    counts = f"read {report.read}, inserted {report.inserted}, updated {report.updated}, rejected {report.rejected}"
-    _audit(request, who, spec.id, "ok", report.inserted + report.updated,
-           f"{'dry run' if report.dry_run else f'changeset {report.changeset}'} of {uploads[0].filename}: {counts}")
-    return render.json_response({"report": report.to_dict(), "preview": watched.preview(),
-                                 "changeset": report.changeset})
+    except TwinError as exc:
+        status = status_of(exc)[0]
+        _audit(request, who, spec.id, "failed" if status >= 500 else "rejected", status, None, str(exc))
+        raise
+    except Exception as exc:
+        return _failed(request, who, spec, exc)
+
+
+def _failed(request: Request, who: Principal, spec: LayerSpec, exc: Exception) -> Response:
+    """An error nobody expected: logged with a request id, audited as failed, answered without its text."""
+    request_id, response = server_error(request, exc)
+    _audit(request, who, spec.id, "failed", response.status_code, None,
+           f"internal error ({type(exc).__name__}); request id {request_id}, details in the service log")
+    return response

@@ -1,7 +1,9 @@
 """``twin audit`` (query the audit trail) and the trail of the command line's own writes.
 
 ``twin import``, ``twin export`` and ``twin demo`` record what they did (or why they did not) as the
-local operator, ``local:<OS user>``, in the same access database the service writes to.
+local operator, ``local:<OS user>``, in the same access database the service writes to: every outcome,
+including errors nobody expected and an interrupted command. A command on a store that does not exist
+(and whose access database does not either) records nothing, since recording would create the files.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -24,12 +27,14 @@ from twin.access.db import AccessDB
 from twin.access.users import now
 from twin.cli.access import access_db, opened_gate, operator
 from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, settings
-from twin.errors import ImportRejectedError, InvalidQueryError
+from twin.errors import ImportRejectedError, InvalidQueryError, TwinError
 from twin.settings import TwinSettings
 
 _AGE = re.compile(r"^(\d{1,6})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _COLOURS = {"ok": "green", "denied": "yellow", "rejected": "yellow", "failed": "red"}
+#: Errors that refuse the user's input, recorded as ``rejected``; any other error is ``failed``.
+_REFUSALS = (ImportRejectedError, InvalidQueryError)
 
 
 def register(app: typer.Typer) -> None:
@@ -98,8 +103,11 @@ def record(cfg: TwinSettings, action: str, outcome: str, *, layer: str | None, c
            detail: str = "") -> None:
     """Write one event as the local operator. A trail that cannot be written is a warning: the command's own
     result (or error) matters more."""
+    path = access_db(cfg)
+    if not path.exists() and not Path(cfg.store).exists():
+        return
     try:
-        log = AuditLog(AccessDB(access_db(cfg)))
+        log = AuditLog(AccessDB(path))
     except (OSError, sqlite3.Error) as exc:
         err_console.print(f"[yellow]warning:[/] could not write the audit trail: {exc}", highlight=False)
         return
@@ -119,12 +127,17 @@ class Done:
 @contextmanager
 def audited(cfg: TwinSettings, action: str, layer: str | None, subject: str) -> Iterator[Done]:
     """Record the command in the block: ``ok`` with what it set on :class:`Done`, ``rejected`` when the
-    input was refused, ``failed`` with the error otherwise (the error is raised on)."""
+    input was refused, ``failed`` with the error otherwise, interruptions included (the error is raised on)."""
     done = Done()
     try:
         yield done
-    except Exception as exc:
-        outcome = "rejected" if isinstance(exc, ImportRejectedError) else "failed"
-        record(cfg, action, outcome, layer=layer, detail=f"{subject}: {exc or type(exc).__name__}")
+    except BaseException as exc:
+        if isinstance(exc, _REFUSALS):
+            outcome, why = "rejected", str(exc)
+        elif isinstance(exc, KeyboardInterrupt):
+            outcome, why = "failed", "interrupted"
+        else:
+            outcome, why = "failed", str(exc) if isinstance(exc, TwinError) else f"{type(exc).__name__}: {exc}"
+        record(cfg, action, outcome, layer=layer, detail=f"{subject}: {why}")
         raise
     record(cfg, action, "ok", layer=layer, count=done.count, detail=done.detail)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,11 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from twin.cli.audit import audited
 from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, opened, settings
-from twin.errors import InvalidQueryError, TwinError
-from twin.io import ExportOptions, ImportOptions, export_layer, import_file
-from twin.io.mapping import load_mapping_file, parse_pairs
+from twin.errors import TwinError
+from twin.io import ExportOptions, export_layer, import_file
+from twin.io.mapping import read_mapping_file
+from twin.io.options import import_options, parse_bbox
 from twin.io.render import show_export, show_import
-from twin.io.report import ImportReport
+from twin.settings import TwinSettings
+from twin.store.geopackage import GeoPackageStore
 
 
 def register(app: typer.Typer) -> None:
@@ -23,29 +28,28 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_command)
 
 
-def parse_bbox(text: str, flag: str) -> tuple[float, float, float, float]:
-    """``minx,miny,maxx,maxy`` as four floats in order, or a clear error."""
-    try:
-        v = [float(p) for p in text.split(",")]
-    except ValueError:
-        v = []
-    if len(v) != 4 or v[0] >= v[2] or v[1] >= v[3]:
-        raise InvalidQueryError(f"{flag} {text!r}: give minx,miny,maxx,maxy in lon/lat, such as 121.4,31.1,121.6,31.3")
-    return v[0], v[1], v[2], v[3]
-
-
-def _import_detail(result: ImportReport) -> str:
-    what = "dry run" if result.dry_run else f"changeset {result.changeset}"
-    return (f"{what} of {result.source}: read {result.read}, inserted {result.inserted}, updated {result.updated}, "
-            f"rejected {result.rejected}")
-
-
-def _options(cfg_bbox: tuple[float, float, float, float], maps: list[str], mapping: Path | None,
-             extent: str | None, **given: object) -> ImportOptions:
-    pairs, values = load_mapping_file(mapping) if mapping else ({}, {})
-    pairs.update(parse_pairs(maps))
-    box = parse_bbox(extent, "--extent") if extent else cfg_bbox
-    return ImportOptions(mapping=pairs, values=values, extent=box, **given)  # type: ignore[arg-type]
+@contextmanager
+def _import_store(cfg: TwinSettings, dry_run: bool) -> Iterator[GeoPackageStore]:
+    """The store to import into. One that does not exist yet is made only by a real import that succeeds: a dry
+    run plans against an empty store in a temporary folder, and a failed import removes the files it created."""
+    path = Path(cfg.store)
+    if path.exists() and not (path.is_file() and path.stat().st_size == 0):
+        with opened(cfg) as st:
+            yield st
+    elif dry_run:
+        with tempfile.TemporaryDirectory(prefix="twin-dry-run-") as tmp, opened(
+                cfg.model_copy(update={"store": Path(tmp) / path.name}), create=True) as st:
+            yield st
+    else:
+        existed = path.exists()
+        try:
+            with opened(cfg, create=True) as st:
+                yield st
+        except BaseException:
+            if not existed:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise
 
 
 @friendly
@@ -71,16 +75,19 @@ def import_command(
     """Import a GIS file into a layer: encoding, CRS, repair and checks, all or nothing, with a report."""
     cfg = settings(store, layers)
     try:
-        options = _options(cfg.city_bbox, map_ or [], mapping, extent, source_layer=source_layer, encoding=encoding,
-                           crs=crs, lon=lon, lat=lat, allow_outside=allow_outside, dry_run=dry_run, strict=strict,
-                           author=cfg.author, note=note)
-        with audited(cfg, "import", layer, str(path)) as done, opened(cfg, create=True) as st, Progress(
-                TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=err_console, transient=True) as bar:
-            task = bar.add_task("import", total=None)
-            result = import_file(st, path, layer, options,
-                                 progress=lambda n, total: bar.update(task, completed=n, total=total))
-            done.count, done.detail = result.inserted + result.updated, _import_detail(result)
+        with audited(cfg, "import", layer, str(path)) as done:
+            options = import_options(
+                city_bbox=cfg.city_bbox, author=cfg.author, source_layer=source_layer, encoding=encoding, crs=crs,
+                lon=lon, lat=lat, maps=map_ or [], mapping=read_mapping_file(mapping) if mapping else None,
+                mapping_name=str(mapping), extent=extent, allow_outside=allow_outside, dry_run=dry_run,
+                strict=strict, note=note)
+            with _import_store(cfg, dry_run) as st, Progress(
+                    TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=True) as bar:
+                task = bar.add_task("import", total=None)
+                result = import_file(st, path, layer, options,
+                                     progress=lambda n, total: bar.update(task, completed=n, total=total))
+            done.count, done.detail = result.inserted + result.updated, result.summary()
     except TwinError as exc:
         if report is not None:
             report.write_bytes(orjson.dumps({"source": str(path), "layer": layer, "error": str(exc), "imported": 0},

@@ -6,6 +6,7 @@ file row number, and the other rows are imported; ``strict`` fails the whole fil
 with the file itself (unreadable, unsafe archive, unknown CRS, geometry kinds the layer does not take,
 a CSV that changes header, absurd values, or no importable row at all) imports nothing. Every write goes
 through one ``store.writer`` changeset, so a failure at any point leaves the store exactly as it was.
+The command line, the HTTP import and the demo all import through :func:`import_file`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import shapely
 from twin.errors import ImportRejectedError
 from twin.io import archive, checks, encoding
 from twin.io.crs_detect import CrsChoice, resolve_crs
+from twin.io.duplicates import DuplicateCheck
 from twin.io.mapping import build_mapping
 from twin.io.readers import Chunk, CsvReader, OgrReader, open_reader
 from twin.io.report import ImportReport
-from twin.io.rows import ChunkWriter
+from twin.io.rows import ChunkWriter, RowObserver
 from twin.io.sources import Source, open_source, sidecar
 from twin.settings import TwinSettings
 from twin.store.base import BBox
@@ -110,8 +112,11 @@ def _chunks(reader: OgrReader | CsvReader, size: int) -> tuple[Chunk, Iterator[C
 
 
 def import_file(store: GeoPackageStore, path: Path | str, layer: str, options: ImportOptions | None = None,
-                progress: Progress | None = None) -> ImportReport:
+                progress: Progress | None = None, observer: RowObserver | None = None) -> ImportReport:
     """Import the layer in ``path`` (a file or a zip) into ``layer`` of ``store`` and report what happened.
+
+    ``progress(rows_read, total)`` is called after every chunk; ``observer`` is told what becomes of
+    every row (the web import page draws it).
 
     Raises
     ------
@@ -130,7 +135,8 @@ def import_file(store: GeoPackageStore, path: Path | str, layer: str, options: I
             raise ImportRejectedError(f"{source.name}: the file contains no features")
         _check_declared_type(reader, source, spec.geometry.value, spec.id)
         report = ImportReport(source.name, spec.id, source.driver, enc.encoding, enc.how, dry_run=options.dry_run,
-                              strict=options.strict)
+                              strict=options.strict, coordinates=reader.coordinates,
+                              coordinates_how=reader.coordinates_how)
         mapping = build_mapping(reader.columns, spec, options.mapping, options.values)
         report.mapping, report.ignored_columns = dict(mapping.pairs), list(mapping.ignored)
         first, chunks = _chunks(reader, options.chunk_size)
@@ -138,7 +144,9 @@ def import_file(store: GeoPackageStore, path: Path | str, layer: str, options: I
         report.crs, report.crs_how = choice.crs.name, choice.how
         if choice.warning:
             report.warnings.append(choice.warning)
-        rows = ChunkWriter(spec, mapping, choice.crs, options, report, reader.total)
+        duplicates = DuplicateCheck(store, spec)
+        rows = ChunkWriter(spec, mapping, choice.crs, options, report, reader.total, duplicates=duplicates,
+                           observer=observer)
         with store.writer(spec.id, author=options.author, source=source.name, kind="import",
                           source_crs=choice.crs.name, note=options.note, dry_run=options.dry_run) as w:
             for chunk in chunks:
@@ -147,8 +155,8 @@ def import_file(store: GeoPackageStore, path: Path | str, layer: str, options: I
                     progress(report.read, reader.total)
             rows.finish()
             offset = checks.offset_warning(store, *rows.sample.arrays(), choice.crs.offset)
-            if offset:
-                report.warnings.append(offset)
+            report.duplicates = duplicates.count
+            report.warnings += [text for text in (offset, duplicates.warning()) if text]
         report.changeset = None if w.changeset is None else w.changeset.id
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -56,21 +56,34 @@ def parse_pairs(items: list[str]) -> dict[str, str]:
     return out
 
 
-def load_mapping_file(path: Path) -> tuple[dict[str, str], dict[str, dict[str, object]]]:
-    """Field pairs and value tables from a YAML mapping file (see the module docstring)."""
+def read_mapping_file(path: Path) -> str:
+    """The text of a YAML mapping file, or a clear refusal."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ImportRejectedError(f"{path}: not a readable UTF-8 YAML mapping file ({exc})") from None
+
+
+def parse_mapping(text: str, name: str) -> tuple[dict[str, str], dict[str, dict[str, object]]]:
+    """Field pairs and value tables from a YAML mapping document (see the module docstring) called ``name``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ImportRejectedError(f"{name}: not a readable YAML mapping ({exc})") from None
     if not isinstance(data, Mapping):
-        raise ImportRejectedError(f"{path}: expected 'fields:' (and optionally 'values:') at the top level")
+        raise ImportRejectedError(f"{name}: expected 'fields:' (and optionally 'values:') at the top level")
     fields = data.get("fields", data if "values" not in data else {})
     values = data.get("values", {}) or {}
     if not isinstance(fields, Mapping) or not isinstance(values, Mapping) or not all(
             isinstance(v, Mapping) for v in values.values()):
-        raise ImportRejectedError(f"{path}: 'fields' must map column to field and 'values' field to a table")
+        raise ImportRejectedError(f"{name}: 'fields' must map column to field and 'values' field to a table")
     return ({str(k): str(v) for k, v in fields.items()},
             {str(k): {str(a): b for a, b in v.items()} for k, v in values.items()})
+
+
+def load_mapping_file(path: Path) -> tuple[dict[str, str], dict[str, dict[str, object]]]:
+    """Field pairs and value tables from a YAML mapping file."""
+    return parse_mapping(read_mapping_file(path), str(path))
 
 
 def _automatic(column: str, spec: LayerSpec, by_name: dict[str, str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -21,6 +22,8 @@ def _summary(r: ImportReport) -> Table:
     t.add_row("layer", r.layer)
     t.add_row("encoding", f"{r.encoding or '-'}  [dim]{r.encoding_how or ''}[/]")
     t.add_row("CRS", f"{r.crs}  [dim]{r.crs_how}[/]")
+    if r.coordinates:
+        t.add_row("coordinates", f"{escape(coordinates_text(r))}  [dim]{escape(r.coordinates_how)}[/]")
     t.add_row("rows read", f"{r.read:,}")
     t.add_row(f"{verb}inserted", f"[green]{r.inserted:,}[/]")
     t.add_row(f"{verb}updated", f"[cyan]{r.updated:,}[/]")
@@ -36,6 +39,11 @@ def _summary(r: ImportReport) -> Table:
     if r.changeset is not None:
         t.add_row("changeset", str(r.changeset))
     return t
+
+
+def coordinates_text(r: ImportReport) -> str:
+    """Which CSV columns held the coordinates: ``lon: 东坐标, lat: 北坐标`` or ``WKT: geom``."""
+    return ", ".join(f"{'WKT' if role == 'wkt' else role}: {column}" for role, column in r.coordinates.items())
 
 
 def _problems(r: ImportReport) -> Table:

@@ -39,6 +39,8 @@ class ImportReport:
     encoding_how: str | None = None
     crs: str = ""
     crs_how: str = ""
+    coordinates: dict[str, str] = field(default_factory=dict)  # CSV: {"lon": column, "lat": column} or {"wkt": ...}
+    coordinates_how: str = ""
     dry_run: bool = False
     strict: bool = False
     read: int = 0
@@ -48,6 +50,7 @@ class ImportReport:
     rejected: int = 0
     held_back: int = 0
     repaired: int = 0
+    duplicates: int = 0
     bbox: tuple[float, float, float, float] | None = None
     mapping: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
@@ -84,6 +87,12 @@ class ImportReport:
         else:
             b = self.bbox
             self.bbox = (min(b[0], bounds[0]), min(b[1], bounds[1]), max(b[2], bounds[2]), max(b[3], bounds[3]))
+
+    def summary(self) -> str:
+        """One line for the audit trail: what was done to which file, with the counts."""
+        what = "dry run" if self.dry_run else f"changeset {self.changeset}"
+        return (f"{what} of {self.source}: read {self.read}, inserted {self.inserted}, updated {self.updated}, "
+                f"rejected {self.rejected}")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""

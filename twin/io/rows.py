@@ -2,22 +2,25 @@
 
 Per-row problems are recorded against the file's own row numbers; rows the store itself refuses
 (``SchemaViolationError``, whose rows count from 0 within the chunk written) are translated back to
-file rows, set aside, and the rest of the chunk is written.
+file rows, set aside, and the rest of the chunk is written. A :class:`RowObserver` may watch what
+happens to each row (the web import page draws it); it never changes what is written.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 
 from twin.catalogue import LayerSpec
 from twin.crs import LONLAT, TwinCRS, transform_geoms
 from twin.errors import ImportRejectedError, SchemaViolationError
 from twin.io import checks, encoding
+from twin.io.duplicates import DuplicateCheck
 from twin.io.mapping import FieldMapping
 from twin.io.readers import Chunk
 from twin.io.repair import check_geometries
@@ -31,14 +34,26 @@ if TYPE_CHECKING:
 ABSURD_CHARS = 1_000_000
 
 
+class RowObserver(Protocol):
+    """Told what becomes of each row that is read: planned (with its key and action) or rejected."""
+
+    def planned(self, plan: WritePlan) -> None:
+        """Rows the store planned: ``plan.frame`` (with ``key``) and ``plan.action`` per row."""
+
+    def rejected(self, geoms: NDArray[np.object_], reasons: list[str]) -> None:
+        """Rows set aside, with their geometries (``None`` when missing) and why."""
+
+
 class ChunkWriter:
     """Feeds a file's chunks to a store writer, keeping the report up to date."""
 
     def __init__(self, spec: LayerSpec, mapping: FieldMapping, crs: TwinCRS, options: ImportOptions,
-                 report: ImportReport, total: int) -> None:
+                 report: ImportReport, total: int, *, duplicates: DuplicateCheck | None = None,
+                 observer: RowObserver | None = None) -> None:
         self.spec, self.mapping, self.crs, self.options, self.report = spec, mapping, crs, options, report
         self.sample = checks.CoordinateSample(total)
         self.destroyed: dict[str, list[Any]] = {}
+        self.duplicates, self.observer = duplicates, observer
 
     def add(self, writer: Any, chunk: Chunk) -> None:
         """Check one chunk and hand its good rows to ``writer`` (a store ``LayerWriter``)."""
@@ -48,15 +63,14 @@ class ChunkWriter:
         self._absurd(attrs, chunk.rows)
         self._destroyed(attrs, chunk.rows)
         keep = np.ones(len(chunk.rows), dtype=bool)
-        for pos, why in chunk.unreadable.items():
-            self._reject(chunk.rows[pos], "geometry", why, keep, pos)
+        reasons = dict(chunk.unreadable)
         geoms = transform_geoms(chunk.geoms, self.crs, LONLAT)
         checked = check_geometries(geoms, self.spec.geometry)
         if checked.wrong_kind:
             self._mixed(checked.wrong_kind, chunk.rows, checked.geoms)
         for pos, why in checked.rejected.items():
-            if keep[pos]:
-                self._reject(chunk.rows[pos], "geometry", why, keep, pos)
+            reasons.setdefault(pos, why)
+        self._reject(sorted(reasons.items()), chunk.rows, checked.geoms, keep)
         for pos, why in checked.repaired.items():
             report.repair(chunk.rows[pos], why)
         self._extent(checked.geoms, chunk.rows, keep)
@@ -64,10 +78,15 @@ class ChunkWriter:
                                  geometry=gpd.GeoSeries(checked.geoms[keep], crs="EPSG:4326"))
         self._write(writer, frame, chunk.rows[keep])
 
-    def _reject(self, row: int, field: str, why: str, keep: np.ndarray, pos: int) -> None:
-        keep[pos] = False
-        self.report.rejected += 1
-        self.report.problem(row, field, why)
+    def _reject(self, reasons: list[tuple[int, str]], rows: np.ndarray, geoms: np.ndarray, keep: np.ndarray) -> None:
+        """Set aside the rows at the positions in ``reasons``, whose geometry could not be used."""
+        for pos, why in reasons:
+            keep[pos] = False
+            self.report.rejected += 1
+            self.report.problem(rows[pos], "geometry", why)
+        if reasons and self.observer is not None:
+            at = np.array([pos for pos, _ in reasons], dtype=np.int64)
+            self.observer.rejected(geoms[at], [f"geometry: {why}" for _, why in reasons])
 
     def _absurd(self, attrs: pd.DataFrame, rows: np.ndarray) -> None:
         for name in attrs.columns:
@@ -116,10 +135,14 @@ class ChunkWriter:
         try:
             plan = writer.add(frame)
         except SchemaViolationError as exc:
-            bad = sorted({r for r, _, _ in exc.problems})
+            why: dict[int, list[str]] = {}
             for r, name, message in exc.problems:
                 self.report.problem(rows[r], name, message)
+                why.setdefault(r, []).append(f"{name}: {message}")
+            bad = sorted(why)
             self.report.rejected += len(bad)
+            if self.observer is not None:
+                self.observer.rejected(frame.geometry.to_numpy()[bad], ["; ".join(why[r]) for r in bad])
             good = np.setdiff1d(np.arange(len(frame)), bad)
             frame, rows = frame.iloc[good].reset_index(drop=True), rows[good]
             if not len(frame):
@@ -140,6 +163,10 @@ class ChunkWriter:
         geoms = plan.frame.geometry.to_numpy()
         report.grow_bbox(tuple(shapely.total_bounds(geoms).tolist()))
         self.sample.add(geoms)
+        if self.duplicates is not None:
+            self.duplicates.add(plan, rows)
+        if self.observer is not None:
+            self.observer.planned(plan)
 
     def finish(self) -> None:
         """Turn what was collected into warnings, and fail the file when the policy says so."""
