@@ -18,10 +18,11 @@ from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import GeoPackageStore, open_store
 
 # Property tests explore new examples on every developer run; CI replays a fixed sequence so that a green
-# submission cannot turn red by chance (failures found locally are kept in .hypothesis/).
+# submission cannot turn red by chance (failures found locally are kept in .hypothesis/). No deadlines: on a
+# shared 2-core machine a first call that builds a parser or a cache takes longer, which is no failure.
 settings.register_profile("ci", derandomize=True, deadline=None)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(scope="session")

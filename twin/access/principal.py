@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twin.access.areas import Area
 from twin.access.policy import Policy, Role
 from twin.catalogue import LayerSpec
 from twin.errors import AuthenticationError, PermissionDeniedError
+from twin.model.area import Area
 
 ANONYMOUS = "anonymous"
 #: How to sign in, for every answer that would show an anonymous caller more with a token.

@@ -14,8 +14,8 @@ from collections import OrderedDict
 import numpy as np
 from numpy.typing import NDArray
 
-from twin.access.areas import Area
 from twin.geodesy import distance_to_point
+from twin.model.area import Area
 from twin.query.sqlread import Reader
 from twin.store.geopackage import GeoPackageStore
 

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from twin.access.areas import Area
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError
+from twin.model.area import Area
 from twin.query.crs import to_lonlat_box
 
 #: OGC API - Features default and maximum page sizes; larger limits are clamped (Part 1, 7.15.3).

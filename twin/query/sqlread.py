@@ -20,10 +20,10 @@ import numpy as np
 import orjson
 import shapely
 
-from twin.access.areas import Area
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box
+from twin.model.area import Area
 from twin.query import sqlfuncs
 from twin.query.filters import queryables
 from twin.query.model import FeatureQuery
