@@ -31,10 +31,10 @@ from twin.access import AreaResolver
 from twin.catalogue import load_catalogue
 from twin.geodesy import METRES_PER_DEGREE
 from twin.query.model import FeatureQuery
-from twin.query.sqlread import Reader
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
-from twin.store.gpkg_blob import decode_geometries
+from twin.store.gpkg.blob import decode_geometries
+from twin.store.gpkg.reads import Reader
 
 BENCH = Path.home() / ".cache" / "twin" / "bench"
 TILE_LAYERS = "street_light,hydrant"

@@ -19,9 +19,9 @@ import shapely
 
 from twin.catalogue import load_catalogue
 from twin.geodesy import degree_box
-from twin.index import LiveIndex
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
+from twin.store.gpkg.index import LiveIndex
 
 SHANGHAI = (121.10, 30.90, 121.80, 31.45)
 

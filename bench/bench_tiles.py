@@ -59,7 +59,7 @@ from tiles.grid import TileID, tiles_in
 from twin.api.app import ServiceSettings, create_app
 from twin.catalogue import load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.serving import serving  # the in-thread uvicorn server of the HTTP tests
@@ -88,7 +88,7 @@ def synthetic(n: int, seed: int, layer: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({**attrs, "status": status}, geometry=shapely.points(x, y), crs="EPSG:4326")
 
 
-def ensure_store(path: Path | None, n: int) -> GeoPackageStore:
+def ensure_store(path: Path | None, n: int) -> Store:
     """The store to benchmark: ``path``, or the cached synthetic store of ``n`` points (built if missing)."""
     catalogue = load_catalogue(DEFAULT_LAYERS_DIR)
     if path is not None:
@@ -123,7 +123,7 @@ class Peer:
     #: Headers of every HTTP request (twin's bearer token).
     headers: Mapping[str, str] = MappingProxyType({})
 
-    def start(self, store: GeoPackageStore) -> None: ...
+    def start(self, store: Store) -> None: ...
 
     def supports(self, layers: tuple[str, ...]) -> bool:
         """Whether the peer serves one tile combining ``layers``."""
@@ -149,7 +149,7 @@ class Peer:
 class TwinEngine(Peer):
     name = "twin (in-process)"
 
-    def start(self, store: GeoPackageStore) -> None:
+    def start(self, store: Store) -> None:
         self.store = store
         self.engine = TileEngine(store, TileSettings(memory_mb=1024, warm=False))
         for layer in store.catalogue:
@@ -174,7 +174,7 @@ def client(base: str, headers: dict[str, str] | None = None) -> httpx.Client:
     return httpx.Client(base_url=base, timeout=600, headers={"Accept-Encoding": "gzip", **(headers or {})})
 
 
-def planner(store: GeoPackageStore) -> dict[str, str]:
+def planner(store: Store) -> dict[str, str]:
     """twin's requests are made as a planner (every layer, personal fields masked), like most map users."""
     return {"Authorization": f"Bearer {token_for(store.path, 'bench-planner', 'planner')}"}
 
@@ -191,7 +191,7 @@ class TwinHttp(Peer):
 
     name = "twin (HTTP, uvicorn thread)"
 
-    def start(self, store: GeoPackageStore) -> None:
+    def start(self, store: Store) -> None:
         self.stack = ExitStack()
         self.clients = []
         self.headers = planner(store)
@@ -217,7 +217,7 @@ class TwinServe(Peer):
 
     name = "twin (HTTP, own process)"
 
-    def start(self, store: GeoPackageStore) -> None:
+    def start(self, store: Store) -> None:
         twin_bin = Path(__file__).resolve().parents[1] / ".venv" / "bin"
         self.servers, self.clients = [], []
         self.headers = planner(store)
@@ -245,7 +245,7 @@ class Tipg(Peer):
     name = "tipg (PostGIS)"
     cached = False
 
-    def start(self, store: GeoPackageStore) -> None:
+    def start(self, store: Store) -> None:
         servers.prepare(store.path)  # starts the cluster; loads the store unless the peers already hold it
         self.server = servers.start_tipg(store.path)
         self.urls = TipgUrls(self.server.base)

@@ -31,8 +31,8 @@ from tiles.grid import TileID, tiles_in
 from tiles.query import NO_FILTER
 from twin.catalogue import load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore, open_store
-from twin.store.ddl import q
+from twin.store import Store, open_store
+from twin.store.gpkg.ddl import q
 
 CITY = (121.10, 30.90, 121.80, 31.45)
 #: Each layer alone, the two point layers together, and what the planners' map asks for in one request.
@@ -91,7 +91,7 @@ def truth(conn: sqlite3.Connection, layer: str) -> Counter[str]:
     return Counter(dict(conn.execute(f"SELECT status, count(*) FROM {q(layer)} GROUP BY status").fetchall()))
 
 
-def sums(engine: TileEngine, store: GeoPackageStore, conn: sqlite3.Connection, layers: list[str],
+def sums(engine: TileEngine, store: Store, conn: sqlite3.Connection, layers: list[str],
          zooms: list[int]) -> bool:
     """Decode every tile over each layer's extent at each aggregated zoom and add its cells up."""
     ok = True

@@ -15,7 +15,7 @@ from hypothesis import settings
 
 from twin.catalogue import Catalogue, load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 # Property tests explore new examples on every developer run; CI replays a fixed sequence so that a green
 # submission cannot turn red by chance (failures found locally are kept in .hypothesis/). No deadlines: on a
@@ -31,7 +31,7 @@ def catalogue() -> Catalogue:
 
 
 @pytest.fixture
-def store(tmp_path: Path, catalogue: Catalogue) -> GeoPackageStore:
+def store(tmp_path: Path, catalogue: Catalogue) -> Store:
     st = open_store(tmp_path / "twin.gpkg", catalogue)
     yield st
     st.close()

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from tests.conftest import hydrants
 from twin.errors import InvalidQueryError
 from twin.geodesy import distance_to_point
-from twin.index import LiveIndex
 from twin.store import open_store
+from twin.store.gpkg.index import LiveIndex
 
 BOX = (121.40, 31.20, 121.50, 31.30)
 ops = st.lists(

@@ -25,14 +25,13 @@ from tiles.cache import CacheKey, ChangeLog, DiskCache, Entry, MemoryCache
 from tiles.grid import TileID, buffered_mercator, lonlat_box
 from tiles.pyramid import Pyramid, gzip_tile
 from tiles.query import NO_FILTER, TileFilter
-from tiles.reader import TileReader, store_identity
 from tiles.render import Renderer
 from tiles.scope import scope_of
 from tiles.settings import TileSettings
 from tiles.view import MASKED, TileOutOfScopeError, View
 from twin.errors import InvalidQueryError
+from twin.store import Store
 from twin.store.base import Changeset
-from twin.store.geopackage import GeoPackageStore
 
 log = logging.getLogger("tiles")
 
@@ -62,18 +61,16 @@ def etag_of(data: bytes, variant: str = "") -> str:
 class TileEngine:
     """Dynamic vector tiles of a store, cached, aggregated at low zooms, invalidated precisely."""
 
-    def __init__(self, store: GeoPackageStore, settings: TileSettings | None = None) -> None:
+    def __init__(self, store: Store, settings: TileSettings | None = None) -> None:
         self.store = store
         self.catalogue = store.catalogue
         self.settings = settings or TileSettings()
         s = self.settings
-        self.reader = TileReader(store.path, budget_s=s.budget_s)
-        self.aggregates = Aggregates(store.path, self.catalogue, self.reader, depth=s.depth)
-        self.renderer = Renderer(self.catalogue, self.reader, self.aggregates, buffer=s.buffer,
-                                 max_bytes=s.max_tile_kb * 1000)
+        self.aggregates = Aggregates(store, depth=s.depth)
+        self.renderer = Renderer(store, self.aggregates, buffer=s.buffer, max_bytes=s.max_tile_kb * 1000,
+                                 budget_s=s.budget_s)
         self.memory = MemoryCache(s.memory_mb * 2**20)
-        with self.reader.snapshot() as conn:
-            self.identity = store_identity(conn)
+        self.identity = store.identity
         self.disk = DiskCache(s.cache_dir / self.identity, s.disk_mb * 2**20) if s.cache_dir else None
         self.pyramid = Pyramid(s.pyramid) if s.pyramid else None
         if self.pyramid is not None and self.pyramid.store != self.identity:
@@ -110,8 +107,6 @@ class TileEngine:
         self._closed = True  # the store keeps calling its subscribers: ignore them from now on
         if self._warming is not None:
             self._warming.join(timeout=60)
-        self.reader.close()
-        self.aggregates.close()
         if self.pyramid:
             self.pyramid.close()
 

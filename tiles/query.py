@@ -1,7 +1,7 @@
-"""The ``filter`` and ``datetime`` of a tile request: the features API's CQL2 translator, applied per layer.
+"""The ``filter`` and ``datetime`` of a tile request: the features API's CQL2 checks, applied per layer.
 
 A :class:`TileFilter` is parsed once (a filter that does not parse is an error before any tile is drawn)
-and compiled to SQL for each layer of the tile; its :attr:`~TileFilter.variant` names it in cache keys.
+and checked against each layer of the tile; its :attr:`~TileFilter.variant` names it in cache keys.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from functools import cached_property
 from typing import Any
 
 from twin.catalogue import LayerSpec
+from twin.model.filter import Filter
+from twin.model.query import TimeInterval
 from twin.query.cql import parse_filter
 from twin.query.crs import resolve_crs
-from twin.query.filters import compile_filter
-from twin.query.model import TimeInterval
+from twin.query.filters import check_filter
+from twin.query.model import parse_interval
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class TileFilter:
             object.__setattr__(self, "_node", parse_filter(self.cql, self.lang))
             resolve_crs(self.crs, name="filter-crs")
         if self.datetime is not None:
-            TimeInterval.parse(self.datetime)
+            parse_interval(self.datetime)
 
     @property
     def is_empty(self) -> bool:
@@ -47,26 +49,16 @@ class TileFilter:
         text = "\x1f".join(str(v) for v in (self.cql, self.lang, self.crs, self.datetime))
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
-    def sql(self, spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> tuple[str | None, tuple[object, ...]]:
-        """``WHERE`` text over ``spec``'s table (aliased ``t``) and its parameters; ``None`` when unfiltered.
+    def checked(self, spec: LayerSpec, unmasked: frozenset[str] = frozenset()
+                ) -> tuple[Filter | None, TimeInterval | None]:
+        """The filter checked against ``spec``'s layer and the time interval (each ``None`` when not given).
 
         Personal fields may be named only when in ``unmasked`` (:class:`~twin.errors.MaskedFieldError`).
         """
-        parts: list[str] = []
-        params: list[object] = []
+        flt = None
         if self._node is not None:
-            compiled = compile_filter(self._node, spec, resolve_crs(self.crs, name="filter-crs"), unmasked)
-            parts.append(compiled.where)
-            params += compiled.params
-        if self.datetime is not None:
-            interval = TimeInterval.parse(self.datetime)
-            if interval.start is not None:
-                parts.append("t.updated_at >= ?")
-                params.append(interval.start)
-            if interval.end is not None:
-                parts.append("t.updated_at <= ?")
-                params.append(interval.end)
-        return (" AND ".join(parts) if parts else None), tuple(params)
+            flt = check_filter(self._node, spec, resolve_crs(self.crs, name="filter-crs"), unmasked)
+        return flt, parse_interval(self.datetime) if self.datetime is not None else None
 
 
 NO_FILTER = TileFilter()

@@ -7,7 +7,6 @@ tile ever exceeds it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,14 +29,14 @@ from tiles.mvt import encode, fit
 from tiles.mvt_columns import Layer
 from tiles.mvt_geometry import Commands, point_commands, shape_commands
 from tiles.query import TileFilter
-from tiles.reader import TileReader, feature_columns, last_changeset
 from tiles.scope import Box, Scope, meeting_both, scope_of
 from tiles.scoped import scoped_cells
 from tiles.shapes import cut, grouped, tolerance
 from tiles.view import MASKED, View
-from twin.catalogue import Catalogue, GeometryKind, LayerSpec
+from twin.catalogue import GeometryKind, LayerSpec
+from twin.model.rows import Rows
 from twin.query.masking import maskers
-from twin.store.gpkg_blob import decode, decode_geometries, point_coordinates
+from twin.store import Snapshot, Store
 
 #: Drawing modes, from richest to leanest; the next is tried when a tile is over the size limit.
 MODES = ("full", "lean", "cells")
@@ -55,74 +54,69 @@ class Rendered:
 class Renderer:
     """Draws tiles from the store file and its aggregate tables, for one :class:`~tiles.view.View` at a time."""
 
-    def __init__(self, catalogue: Catalogue, reader: TileReader, aggregates: Aggregates, *, buffer: int = 64,
-                 max_bytes: int = 500_000) -> None:
-        self.catalogue, self.reader, self.aggregates = catalogue, reader, aggregates
+    def __init__(self, store: Store, aggregates: Aggregates, *, buffer: int = 64, max_bytes: int = 500_000,
+                 budget_s: float = 5.0) -> None:
+        self.store, self.catalogue, self.aggregates = store, store.catalogue, aggregates
+        self.budget_s = budget_s
         self.buffer, self.max_bytes = buffer, max_bytes
 
     def render(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter, view: View = MASKED) -> Rendered:
         """The tile for ``layers`` as ``view`` sees it, drawn in the richest mode that fits the size limit."""
         scope = scope_of(view.area) if view.area is not None else None
         for mode in MODES:
-            with self.reader.snapshot() as conn:
+            with self.store.read(self.budget_s) as snap:
                 parts, versions = [], {}
                 for layer in layers:
                     part = _Part(self.catalogue[layer], tile, flt, view.fields(layer), scope)
-                    features, versions[layer] = self._layer(conn, part, mode)
+                    features, versions[layer] = self._layer(snap, part, mode)
                     parts.append(features)
             data = encode(parts)
             if len(data) <= self.max_bytes:
                 return Rendered(data, versions, mode)
         raise AssertionError(f"tile {tile} of {','.join(layers)} is over {self.max_bytes} bytes even as cells")
 
-    def _layer(self, conn: sqlite3.Connection, part: _Part, mode: str) -> tuple[Layer, int]:
+    def _layer(self, snap: Snapshot, part: _Part, mode: str) -> tuple[Layer, int]:
         spec, tile, scope = part.spec, part.tile, part.scope
         plan = self.aggregates.plan(spec.id)
         aggregated = plan is not None and tile.z < plan.min_zoom
         if not aggregated and mode != "cells":
-            return self._raw(conn, part, lean=mode == "lean"), last_changeset(conn, spec.id)
+            return self._raw(snap, part, lean=mode == "lean"), snap.last_changeset(spec.id)
         plan = plan or Plan(spec.id, "point", tile.z + 1, self.aggregates.depth)
         with_shapes = plan.has_shapes and mode != "cells"  # the leanest mode draws every cell as a point
         if part.flt.is_empty and aggregated:
-            state = self.aggregates.state(conn, plan)
+            state = self.aggregates.state(snap, plan)
             # scoped cells mix stored counts with components read now: both must be of one changeset
-            if state is not None and (scope is None or state == last_changeset(conn, spec.id)):
+            if state is not None and (scope is None or state == snap.last_changeset(spec.id)):
                 if scope is None:
-                    cells = self.aggregates.cells(conn, plan, tile)
+                    cells = self.aggregates.cells(snap, plan, tile)
                 else:
-                    cells = scoped_cells(conn, self.reader, self.aggregates, plan, tile, scope,
-                                         spec.geometry is GeometryKind.point)
-                shapes = self.aggregates.shapes(conn, plan, tile) if with_shapes else []
+                    cells = scoped_cells(snap, plan, tile, scope, spec.geometry is GeometryKind.point)
+                shapes = self.aggregates.shapes(snap, plan, tile) if with_shapes else []
                 if scope is not None:
                     shapes = scope.clip(shapes, tile.z + plan.depth, plan.kind == "line")
                 return cell_features(spec, plan, tile, cells, shapes), state
-        return self._cells_now(conn, part, plan, with_shapes), last_changeset(conn, spec.id)
+        return self._cells_now(snap, part, plan, with_shapes), snap.last_changeset(spec.id)
 
-    def _rows(self, conn: sqlite3.Connection, part: _Part, box: Box) -> list[tuple]:
-        """Rows meeting the lon/lat ``box`` that pass the filter (see :func:`feature_columns`); when scoped, only
-        rows whose envelope meets the area's."""
-        where, params = part.flt.sql(part.spec, part.unmasked)
+    def _rows(self, snap: Snapshot, part: _Part, box: Box) -> Rows:
+        """``fid, key, status, <fields>, geom`` of the rows meeting the lon/lat ``box`` that pass the filter; when
+        scoped, only rows whose envelope meets the area's."""
+        flt, when = part.flt.checked(part.spec, part.unmasked)
         query = box if part.scope is None else meeting_both(box, part.scope.area.bounds)
-        return self.reader.features(conn, part.spec, query, where, params)
+        return snap.tile_rows(part.spec.id, query, flt, when)
 
-    def _read(self, conn: sqlite3.Connection, part: _Part, box: Box) -> tuple[list[tuple], np.ndarray]:
-        """:meth:`_rows` with their lon/lat geometries."""
-        rows = self._rows(conn, part, box)
-        return rows, decode_geometries([r[-1] for r in rows])
-
-    def _raw(self, conn: sqlite3.Connection, part: _Part, lean: bool) -> Layer:
-        """The components meeting the buffered tile as columns (see :func:`feature_columns`): ids, then the
-        attributes the view may see (masked where it must), only ``key`` and ``status`` when ``lean``."""
+    def _raw(self, snap: Snapshot, part: _Part, lean: bool) -> Layer:
+        """The components meeting the buffered tile as columns: ids, then the attributes the view may see (masked
+        where it must), only ``key`` and ``status`` when ``lean``."""
         spec, scope = part.spec, part.scope
         box = lonlat_box(buffered_mercator(part.tile, self.buffer))
-        rows = self._rows(conn, part, box)
-        if not rows:
+        rows = self._rows(snap, part, box)
+        if not rows.rows:
             return Layer.empty(spec.id)
-        columns = list(zip(*rows, strict=True))
+        columns = list(zip(*rows.rows, strict=True))
         # inside the area, what meets the tile is seen
-        keep, geometry = tile_commands(columns[-1], part.tile, self.buffer,
+        keep, geometry = tile_commands(rows, part.tile, self.buffer,
                                        None if scope is None or scope.covers(box) else scope)
-        names = feature_columns(spec)[1:-1]
+        names = list(rows.columns[1:-1])
         masks = maskers(spec, part.unmasked)
         properties = {}
         for i, name in enumerate(names[:2] if lean else names, start=1):
@@ -133,15 +127,16 @@ class Renderer:
             properties[name] = values if mask is None else objects([mask(v) for v in values])
         return Layer(spec.id, geometry, np.array(columns[0], dtype=np.int64)[keep], properties)
 
-    def _cells_now(self, conn: sqlite3.Connection, part: _Part, plan: Plan, with_shapes: bool) -> Layer:
+    def _cells_now(self, snap: Snapshot, part: _Part, plan: Plan, with_shapes: bool) -> Layer:
         """Cells computed from the matching components (for filtered requests and oversized tiles)."""
         spec, tile, scope = part.spec, part.tile, part.scope
-        rows, geoms = self._read(conn, part, lonlat_box(mercator_bounds(tile)))
-        if not rows:
+        rows = self._rows(snap, part, lonlat_box(mercator_bounds(tile)))
+        if not rows.rows:
             return Layer.empty(spec.id)
+        geoms = rows.geometries()
         level, side = tile.z + plan.depth, 1 << plan.depth
         merc = to_mercator(geoms)
-        statuses = np.array([r[2] for r in rows], dtype=object)
+        statuses = np.array(rows.column("status"), dtype=object)
         if scope is None:
             counts = cell_counts(merc, statuses.tolist(), plan.kind, level)
         else:
@@ -174,14 +169,13 @@ class _Part:
     scope: Scope | None
 
 
-def tile_commands(blobs: Sequence[bytes], tile: TileID, buffer: int, scope: Scope | None = None
-                  ) -> tuple[np.ndarray, Commands]:
-    """Which stored geometries (GeoPackage blobs) are drawn in the tile, those that :func:`tiles.mvt.fit` keeps
-    and, given a ``scope``, that its user sees; and their geometry commands. Plain points, read straight from
-    the blobs, take a faster road."""
-    lonlat, geoms = point_coordinates(blobs), None
+def tile_commands(rows: Rows, tile: TileID, buffer: int, scope: Scope | None = None) -> tuple[np.ndarray, Commands]:
+    """Which rows' geometries are drawn in the tile, those that :func:`tiles.mvt.fit` keeps and, given a ``scope``,
+    that its user sees; and their geometry commands. Plain points, read straight from the bytes, take a faster
+    road."""
+    lonlat, geoms = rows.point_xy(), None
     if lonlat is None:
-        geoms = decode(list(blobs))
+        geoms = rows.geometries()
         if not (shapely.get_type_id(geoms) == 0).all() or shapely.is_empty(geoms).any():
             drawn = fit(to_tile_coords(to_mercator(geoms), tile), buffer)
             keep = np.flatnonzero(~shapely.is_missing(drawn) & _seen(scope, geoms))

@@ -11,12 +11,10 @@ point lies outside the area is counted at a point inside it, which may fall in a
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 from numpy.typing import NDArray
 
-from tiles.aggregate import Aggregates, Plan
+from tiles.aggregate import Plan
 from tiles.grid import (
     TileID,
     cell_bounds,
@@ -27,9 +25,8 @@ from tiles.grid import (
     mercator_bounds,
     xy_to_mercator,
 )
-from tiles.reader import TileReader
 from tiles.scope import Box, Scope, meeting_both
-from twin.store.gpkg_blob import decode
+from twin.store import Snapshot
 
 #: Edge cells are split further while they are estimated to hold more components than this.
 EXACT_MEMBERS = 32
@@ -65,20 +62,18 @@ class _Sums:
         return [(*key, int(v[0]), v[1], v[2], v[3]) for key, v in self.cells.items() if v[0]]
 
 
-def scoped_cells(conn: sqlite3.Connection, reader: TileReader, aggregates: Aggregates, plan: Plan, tile: TileID,
-                 scope: Scope, points_only: bool) -> list[tuple]:
+def scoped_cells(snap: Snapshot, plan: Plan, tile: TileID, scope: Scope, points_only: bool) -> list[tuple]:
     """``(cx, cy, status, n, measure, sx, sy)`` of the tile's cells, counting only what the area's user sees.
 
     ``points_only``: the layer holds nothing but points, so no component straddles the area's boundary.
     """
     sums = _Sums(tile.z + plan.depth)
-    level, edge = _stored(conn, aggregates, plan, tile, scope, sums)
-    _exact(conn, reader, plan, tile, scope, level, edge, points_only, sums)
+    level, edge = _stored(snap, plan, tile, scope, sums)
+    _exact(snap, plan, tile, scope, level, edge, points_only, sums)
     return sums.rows()
 
 
-def _stored(conn: sqlite3.Connection, aggregates: Aggregates, plan: Plan, tile: TileID, scope: Scope,
-            sums: _Sums) -> tuple[int, Cells]:
+def _stored(snap: Snapshot, plan: Plan, tile: TileID, scope: Scope, sums: _Sums) -> tuple[int, Cells]:
     """Add the stored counts of the cells the area covers; returns the level and cells of the edge left."""
     lvl, side = sums.level, 1 << plan.depth
     b = scope.area.bounds
@@ -90,7 +85,7 @@ def _stored(conn: sqlite3.Connection, aggregates: Aggregates, plan: Plan, tile: 
     while len(cx):
         covered, meets = scope.classify(cx, cy, lvl)
         cx, cy, covered = cx[meets], cy[meets], covered[meets]
-        rows = aggregates.cells_at(conn, plan, lvl, cx, cy)
+        rows = snap.cells_at(plan.layer, lvl, cx, cy)
         if not rows:
             break
         rx = np.array([r[0] for r in rows], dtype=np.int64)
@@ -123,17 +118,18 @@ def _estimate(cx: NDArray, cy: NDArray, n: NDArray, level: int, bounds: Box) -> 
     return float((n * share).sum())
 
 
-def _exact(conn: sqlite3.Connection, reader: TileReader, plan: Plan, tile: TileID, scope: Scope, level: int,
-           edge: Cells, points_only: bool, sums: _Sums) -> None:
+def _exact(snap: Snapshot, plan: Plan, tile: TileID, scope: Scope, level: int, edge: Cells, points_only: bool,
+           sums: _Sums) -> None:
     """Add the components placed in the edge cells (of ``level``) or moved into the tile from outside the area."""
     boxes = edge_boxes(*edge, level, scope.area.bounds)
     if not points_only:
         here = lonlat_box(mercator_bounds(tile))
         boxes += [meeting_both(rim, here) for rim in scope.rims]
-    rows = reader.members(conn, plan.layer, boxes)
+    members = snap.members(plan.layer, boxes)
+    rows = members.rows
     if not rows:
         return
-    geoms = decode([r[2] for r in rows])
+    geoms = members.geometries()
     placed = scope.place(geoms, plan.kind, plan.fine)
     width = np.int64(1) << level
     ex, ey = cell_index(placed.x, placed.y, level)

@@ -20,7 +20,8 @@ class TwinSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TWIN_", extra="ignore")
 
-    store: Path = Field(Path("twin.gpkg"), description="Path of the GeoPackage store.")
+    store: str = Field("twin.gpkg", description="The store: a GeoPackage file, or a PostGIS database as "
+                                                 "postgresql://USER@HOST:PORT/DB[?schema=NAME].")
     layers: Path = Field(DEFAULT_LAYERS_DIR, description="Folder of the layer catalogue (*.yaml).")
     author: str = Field("twin", description="Author recorded on changesets made by this process.")
     city_bbox: tuple[float, float, float, float] = Field(

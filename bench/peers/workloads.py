@@ -22,7 +22,7 @@ from twin.catalogue import load_catalogue
 from twin.geodesy import degree_box
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
-from twin.store.ddl import q
+from twin.store.gpkg.ddl import q
 
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 

@@ -29,7 +29,7 @@ from twin.access import Gate
 from twin.access.audit import AuditEvent
 from twin.access.users import now, stamp
 from twin.api.app import ServiceSettings, create_app
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 POLICY = """
 public_layers: [district]
@@ -48,7 +48,7 @@ _serial = itertools.count()
 class Service:
     client: TestClient
     gate: Gate
-    store: GeoPackageStore
+    store: Store
     tokens: dict[tuple[str, str | None], str] = field(default_factory=dict)
 
     def token(self, role: str, area: str | None = None) -> str:

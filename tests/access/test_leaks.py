@@ -44,7 +44,7 @@ from twin.api.app import ServiceSettings, create_app
 from twin.catalogue import Catalogue, LayerSpec, MaskRule
 from twin.geodesy import distance_to_point, to_local
 from twin.query import search, sqlread
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 POLICY = """
 area_layers: [district, subdistrict, committee]
@@ -123,7 +123,7 @@ class View:
 class World:
     client: TestClient
     gate: Gate
-    store: GeoPackageStore
+    store: Store
     frames: dict[str, gpd.GeoDataFrame]
     areas: list[str]
     area_geoms: dict[str, shapely.Geometry]

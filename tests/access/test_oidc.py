@@ -23,7 +23,7 @@ from tests.users import bearer
 from twin.api.app import ServiceSettings, create_app
 from twin.errors import AccessConfigError
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 ISSUER, AUDIENCE = "https://idp.city.example/realms/gov", "twin"
 ROLE_MAP = {"planners": "planner", "street-staff": "area_officer", "gis-admins": "admin"}
@@ -44,7 +44,7 @@ def jwks(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, rsa.RSAPrivat
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, jwks: Path) -> Iterator[tuple[TestClient, GeoPackageStore]]:
+def service(tmp_path_factory: pytest.TempPathFactory, jwks: Path) -> Iterator[tuple[TestClient, Store]]:
     folder = tmp_path_factory.mktemp("oidc")
     build_area_twin(folder / "twin.gpkg", DEFAULT_LAYERS_DIR).close()
     settings = ServiceSettings(store=folder / "twin.gpkg", warm_index=False, oidc_jwks=str(jwks), oidc_issuer=ISSUER,

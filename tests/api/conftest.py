@@ -24,7 +24,7 @@ from tests.query.twin_fixture import build_twin
 from tests.users import add_user, bearer
 from twin.catalogue import Catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 #: The users the API tests act as: reads as a planner (masked), imports as a GIS editor, /audit as an admin.
 ROLES = ("planner", "gis_editor", "admin")
@@ -41,7 +41,7 @@ class Server:
     """A running service: its base URL, the store it serves (to check answers against) and tokens by role."""
 
     url: str
-    store: GeoPackageStore
+    store: Store
     path: Path
     tokens: dict[str, str] = field(default_factory=dict)
 

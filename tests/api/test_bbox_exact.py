@@ -35,9 +35,10 @@ def test_points_a_hair_outside_the_bbox_are_not_returned(tmp_path, catalogue):
 
 def test_only_components_at_the_edge_of_the_bbox_take_the_exact_test(tmp_path, catalogue, monkeypatch):
     import twin.query.sqlfuncs as sqlfuncs
+
     from twin.crs import parse_crs
     from twin.query.model import BBox, FeatureQuery
-    from twin.query.sqlread import Reader
+    from twin.store.gpkg.reads import Reader
 
     calls = []
     real = sqlfuncs._pred

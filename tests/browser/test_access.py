@@ -12,7 +12,7 @@ from tests.browser.test_map import CENTRE, goto, screen
 from tests.maps.city import BOX
 from tests.maps.conftest import OFFICER_AREA
 from twin.access import AccessSettings, Gate
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 Tabs = Callable[[str | None], Tab]
 #: Layers the area officer's test draws: GeoJSON (hydrants, compounds: few inside the area) and tiles (lights).
@@ -70,7 +70,7 @@ def test_signing_in_on_the_login_page_keeps_the_shared_view(tabs: Tabs, tokens: 
 
 
 def test_a_printed_one_click_link_signs_in_once_and_the_cookie_is_not_the_token(
-        tabs: Tabs, tokens: dict[str, str], city: GeoPackageStore) -> None:
+        tabs: Tabs, tokens: dict[str, str], city: Store) -> None:
     gate = Gate(city, AccessSettings())
     try:
         code = gate.sign_in_code(tokens["planner"])
@@ -88,7 +88,7 @@ def test_a_printed_one_click_link_signs_in_once_and_the_cookie_is_not_the_token(
     assert "already used" in again.locator("#login-error").inner_text()
 
 
-def test_an_area_officer_sees_only_their_area(tabs: Tabs, tokens: dict[str, str], city: GeoPackageStore,
+def test_an_area_officer_sees_only_their_area(tabs: Tabs, tokens: dict[str, str], city: Store,
                                               area_key: str) -> None:
     area = city.get(area_key).geometry.iloc[0]
     inside = {}
@@ -141,7 +141,7 @@ def test_an_area_officer_sees_only_their_area(tabs: Tabs, tokens: dict[str, str]
 
 
 def test_personal_fields_are_masked_for_a_planner_and_not_for_an_admin(tabs: Tabs, tokens: dict[str, str],
-                                                                       city: GeoPackageStore) -> None:
+                                                                       city: Store) -> None:
     compounds = city.features("residential_compound")
     row = compounds[compounds["name"] == "梧桐花园3期"].iloc[0]
     assert (row["property_manager"], row["contact_phone"]) == ("王小明3", "13912340003")

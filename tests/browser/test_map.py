@@ -8,7 +8,7 @@ import re
 from tests.browser.conftest import Tab
 from tests.maps.city import BOX
 from twin.geodesy import haversine
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 CENTRE = ((BOX[0] + BOX[2]) / 2, (BOX[1] + BOX[3]) / 2)
 
@@ -30,14 +30,14 @@ def screen(tab: Tab, lon: float, lat: float) -> tuple[float, float]:
     return box["x"] + x, box["y"] + y
 
 
-def a_faulty_hydrant(city: GeoPackageStore) -> tuple[str, float, float]:
+def a_faulty_hydrant(city: Store) -> tuple[str, float, float]:
     frame = city.features("hydrant", bbox=(CENTRE[0] - 0.006, CENTRE[1] - 0.004, CENTRE[0] + 0.006,
                                            CENTRE[1] + 0.004))
     row = frame[frame["status"] == "faulty"].iloc[0]
     return row["key"], row.geometry.x, row.geometry.y
 
 
-def test_map_draws_tiles_and_geojson_and_toggles_layers(tab: Tab, city: GeoPackageStore) -> None:
+def test_map_draws_tiles_and_geojson_and_toggles_layers(tab: Tab, city: Store) -> None:
     goto(tab, f"#map=15/{CENTRE[1]}/{CENTRE[0]}&layers=hydrant,street_light,residential_compound,pipeline"
               "&base=twin&lang=zh")
     tab.page.wait_for_function("TwinMap.drawn().hydrant.features > 20 && TwinMap.drawn().street_light.features > 50"
@@ -65,7 +65,7 @@ def test_low_zooms_draw_cells_with_counts(tab: Tab) -> None:
     tab.shot("map-z12-cells")
 
 
-def test_clicking_a_hydrant_opens_its_popup(tab: Tab, city: GeoPackageStore) -> None:
+def test_clicking_a_hydrant_opens_its_popup(tab: Tab, city: Store) -> None:
     key, lon, lat = a_faulty_hydrant(city)
     goto(tab, f"#map=17/{lat}/{lon}&layers=hydrant&base=twin&lang=zh")
     tab.page.wait_for_function("TwinMap.drawn().hydrant.features > 0")
@@ -79,7 +79,7 @@ def test_clicking_a_hydrant_opens_its_popup(tab: Tab, city: GeoPackageStore) -> 
     tab.shot("map-popup-hydrant")
 
 
-def test_search_finds_keys_names_and_addresses(tab: Tab, city: GeoPackageStore) -> None:
+def test_search_finds_keys_names_and_addresses(tab: Tab, city: Store) -> None:
     key, _, _ = a_faulty_hydrant(city)
     goto(tab, "#layers=hydrant,residential_compound&base=twin&lang=zh")
     tab.page.fill("#twin-search", key)
@@ -100,7 +100,7 @@ def test_search_finds_keys_names_and_addresses(tab: Tab, city: GeoPackageStore) 
     tab.page.locator("#twin-results-title", has_text="没有找到").wait_for()
 
 
-def test_right_click_lists_nearest_components_with_distances(tab: Tab, city: GeoPackageStore) -> None:
+def test_right_click_lists_nearest_components_with_distances(tab: Tab, city: Store) -> None:
     goto(tab, f"#map=16/{CENTRE[1]}/{CENTRE[0]}&layers=hydrant&base=twin&lang=zh")
     x, y = screen(tab, *CENTRE)
     tab.page.mouse.click(x, y, button="right")

@@ -16,7 +16,7 @@ from tests.maps.server import GEOJSON_MAX, running
 from twin.cli import app
 from twin.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from twin.maps.basemap import MapSettings
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 BLANK_PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                           "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
@@ -64,7 +64,7 @@ def test_the_js_offset_matches_twin_crs(amap_tab: Tab) -> None:
     assert np.abs(back - np.column_stack(gcj02_to_wgs84(glon, glat))).max() < 1e-9
 
 
-def test_overlays_follow_amap_into_gcj02(amap_tab: Tab, city: GeoPackageStore) -> None:
+def test_overlays_follow_amap_into_gcj02(amap_tab: Tab, city: Store) -> None:
     key, lon, lat = a_faulty_hydrant(city)
     goto(amap_tab, f"#map=17/{lat}/{lon}&layers=hydrant,residential_compound&base=twin&lang=zh")
     page = amap_tab.page

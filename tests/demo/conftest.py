@@ -18,7 +18,7 @@ from twin.demo import SCALES
 from twin.demo.city import City, load_city
 from twin.demo.networks import Network, street_length_for
 from twin.demo.streets import calibrate, make_blocks
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 SEED = 7
 
@@ -49,7 +49,7 @@ def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny(tiny_path: Path, catalogue: Catalogue) -> Iterator[GeoPackageStore]:
+def tiny(tiny_path: Path, catalogue: Catalogue) -> Iterator[Store]:
     st = open_store(tiny_path, catalogue, create=False)
     yield st
     st.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from twin.demo.names import SURNAMES
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 #: Every mobile network code (three digits) or code plus H0 digit (four digits) MIIT has allocated, to any operator
 #: or for satellite service, per its table as of March 2023, and 140-144, kept for 13-digit IoT numbers.
@@ -31,7 +31,7 @@ PERSONAL = {
 }
 
 
-def assert_personal_data_is_fictitious(store: GeoPackageStore) -> None:
+def assert_personal_data_is_fictitious(store: Store) -> None:
     """Every person in ``store`` is named 王某某07-style and every phone lies in a range no one is assigned."""
     for layer, (person, phone, pattern) in PERSONAL.items():
         frame = store.features(layer)

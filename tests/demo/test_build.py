@@ -14,12 +14,12 @@ from twin.catalogue import Catalogue
 from twin.demo import SCALES, build_demo
 from twin.demo.build import open_for_demo, provenance
 from twin.errors import StoreError
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 SYNTHETIC_POINT_LAYERS = ("hydrant", "street_light")
 
 
-def test_every_layer_is_filled(tiny: GeoPackageStore) -> None:
+def test_every_layer_is_filled(tiny: Store) -> None:
     counts = {layer: tiny.count(layer) for layer in tiny.catalogue}
     assert counts["district"] == 16 and counts["subdistrict"] == 215 and counts["heritage_building"] == 1408
     assert counts["street_light"] > 3000 and counts["hydrant"] > 300 and counts["pipeline"] > 50
@@ -27,7 +27,7 @@ def test_every_layer_is_filled(tiny: GeoPackageStore) -> None:
     assert sum(counts.values()) < 20_000
 
 
-def test_districts_went_through_the_gcj02_import(tiny: GeoPackageStore) -> None:
+def test_districts_went_through_the_gcj02_import(tiny: Store) -> None:
     d = tiny.features("district")
     assert set(d["code"]) >= {"310101", "310115", "310151"} and d["name_en"].notna().all()
     square = d[d.contains(shapely.Point(121.4737, 31.2304))]
@@ -36,7 +36,7 @@ def test_districts_went_through_the_gcj02_import(tiny: GeoPackageStore) -> None:
     assert cs[0].source_crs == "GCJ-02" and cs[0].source == "district.fgb"
 
 
-def test_children_name_their_parents_by_location_key(tiny: GeoPackageStore) -> None:
+def test_children_name_their_parents_by_location_key(tiny: Store) -> None:
     districts = tiny.features("district").set_index("key")
     subs = tiny.features("subdistrict")
     assert subs["district"].isin(districts.index).all()
@@ -48,14 +48,14 @@ def test_children_name_their_parents_by_location_key(tiny: GeoPackageStore) -> N
     assert inside.all()
 
 
-def test_components_lie_in_the_focus_window_and_have_statuses(tiny: GeoPackageStore) -> None:
+def test_components_lie_in_the_focus_window_and_have_statuses(tiny: Store) -> None:
     lights = tiny.features("street_light")
     lon, lat = shapely.get_x(lights.geometry.to_numpy()), shapely.get_y(lights.geometry.to_numpy())
     assert np.hypot((lon - 121.4737) * 95_000, (lat - 31.2304) * 111_000).max() < SCALES["tiny"].focus_km * 1050
     assert set(lights["status"]) >= {"in_service", "faulty"}
 
 
-def test_changesets_record_the_demo_and_what_is_synthetic(tiny: GeoPackageStore) -> None:
+def test_changesets_record_the_demo_and_what_is_synthetic(tiny: Store) -> None:
     assert provenance(tiny) == f"twin demo scale=tiny seed={SEED}"
     notes = {cs.layer: cs.note for cs in tiny.changesets(limit=100)}
     assert "synthetic" in notes["street_light"] and "OpenStreetMap" in notes["heritage_building"]
@@ -109,7 +109,7 @@ def test_another_seed_is_refused_and_force_starts_afresh(tmp_path: Path, tiny_pa
         st.close()
 
 
-def test_a_store_with_other_data_is_refused(tmp_path: Path, catalogue: Catalogue, tiny: GeoPackageStore) -> None:
+def test_a_store_with_other_data_is_refused(tmp_path: Path, catalogue: Catalogue, tiny: Store) -> None:
     path = tmp_path / "mine.gpkg"
     st = open_store(path, catalogue)
     st.upsert("district", tiny.features("district").iloc[:1][["name", "geometry"]], author="me", source="x")
@@ -119,7 +119,7 @@ def test_a_store_with_other_data_is_refused(tmp_path: Path, catalogue: Catalogue
 
 
 @pytest.mark.slow
-def test_small_scale_is_about_100k_components_and_a_window_on_the_city(tmp_path: Path, tiny: GeoPackageStore,
+def test_small_scale_is_about_100k_components_and_a_window_on_the_city(tmp_path: Path, tiny: Store,
                                                                         catalogue: Catalogue) -> None:
     path = tmp_path / "small.gpkg"
     build_demo(path, catalogue, SCALES["small"], SEED, workdir=tmp_path / "files", progress=lambda _: None)

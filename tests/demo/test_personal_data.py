@@ -21,10 +21,10 @@ from tests.users import add_user, bearer
 from twin.api.app import ServiceSettings, create_app
 from twin.demo import names
 from twin.demo.rng import rng_for
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 
-def test_every_demo_person_and_phone_is_fictitious(tiny: GeoPackageStore) -> None:
+def test_every_demo_person_and_phone_is_fictitious(tiny: Store) -> None:
     assert_personal_data_is_fictitious(tiny)
 
 
@@ -43,7 +43,7 @@ def test_generated_people_and_phones_are_fictitious_for_any_seed(seed: int, n: i
     assert all(FICTITIOUS_LANDLINE.fullmatch(t) for t in landlines.tolist())
 
 
-def test_demo_personal_values_are_served_masked(tiny: GeoPackageStore, tiny_path: Path, tmp_path: Path) -> None:
+def test_demo_personal_values_are_served_masked(tiny: Store, tiny_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "demo.gpkg"
     shutil.copyfile(tiny_path, path)
     planner = bearer(add_user(path, "planner-1", "planner"))

@@ -12,7 +12,7 @@ import pytest
 import shapely
 
 from twin.io import ImportOptions, ImportReport, import_file
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 #: People's Square and other WGS84 points in central Shanghai, spread more than a geohash cell apart.
 PLACES = [(121.4737, 31.2304), (121.4903, 31.2402), (121.5004, 31.2396), (121.4446, 31.2212),
@@ -43,16 +43,16 @@ def write(frame: gpd.GeoDataFrame, path: Path, **kwargs: object) -> Path:
     return path
 
 
-def state(store: GeoPackageStore) -> tuple:
+def state(store: Store) -> tuple:
     """Everything an import could change: changesets, counts, and the rows of every layer."""
     layers = tuple((name, store.count(name), tuple(store.features(name)["key"])) for name in store.catalogue)
     return len(store.changesets(limit=10_000)), layers
 
 
-def run(store: GeoPackageStore, path: Path, layer: str = "hydrant", **options: object) -> ImportReport:
+def run(store: Store, path: Path, layer: str = "hydrant", **options: object) -> ImportReport:
     return import_file(store, path, layer, ImportOptions(**options))  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def empty_state(store: GeoPackageStore) -> tuple:
+def empty_state(store: Store) -> tuple:
     return state(store)

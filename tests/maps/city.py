@@ -14,7 +14,7 @@ import shapely
 
 from twin.catalogue import Catalogue
 from twin.demo.sources import load_districts, load_roads
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 BOX = (121.455, 31.220, 121.495, 31.245)
 DISTRICTS = ("黄浦区", "静安区")
@@ -35,7 +35,7 @@ def _along_roads(roads: np.ndarray, spacing_deg: float) -> np.ndarray:
     return np.concatenate(pts) if pts else np.empty(0, dtype=object)
 
 
-def build_city(path: Path, catalogue: Catalogue) -> GeoPackageStore:
+def build_city(path: Path, catalogue: Catalogue) -> Store:
     """Create the store at ``path``: districts, hydrants, street lights, pipelines, compounds, sites, heritage."""
     rng = np.random.default_rng(11)
     store = open_store(path, catalogue)
@@ -84,7 +84,7 @@ def build_city(path: Path, catalogue: Catalogue) -> GeoPackageStore:
     return store
 
 
-def _admin(store: GeoPackageStore) -> None:
+def _admin(store: Store) -> None:
     """One sub-district covering the box, cut into the :data:`COMMITTEES` (with their secretaries' phones)."""
     districts = store.features("district")
     huangpu = districts[districts["name"] == DISTRICTS[0]].iloc[0]["key"]

@@ -12,7 +12,7 @@ from tests.maps.city import build_city
 from tests.maps.server import running
 from tests.users import add_user
 from twin.catalogue import Catalogue
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def city_path(tmp_path_factory: pytest.TempPathFactory, pristine_city: Path) -> 
 
 
 @pytest.fixture(scope="session")
-def city(city_path: Path, catalogue: Catalogue) -> Iterator[GeoPackageStore]:
+def city(city_path: Path, catalogue: Catalogue) -> Iterator[Store]:
     store = open_store(city_path, catalogue, create=False)
     yield store
     store.close()
@@ -42,7 +42,7 @@ OFFICER_AREA = "和阳村委会"
 
 
 @pytest.fixture(scope="session")
-def area_key(city: GeoPackageStore) -> str:
+def area_key(city: Store) -> str:
     """The key of :data:`OFFICER_AREA`."""
     committees = city.features("committee")
     return str(committees[committees["name"] == OFFICER_AREA].iloc[0]["key"])

@@ -16,7 +16,7 @@ from tests.maps.htmlrefs import loaded_refs
 from twin.cli import app
 from twin.errors import InvalidQueryError, StoreError
 from twin.maps import build_map
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 
 def has(html: str, text: str) -> bool:
@@ -34,7 +34,7 @@ def _geojson_layers(fmap: folium.Map) -> dict[str, dict]:
     return out
 
 
-def test_layers_bbox_and_filter_select_what_the_store_holds(city: GeoPackageStore) -> None:
+def test_layers_bbox_and_filter_select_what_the_store_holds(city: Store) -> None:
     box = (121.465, 31.225, 121.485, 31.240)
     fmap = build_map(city, layers=["hydrant", "residential_compound"], bbox=box, filter="status = 'faulty'")
     drawn = _geojson_layers(fmap)
@@ -46,7 +46,7 @@ def test_layers_bbox_and_filter_select_what_the_store_holds(city: GeoPackageStor
     assert all(f["properties"]["status_zh"] == "故障" for f in drawn["hydrant"]["features"])
 
 
-def test_popups_use_chinese_titles_and_masked_personal_data(city: GeoPackageStore) -> None:
+def test_popups_use_chinese_titles_and_masked_personal_data(city: Store) -> None:
     fmap = build_map(city, layers=["residential_compound"])
     feats = _geojson_layers(fmap)["residential_compound"]["features"]
     assert len(feats) == city.count("residential_compound")
@@ -56,7 +56,7 @@ def test_popups_use_chinese_titles_and_masked_personal_data(city: GeoPackageStor
     assert has(html, "小区名称") and has(html, "联系电话") and has(html, "位置编码")
 
 
-def test_status_colours_come_from_the_catalogue(city: GeoPackageStore) -> None:
+def test_status_colours_come_from_the_catalogue(city: Store) -> None:
     html = build_map(city, layers=["hydrant"]).get_root().render()
     faulty = city.catalogue["hydrant"].style.status_colors["faulty"]
     assert f'"fillColor": "{faulty}"' in html
@@ -64,12 +64,12 @@ def test_status_colours_come_from_the_catalogue(city: GeoPackageStore) -> None:
     assert html.count('"status": "faulty"') == len(range(0, n, FAULTY_EVERY))
 
 
-def test_a_filter_naming_a_missing_field_names_the_layer(city: GeoPackageStore) -> None:
+def test_a_filter_naming_a_missing_field_names_the_layer(city: Store) -> None:
     with pytest.raises(InvalidQueryError, match=r"layer pipeline: .*households"):
         build_map(city, layers=["residential_compound", "pipeline"], filter="households > 100")
 
 
-def test_the_same_map_from_the_service(city: GeoPackageStore, city_url: str, tokens: dict[str, str]) -> None:
+def test_the_same_map_from_the_service(city: Store, city_url: str, tokens: dict[str, str]) -> None:
     layers = ["hydrant", "pipeline", "residential_compound"]
     from_store = _geojson_layers(build_map(city, layers=layers, bbox=BOX))
     from_api = _geojson_layers(build_map(city_url, layers=layers, bbox=BOX, token=tokens["planner"]))
@@ -82,7 +82,7 @@ def test_the_same_map_from_the_service(city: GeoPackageStore, city_url: str, tok
     assert api_props["api"].startswith(city_url + "/collections/hydrant/items/HY-")
 
 
-def test_a_service_map_holds_what_the_token_may_see(city: GeoPackageStore, city_url: str, tokens: dict[str, str],
+def test_a_service_map_holds_what_the_token_may_see(city: Store, city_url: str, tokens: dict[str, str],
                                                    area_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWIN_TOKEN", tokens["area_officer"])  # as `twin map --source URL` reads it
     hydrants = _geojson_layers(build_map(city_url, layers=["hydrant"]))["hydrant"]["features"]
@@ -98,7 +98,7 @@ def test_a_service_map_holds_what_the_token_may_see(city: GeoPackageStore, city_
         build_map(city_url, layers=["hydrant"])
 
 
-def test_max_features_cuts_and_says_so(city: GeoPackageStore) -> None:
+def test_max_features_cuts_and_says_so(city: Store) -> None:
     fmap = build_map(city, layers=["street_light"], max_features=50)
     assert len(_geojson_layers(fmap)["street_light"]["features"]) == 50
     assert "仅显示前 50 个" in fmap.get_root().render()
@@ -137,7 +137,7 @@ def test_twin_map_reports_bad_options(city_path: Path, tmp_path: Path, args: lis
     assert not out.exists()
 
 
-def test_legend_lists_layers_by_group(city: GeoPackageStore) -> None:
+def test_legend_lists_layers_by_group(city: Store) -> None:
     html = build_map(city, layers=["hydrant", "district"]).get_root().render()
     legend = html[html.index("twin-legend"):]
     order = [legend.index(text) for text in ("市政设施", "消火栓", "行政区划", "<b>区</b> District")]

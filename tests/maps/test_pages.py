@@ -18,7 +18,7 @@ from tests.users import add_user, bearer
 from twin.catalogue import Catalogue
 from twin.maps.basemap import MapSettings
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 
 def get(url: str, token: str | None = None, headers: dict[str, str] | None = None, **kwargs: object
@@ -48,7 +48,7 @@ def test_visitors_are_sent_to_sign_in(city_url: str) -> None:
     assert external(loaded_refs(login.text)) == []
 
 
-def test_config_describes_every_layer(city_url: str, city: GeoPackageStore, catalogue: Catalogue,
+def test_config_describes_every_layer(city_url: str, city: Store, catalogue: Catalogue,
                                       tokens: dict[str, str]) -> None:
     cfg = get(city_url + "/map/config.json", tokens["planner"]).json()
     layers = {la["id"]: la for la in cfg["layers"]}
@@ -75,7 +75,7 @@ def test_config_describes_every_layer(city_url: str, city: GeoPackageStore, cata
                                                 "administrative"]
 
 
-def test_an_area_officer_sees_their_area(city_url: str, city: GeoPackageStore, tokens: dict[str, str],
+def test_an_area_officer_sees_their_area(city_url: str, city: Store, tokens: dict[str, str],
                                          area_key: str) -> None:
     cfg = get(city_url + "/map/config.json", tokens["area_officer"]).json()
     area = city.get(area_key).geometry.iloc[0]

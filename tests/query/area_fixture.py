@@ -21,7 +21,7 @@ import shapely
 
 from twin.catalogue import Catalogue, load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 BOX = (121.40, 31.20, 121.50, 31.30)
 GRID = 1e-7
@@ -133,7 +133,7 @@ def _points(rng: np.random.Generator, n: int, areas: list[shapely.Geometry]) -> 
     return pts
 
 
-def build_area_twin(path: Path, layers: Path, seed: int = 11) -> GeoPackageStore:
+def build_area_twin(path: Path, layers: Path, seed: int = 11) -> Store:
     """Create the store at ``path`` with the catalogue in ``layers`` (see :func:`access_catalogue`)."""
     rng = np.random.default_rng(seed)
     people = People(rng)

@@ -16,9 +16,9 @@ from twin.query.crs import resolve_crs
 from twin.query.encode import decode_geometries
 from twin.query.masking import mask_address, mask_id_number, mask_name, mask_phone
 from twin.query.model import BBox, FeatureQuery
-from twin.query.sqlread import Reader
-from twin.store.gpkg_blob import decode
-from twin.store.gpkg_blob import encode as encode_blobs
+from twin.store.gpkg.blob import decode
+from twin.store.gpkg.blob import encode as encode_blobs
+from twin.store.gpkg.reads import Reader
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import shapely
 
 from twin.catalogue import Catalogue
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 BOX = (121.40, 31.20, 121.50, 31.30)
 COUNTS = {"hydrant": 200, "street_light": 150, "pipeline": 40, "residential_compound": 30,
@@ -75,7 +75,7 @@ def districts() -> gpd.GeoDataFrame:
                             geometry=[west, east], crs="EPSG:4326")
 
 
-def build_twin(path: Path, catalogue: Catalogue, seed: int = 7) -> GeoPackageStore:
+def build_twin(path: Path, catalogue: Catalogue, seed: int = 7) -> Store:
     """Create the store at ``path`` with every layer of :data:`COUNTS` filled through the real store API."""
     rng = np.random.default_rng(seed)
     store = open_store(path, catalogue)

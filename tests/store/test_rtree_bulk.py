@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tests.conftest import hydrants
-from twin.store.rtree_bulk import bulk_load, round_down, round_up
+from twin.store.gpkg.rtree_bulk import bulk_load, round_down, round_up
 
 
 def rtree(conn, name):

@@ -20,7 +20,7 @@ from twin.access import Area, Gate
 from twin.api import auth, errors
 from twin.api.tiles import tiles_router
 from twin.catalogue import Catalogue
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 BOX = (121.40, 31.20, 121.50, 31.30)
 
@@ -55,7 +55,7 @@ def compounds(n: int, seed: int = 0, box: tuple[float, float, float, float] = BO
                             geometry=polys, crs="EPSG:4326")
 
 
-def admin_areas(store: GeoPackageStore, committees: int = 24, subdistricts: int = 4, seed: int = 5,
+def admin_areas(store: Store, committees: int = 24, subdistricts: int = 4, seed: int = 5,
                 box: tuple[float, float, float, float] = BOX) -> None:
     """Add committee areas (Voronoi cells of random seeds, cut to ``box``) and sub-districts (unions of
     neighbouring committees, so not convex) to ``store``."""
@@ -78,7 +78,7 @@ def admin_areas(store: GeoPackageStore, committees: int = 24, subdistricts: int 
         geometry=cells, crs="EPSG:4326"), author="test", source="test")
 
 
-def fill(store: GeoPackageStore) -> None:
+def fill(store: Store) -> None:
     """400 hydrants, 120 pipelines and 150 compounds in one 10 km box."""
     store.upsert("hydrant", hydrants(400, seed=1, box=BOX), author="test", source="test")
     store.upsert("pipeline", pipelines(120, seed=2), author="test", source="test")
@@ -86,7 +86,7 @@ def fill(store: GeoPackageStore) -> None:
 
 
 @pytest.fixture
-def city(tmp_path: Path, catalogue: Catalogue) -> GeoPackageStore:
+def city(tmp_path: Path, catalogue: Catalogue) -> Store:
     """A store with 400 hydrants, 120 pipelines and 150 compounds in one 10 km box."""
     st = open_store(tmp_path / "city.gpkg", catalogue)
     fill(st)
@@ -95,7 +95,7 @@ def city(tmp_path: Path, catalogue: Catalogue) -> GeoPackageStore:
 
 
 @pytest.fixture(scope="session")
-def areas_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> GeoPackageStore:
+def areas_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Store:
     """``city``'s components plus 24 committees and their sub-districts over the same box; shared, so read-only."""
     st = open_store(tmp_path_factory.mktemp("areas") / "areas.gpkg", catalogue)
     fill(st)
@@ -105,32 +105,32 @@ def areas_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -
 
 
 @pytest.fixture(scope="session")
-def areas_gate(areas_city: GeoPackageStore) -> Gate:
+def areas_gate(areas_city: Store) -> Gate:
     g = Gate(areas_city)
     yield g
     g.close()
 
 
-def area_keys(store: GeoPackageStore) -> list[str]:
+def area_keys(store: Store) -> list[str]:
     """Keys of every committee and sub-district of ``store``."""
     return sorted([*store.features("committee").key, *store.features("subdistrict").key])
 
 
-def seen_keys(store: GeoPackageStore, layer: str, area: Area) -> set[str]:
+def seen_keys(store: Store, layer: str, area: Area) -> set[str]:
     """Keys of the components of ``layer`` that intersect ``area`` (what a user scoped to it sees)."""
     frame = store.features(layer, bbox=area.bounds)
     return set(frame.key[frame.intersects(area.geometry)])
 
 
 @pytest.fixture
-def engine(city: GeoPackageStore, tmp_path: Path) -> TileEngine:
+def engine(city: Store, tmp_path: Path) -> TileEngine:
     eng = TileEngine(city, TileSettings(cache_dir=tmp_path / "cache", warm=False))
     yield eng
     eng.close()
 
 
 @pytest.fixture
-def gate(city: GeoPackageStore) -> Gate:
+def gate(city: Store) -> Gate:
     """The access gate of ``city`` (users, policy, audit), on the access database beside the store."""
     g = Gate(city)
     yield g

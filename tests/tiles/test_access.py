@@ -22,7 +22,7 @@ from twin.access import AccessSettings, Gate
 from twin.access.policy import DEFAULT_POLICY
 from twin.catalogue import load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 CENTRE = (121.45, 31.25)
 VARY = "Accept-Encoding, Authorization, Cookie"
@@ -43,7 +43,7 @@ def served(engine: TileEngine, gate: Gate) -> Iterator[str]:
 
 
 def test_anonymous_callers_get_401_on_non_public_layers_and_shared_tiles_of_public_ones(
-        city: GeoPackageStore, engine: TileEngine, tmp_path: Path) -> None:
+        city: Store, engine: TileEngine, tmp_path: Path) -> None:
     policy = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
     policy["public_layers"] = ["hydrant"]
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy), encoding="utf-8")
@@ -118,7 +118,7 @@ def test_fields_dropped_by_masking_are_left_out_of_tilejson_and_tiles(tmp_path: 
 
 
 def test_a_scoped_users_tiles_and_metadata_keep_to_their_area_and_a_tile_elsewhere_is_an_audited_404(
-        city: GeoPackageStore, tmp_path: Path) -> None:
+        city: Store, tmp_path: Path) -> None:
     admin_areas(city)
     committees, hydrants = city.features("committee"), city.features("hydrant")
     committee = committees.iloc[int(committees.geometry.apply(lambda g: hydrants.intersects(g).sum()).argmax())]

@@ -19,7 +19,7 @@ from tiles import TileEngine, TileFilter, TileSettings
 from tiles.grid import mercator_bounds, tiles_in
 from tiles.render import Renderer
 from twin.catalogue import Catalogue
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 
 def _totals(engine: TileEngine, layer: str, z: int) -> tuple[Counter, float]:
@@ -36,7 +36,7 @@ def _totals(engine: TileEngine, layer: str, z: int) -> tuple[Counter, float]:
 
 @pytest.mark.parametrize(("layer", "zooms"), [("hydrant", (0, 5, 9, 11, 13)), ("pipeline", (3, 8, 12)),
                                               ("residential_compound", (2, 10, 11))])
-def test_counts_in_all_tiles_of_a_zoom_add_up_to_the_store(engine: TileEngine, city: GeoPackageStore, layer: str,
+def test_counts_in_all_tiles_of_a_zoom_add_up_to_the_store(engine: TileEngine, city: Store, layer: str,
                                                            zooms: tuple[int, ...]) -> None:
     keys = city.features(layer).key.tolist()
     city.edit(keys[0], author="test", properties={"status": "retired"})
@@ -66,7 +66,7 @@ def test_line_and_polygon_cells_carry_generalised_shapes_within_their_cell(engin
             assert shapely.box(-1, -1, 4097, 4097).contains(geom)
 
 
-def test_point_cells_sit_at_the_mean_position_of_their_members(engine: TileEngine, city: GeoPackageStore) -> None:
+def test_point_cells_sit_at_the_mean_position_of_their_members(engine: TileEngine, city: Store) -> None:
     tile = tiles_in((121.45, 31.25, 121.45, 31.25), 12)[0]
     cells = decode(engine.tile(("hydrant",), tile).gz)["hydrant"]["features"]
     assert {c["geometry"]["type"] for c in cells} == {"Point"}
@@ -128,7 +128,7 @@ def test_incremental_upkeep_equals_a_rebuild(tmp_path_factory: pytest.TempPathFa
         assert shapely.equals_exact(incremental[1][key], geom, tolerance=1e-6), key
 
 
-def _change(store: GeoPackageStore, layer: str, action: str, seed: int) -> None:
+def _change(store: Store, layer: str, action: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     keys = store.features(layer).key.tolist()
     if not keys and action != "insert":

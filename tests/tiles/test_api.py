@@ -16,7 +16,7 @@ from tests.users import bearer
 from tiles import TileEngine
 from tiles.grid import TileID, tiles_in
 from twin.access import Gate
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 MVT = "application/vnd.mapbox-vector-tile"
 CENTRE = (121.45, 31.25)
@@ -34,7 +34,7 @@ def _ogc(tile: TileID, layer: str = "hydrant") -> str:
     return f"/collections/{layer}/tiles/WebMercatorQuad/{tile.z}/{tile.y}/{tile.x}"
 
 
-def test_ogc_tile_is_gzip_mvt_with_etag_and_revalidation(client: httpx.Client, city: GeoPackageStore,
+def test_ogc_tile_is_gzip_mvt_with_etag_and_revalidation(client: httpx.Client, city: Store,
                                                          tmp_path: Path) -> None:
     tile = tiles_in((*CENTRE, *CENTRE), 14)[0]
     r = client.get(_ogc(tile), headers={"Accept-Encoding": "gzip"})
@@ -112,7 +112,7 @@ def test_bad_requests_get_clear_4xx(client: httpx.Client, path: str, status: int
     assert words in r.json()["description"]
 
 
-def test_the_service_app_serves_tiles_beside_the_features_api(city: GeoPackageStore, gate: Gate) -> None:
+def test_the_service_app_serves_tiles_beside_the_features_api(city: Store, gate: Gate) -> None:
     from tests.api.conftest import running
 
     tile = tiles_in((*CENTRE, *CENTRE), 14)[0]

@@ -14,7 +14,7 @@ from tests.tiles.conftest import tile_app
 from tiles import TileEngine
 from twin.access import Gate
 from twin.api.auth import COOKIE
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 VENDOR = Path(__file__).resolve().parents[2] / "twin" / "api" / "static" / "vendor"
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
@@ -41,7 +41,7 @@ window.bounds = () => { const b = map.getBounds(); return [b.getWest(), b.getSou
 
 
 @pytest.mark.slow
-def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city: GeoPackageStore, gate: Gate,
+def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city: Store, gate: Gate,
                                                         tmp_path: Path, browser) -> None:
     assert (VENDOR / "vectorgrid").is_dir(), "the vendored Leaflet.VectorGrid is missing (scripts/vendor-assets)"
     key = city.features("hydrant").key.iloc[0]

@@ -17,7 +17,7 @@ from tiles import TileEngine, TileSettings
 from tiles.cache import CacheKey, DiskCache, Entry, MemoryCache
 from tiles.grid import TileID, tiles_in
 from twin.catalogue import Catalogue
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 
 def _features(engine: TileEngine, layer: str, tile: TileID) -> dict[str, dict]:
@@ -26,7 +26,7 @@ def _features(engine: TileEngine, layer: str, tile: TileID) -> dict[str, dict]:
     return {f["properties"]["key"]: f["properties"] for f in data.get(layer, {}).get("features", [])}
 
 
-def _tile_of(store: GeoPackageStore, key: str, z: int) -> TileID:
+def _tile_of(store: Store, key: str, z: int) -> TileID:
     p = store.get(key).geometry.iloc[0].representative_point()
     return tiles_in((p.x, p.y, p.x, p.y), z)[0]
 
@@ -36,7 +36,7 @@ def _faulty(engine: TileEngine, layer: str, tile: TileID) -> int:
     return sum(f["properties"].get("count_faulty", 0) for f in data.get(layer, {}).get("features", []))
 
 
-def test_an_edit_shows_at_once_in_raw_and_aggregate_tiles(engine: TileEngine, city: GeoPackageStore) -> None:
+def test_an_edit_shows_at_once_in_raw_and_aggregate_tiles(engine: TileEngine, city: Store) -> None:
     key = city.features("hydrant").key.iloc[7]
     raw, low = _tile_of(city, key, 15), _tile_of(city, key, 9)
     assert _features(engine, "hydrant", raw)[key]["status"] == "in_service"
@@ -50,7 +50,7 @@ def test_an_edit_shows_at_once_in_raw_and_aggregate_tiles(engine: TileEngine, ci
     assert _faulty(engine, "hydrant", low) == before
 
 
-def test_a_move_updates_the_old_and_the_new_tile(engine: TileEngine, city: GeoPackageStore) -> None:
+def test_a_move_updates_the_old_and_the_new_tile(engine: TileEngine, city: Store) -> None:
     key = city.features("pipeline").key.iloc[3]
     old = _tile_of(city, key, 16)
     assert key in _features(engine, "pipeline", old)
@@ -62,7 +62,7 @@ def test_a_move_updates_the_old_and_the_new_tile(engine: TileEngine, city: GeoPa
     assert key in _features(engine, "pipeline", new)
 
 
-def test_only_the_tiles_a_change_meets_are_dropped(engine: TileEngine, city: GeoPackageStore) -> None:
+def test_only_the_tiles_a_change_meets_are_dropped(engine: TileEngine, city: Store) -> None:
     frame = city.features("hydrant")
     west, east = frame.loc[frame.geometry.x.idxmin(), "key"], frame.loc[frame.geometry.x.idxmax(), "key"]
     t_west, t_east = _tile_of(city, west, 15), _tile_of(city, east, 15)
@@ -74,7 +74,7 @@ def test_only_the_tiles_a_change_meets_are_dropped(engine: TileEngine, city: Geo
     assert engine.tile(("hydrant",), t_east).source == "drawn"
 
 
-def test_writes_by_another_process_are_seen_before_serving(engine: TileEngine, city: GeoPackageStore) -> None:
+def test_writes_by_another_process_are_seen_before_serving(engine: TileEngine, city: Store) -> None:
     key = city.features("residential_compound").key.iloc[5]
     tile = _tile_of(city, key, 14)
     low = _tile_of(city, key, 8)
@@ -94,7 +94,7 @@ def test_writes_by_another_process_are_seen_before_serving(engine: TileEngine, c
         retired + 1
 
 
-def test_disk_cache_survives_a_restart_but_never_serves_what_changed_meanwhile(city: GeoPackageStore,
+def test_disk_cache_survives_a_restart_but_never_serves_what_changed_meanwhile(city: Store,
                                                                              tmp_path: Path) -> None:
     frame = city.features("hydrant")
     west, east = frame.loc[frame.geometry.x.idxmin(), "key"], frame.loc[frame.geometry.x.idxmax(), "key"]
@@ -135,7 +135,7 @@ def test_disk_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
     assert entry is not None and entry.gz == b"y" * 1000 and entry.versions == {"hydrant": 2, "pipeline": 5}
 
 
-def test_disk_tiles_drawn_at_different_versions_are_all_reused_after_a_restart(city: GeoPackageStore,
+def test_disk_tiles_drawn_at_different_versions_are_all_reused_after_a_restart(city: Store,
                                                                                tmp_path: Path) -> None:
     frame = city.features("hydrant")
     west, east = frame.loc[frame.geometry.x.idxmin(), "key"], frame.loc[frame.geometry.x.idxmax(), "key"]
@@ -154,7 +154,7 @@ def test_disk_tiles_drawn_at_different_versions_are_all_reused_after_a_restart(c
         second.close()
 
 
-def test_warm_up_builds_every_layers_aggregates_in_the_background(city: GeoPackageStore) -> None:
+def test_warm_up_builds_every_layers_aggregates_in_the_background(city: Store) -> None:
     engine = TileEngine(city, TileSettings(warm=True))
     wanted = {"hydrant", "pipeline", "residential_compound"}
     try:
@@ -169,7 +169,7 @@ def test_warm_up_builds_every_layers_aggregates_in_the_background(city: GeoPacka
         engine.close()
 
 
-def test_a_disk_cache_is_never_reused_for_another_store(city: GeoPackageStore, catalogue: Catalogue,
+def test_a_disk_cache_is_never_reused_for_another_store(city: Store, catalogue: Catalogue,
                                                         tmp_path: Path) -> None:
     settings = TileSettings(cache_dir=tmp_path / "disk", warm=False)
     tile = _tile_of(city, city.features("hydrant").key.iloc[0], 14)

@@ -25,7 +25,7 @@ from tiles.mvt_columns import Layer
 from tiles.mvt_geometry import point_commands, shape_commands
 from tiles.render import tile_commands
 from tiles.wire import varint, varints, zigzag
-from twin.store.gpkg_blob import encode as blobs_of
+from twin.store.gpkg.blob import encode as blobs_of
 
 BUFFER = 64
 MAPBOX_OPTIONS = {"extents": EXTENT, "quantize_bounds": None, "y_coord_down": True, "check_winding_order": False}

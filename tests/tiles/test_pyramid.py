@@ -20,19 +20,19 @@ from twin.access import Gate
 from twin.catalogue import Catalogue
 from twin.cli import app
 from twin.errors import StoreError
-from twin.store import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 SMALL = (121.44, 31.24, 121.46, 31.26)
 
 
-def _build(store: GeoPackageStore, out: Path, *args: str) -> str:
+def _build(store: Store, out: Path, *args: str) -> str:
     result = CliRunner().invoke(app, ["tiles", "build", "--store", str(store.path), "--out", str(out), *args])
     assert result.exit_code == 0, result.output
     return result.output
 
 
 @pytest.fixture
-def pyramid(city: GeoPackageStore, tmp_path: Path) -> Path:
+def pyramid(city: Store, tmp_path: Path) -> Path:
     out = tmp_path / "city.pmtiles"
     text = _build(city, out, "--layers", "hydrant,pipeline", "--minzoom", "10", "--maxzoom", "14",
                   "--bbox", ",".join(map(str, SMALL)))
@@ -40,7 +40,7 @@ def pyramid(city: GeoPackageStore, tmp_path: Path) -> Path:
     return out
 
 
-def test_pyramid_opens_in_gdal_and_the_pmtiles_reader(pyramid: Path, city: GeoPackageStore) -> None:
+def test_pyramid_opens_in_gdal_and_the_pmtiles_reader(pyramid: Path, city: Store) -> None:
     assert {"hydrant", "pipeline"} <= {name for name, _ in pyogrio.list_layers(pyramid)}
     gdal = pyogrio.read_dataframe(pyramid, layer="hydrant", ZOOM_LEVEL="14")
     stored = city.features("hydrant", bbox=SMALL)
@@ -55,7 +55,7 @@ def test_pyramid_opens_in_gdal_and_the_pmtiles_reader(pyramid: Path, city: GeoPa
         assert sum(c["properties"]["count"] for c in cells) > 0
 
 
-def test_service_serves_the_pyramid_while_current_and_draws_the_rest(pyramid: Path, city: GeoPackageStore) -> None:
+def test_service_serves_the_pyramid_while_current_and_draws_the_rest(pyramid: Path, city: Store) -> None:
     engine = TileEngine(city, TileSettings(pyramid=pyramid, warm=False))
     layers = ("hydrant", "pipeline")
     try:
@@ -90,7 +90,7 @@ def test_service_serves_the_pyramid_while_current_and_draws_the_rest(pyramid: Pa
     (["--layers", "hydrant", "--bbox", "100,10,100.01,10.01", "--minzoom", "14", "--maxzoom", "14"],
      "has data"),
 ])
-def test_build_refuses_bad_options_clearly(city: GeoPackageStore, tmp_path: Path, args: list[str],
+def test_build_refuses_bad_options_clearly(city: Store, tmp_path: Path, args: list[str],
                                            words: str) -> None:
     out = tmp_path / "x.pmtiles"
     result = CliRunner().invoke(app, ["tiles", "build", "--store", str(city.path), "--out", str(out), *args])
@@ -112,14 +112,14 @@ def test_a_pyramid_of_another_store_is_not_served(pyramid: Path, catalogue: Cata
         other.close()
 
 
-def test_a_file_that_is_not_a_pyramid_is_refused(city: GeoPackageStore, tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_pyramid_is_refused(city: Store, tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.pmtiles"
     bogus.write_bytes(b"not a pmtiles file at all")
     with pytest.raises(StoreError, match="not a readable PMTiles pyramid"):
         TileEngine(city, TileSettings(pyramid=bogus, warm=False))
 
 
-def test_the_pyramid_serves_only_callers_who_see_the_whole_city_masked(city: GeoPackageStore, tmp_path: Path) -> None:
+def test_the_pyramid_serves_only_callers_who_see_the_whole_city_masked(city: Store, tmp_path: Path) -> None:
     admin_areas(city)
     out = tmp_path / "compounds.pmtiles"
     _build(city, out, "--layers", "residential_compound", "--minzoom", "15", "--maxzoom", "15",

@@ -17,7 +17,7 @@ from tests.tiles.conftest import decode, gdal_read
 from tiles import TileEngine, TileFilter, TileSettings
 from tiles.grid import EXTENT, TileID, buffered_mercator, lonlat_box, mercator_bounds, tiles_in
 from twin.errors import InvalidQueryError
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 mvt_decode = mapbox_vector_tile.decode
 
@@ -28,14 +28,14 @@ def _tile(z: int) -> TileID:
     return tiles_in((*CENTRE, *CENTRE), z)[0]
 
 
-def _in_store(store: GeoPackageStore, layer: str, tile: TileID, buffer: int) -> set[str]:
+def _in_store(store: Store, layer: str, tile: TileID, buffer: int) -> set[str]:
     box = lonlat_box(buffered_mercator(tile, buffer))
     frame = store.features(layer, bbox=box)
     return set(frame.key[frame.intersects(shapely.box(*box))])
 
 
 @pytest.mark.parametrize("layer", ["hydrant", "pipeline", "residential_compound"])
-def test_raw_tile_holds_exactly_the_components_meeting_the_buffered_tile(engine: TileEngine, city: GeoPackageStore,
+def test_raw_tile_holds_exactly_the_components_meeting_the_buffered_tile(engine: TileEngine, city: Store,
                                                                         layer: str, tmp_path: Path) -> None:
     tile = _tile(14)
     result = engine.tile((layer,), tile)
@@ -60,7 +60,7 @@ def test_raw_tile_holds_exactly_the_components_meeting_the_buffered_tile(engine:
             assert f["properties"].get(name) == expected, (name, f["properties"])
 
 
-def test_point_positions_are_the_stored_ones_to_a_tile_unit(engine: TileEngine, city: GeoPackageStore,
+def test_point_positions_are_the_stored_ones_to_a_tile_unit(engine: TileEngine, city: Store,
                                                             tmp_path: Path) -> None:
     tile = _tile(15)
     result = engine.tile(("hydrant",), tile)
@@ -73,7 +73,7 @@ def test_point_positions_are_the_stored_ones_to_a_tile_unit(engine: TileEngine, 
 
 
 def test_polygons_keep_their_area_and_winding_and_sensitive_fields_are_masked(engine: TileEngine,
-                                                                             city: GeoPackageStore,
+                                                                             city: Store,
                                                                              tmp_path: Path) -> None:
     tile = _tile(16)
     result = engine.tile(("residential_compound",), tile)
@@ -98,7 +98,7 @@ def test_tiles_outside_the_data_are_empty(engine: TileEngine) -> None:
     assert engine.tile(("hydrant", "pipeline"), tiles_in((100.0, 10.0, 100.0, 10.0), 6)[0]).empty
 
 
-def test_filter_and_datetime_select_like_the_features_api(engine: TileEngine, city: GeoPackageStore) -> None:
+def test_filter_and_datetime_select_like_the_features_api(engine: TileEngine, city: Store) -> None:
     tile = _tile(14)
     key = decode(engine.tile(("hydrant",), tile).gz)["hydrant"]["features"][0]["properties"]["key"]
     city.edit(key, author="test", properties={"status": "faulty"})
@@ -120,7 +120,7 @@ def test_filters_that_do_not_parse_or_name_unknown_fields_are_refused(engine: Ti
         engine.tile(("hydrant",), _tile(14), TileFilter(cql=text))
 
 
-def test_no_tile_exceeds_the_size_limit(city: GeoPackageStore) -> None:
+def test_no_tile_exceeds_the_size_limit(city: Store) -> None:
     dense = hydrants(3000, seed=9, box=(121.445, 31.245, 121.455, 31.255))
     dense["road"] = [f"{i}号" + "很长的道路名称" * 3 for i in range(len(dense))]
     city.upsert("hydrant", dense, author="test", source="test")
@@ -138,7 +138,7 @@ def test_no_tile_exceeds_the_size_limit(city: GeoPackageStore) -> None:
 
 
 def test_a_layer_drawn_raw_at_every_zoom_reaches_the_tiles_at_the_edge_of_the_world(engine: TileEngine,
-                                                                                   city: GeoPackageStore) -> None:
+                                                                                   city: Store) -> None:
     # Shanghai lies in the last column of zoom 2 and the eastern half of zoom 1: a buffered tile there must stop
     # at the antimeridian, not wrap round to it from the west (which found nothing)
     district = gpd.GeoDataFrame({"name": ["测试区"]}, geometry=[shapely.box(121.42, 31.22, 121.48, 31.28)],

@@ -18,8 +18,8 @@ from tiles.view import View
 from twin.access import Gate, Principal
 from twin.errors import OutOfScopeError
 from twin.query.model import FeatureQuery
-from twin.query.sqlread import Reader
-from twin.store import GeoPackageStore
+from twin.store import Store
+from twin.store.gpkg.reads import Reader
 
 LAYERS = ("hydrant", "pipeline", "residential_compound")
 #: Matches every component: forces the aggregate cells to be counted from the components themselves.
@@ -27,7 +27,7 @@ EVERYTHING = TileFilter(cql="status <> 'no such status'")
 
 
 @pytest.fixture(scope="module")
-def areas_engine(areas_city: GeoPackageStore) -> TileEngine:
+def areas_engine(areas_city: Store) -> TileEngine:
     eng = TileEngine(areas_city, TileSettings(warm=False))
     yield eng
     eng.close()
@@ -45,7 +45,7 @@ def features(engine: TileEngine, layer: str, tile: TileID, view: View, flt: Tile
     return decode(engine.tile((layer,), tile, flt, view).gz).get(layer, {}).get("features", [])
 
 
-def number_matched(store: GeoPackageStore, layer: str, view: View) -> int:
+def number_matched(store: Store, layer: str, view: View) -> int:
     """The features API's numberMatched for ``layer`` with the view's scope."""
     reader = Reader(store.path, store.catalogue)
     try:
@@ -68,7 +68,7 @@ def zoom_total(engine: TileEngine, layer: str, z: int, view: View, flt: TileFilt
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_scoped_raw_tiles_hold_exactly_the_components_meeting_the_area_and_the_tile(
-        areas_engine: TileEngine, areas_city: GeoPackageStore, areas_gate: Gate, layer: str) -> None:
+        areas_engine: TileEngine, areas_city: Store, areas_gate: Gate, layer: str) -> None:
     checked = 0
     for key in area_keys(areas_city)[::2]:
         view = view_of(areas_gate, key)
@@ -88,7 +88,7 @@ def test_scoped_raw_tiles_hold_exactly_the_components_meeting_the_area_and_the_t
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_scoped_aggregate_counts_over_a_zoom_add_up_to_number_matched(areas_engine: TileEngine,
-                                                                      areas_city: GeoPackageStore,
+                                                                      areas_city: Store,
                                                                       areas_gate: Gate, data: st.DataObject) -> None:
     key = data.draw(st.sampled_from(area_keys(areas_city)), label="area")
     layer = data.draw(st.sampled_from(LAYERS), label="layer")
@@ -100,7 +100,7 @@ def test_scoped_aggregate_counts_over_a_zoom_add_up_to_number_matched(areas_engi
 
 
 def test_a_line_entering_the_area_counts_once_though_its_representative_point_lies_outside(
-        city: GeoPackageStore, tmp_path: Path) -> None:
+        city: Store, tmp_path: Path) -> None:
     admin_areas(city)
     committees = city.features("committee")
     target = committees.geometry.iloc[0]
@@ -125,7 +125,7 @@ def test_a_line_entering_the_area_counts_once_though_its_representative_point_li
 
 
 def test_scoped_cells_from_stored_counts_equal_cells_counted_from_scratch(areas_engine: TileEngine,
-                                                                         areas_city: GeoPackageStore,
+                                                                         areas_city: Store,
                                                                          areas_gate: Gate) -> None:
     compared = 0
     for key in area_keys(areas_city)[::3]:
@@ -147,7 +147,7 @@ def test_scoped_cells_from_stored_counts_equal_cells_counted_from_scratch(areas_
     assert compared > 100
 
 
-def test_a_tile_that_misses_the_area_is_out_of_scope(areas_engine: TileEngine, areas_city: GeoPackageStore,
+def test_a_tile_that_misses_the_area_is_out_of_scope(areas_engine: TileEngine, areas_city: Store,
                                                     areas_gate: Gate) -> None:
     view = view_of(areas_gate, area_keys(areas_city)[0])
     far = tiles_in((121.0, 31.0, 121.0, 31.0), 14)[0]
@@ -156,7 +156,7 @@ def test_a_tile_that_misses_the_area_is_out_of_scope(areas_engine: TileEngine, a
     assert areas_engine.tile(("hydrant",), far).empty  # unscoped, the same tile is merely empty
 
 
-def _shared_tile(store: GeoPackageStore, gate: Gate) -> tuple[View, View, TileID]:
+def _shared_tile(store: Store, gate: Gate) -> tuple[View, View, TileID]:
     """Two committee views and a z15 tile meeting both, with hydrants of each in it."""
     frame = store.features("committee")
     hydrants = store.features("hydrant")
@@ -174,7 +174,7 @@ def _shared_tile(store: GeoPackageStore, gate: Gate) -> tuple[View, View, TileID
     raise AssertionError("no tile straddles two committees with hydrants on both sides")
 
 
-def test_two_areas_never_get_each_others_cached_tile_in_memory_or_on_disk(areas_city: GeoPackageStore,
+def test_two_areas_never_get_each_others_cached_tile_in_memory_or_on_disk(areas_city: Store,
                                                                         areas_gate: Gate, tmp_path: Path) -> None:
     first, second, tile = _shared_tile(areas_city, areas_gate)
     settings = TileSettings(cache_dir=tmp_path / "disk", warm=False)
@@ -201,7 +201,7 @@ def test_two_areas_never_get_each_others_cached_tile_in_memory_or_on_disk(areas_
         again.close()
 
 
-def test_an_edit_invalidates_the_tile_of_every_view(city: GeoPackageStore, tmp_path: Path) -> None:
+def test_an_edit_invalidates_the_tile_of_every_view(city: Store, tmp_path: Path) -> None:
     admin_areas(city)
     gate = Gate(city)
     first, second, tile = _shared_tile(city, gate)

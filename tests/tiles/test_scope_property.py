@@ -17,7 +17,7 @@ from tiles.grid import EXTENT, TileID, buffered_mercator, lonlat_box, mercator_b
 from tiles.view import View
 from twin.access import Area, Gate
 from twin.errors import OutOfScopeError
-from twin.store import GeoPackageStore
+from twin.store import Store
 
 LAYERS = ("hydrant", "pipeline", "residential_compound", "committee")
 #: Every personal value stored in the test city (compounds' managers and phones, committees' secretaries and phones).
@@ -25,7 +25,7 @@ PERSONAL = {"张三丰", "13812341234", "李四", "02112345678"}
 
 
 @pytest.fixture(scope="module")
-def areas_engine(areas_city: GeoPackageStore) -> Iterator[TileEngine]:
+def areas_engine(areas_city: Store) -> Iterator[TileEngine]:
     eng = TileEngine(areas_city, TileSettings(warm=False))
     yield eng
     eng.close()
@@ -34,7 +34,7 @@ def areas_engine(areas_city: GeoPackageStore) -> Iterator[TileEngine]:
 class Oracle:
     """What the store says a user scoped to an area sees, computed once per area and layer."""
 
-    def __init__(self, store: GeoPackageStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.frames = {layer: store.features(layer) for layer in LAYERS}
         self._seen: dict[tuple[str, str], set[str]] = {}
@@ -55,7 +55,7 @@ class Oracle:
 
 
 @pytest.fixture(scope="module")
-def oracle(areas_city: GeoPackageStore) -> Oracle:
+def oracle(areas_city: Store) -> Oracle:
     return Oracle(areas_city)
 
 
@@ -89,7 +89,7 @@ def _merc_shape(geometry: dict, tile: TileID) -> shapely.Geometry:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_scoped_tiles_show_and_count_only_the_area_and_never_a_personal_value(
-        areas_engine: TileEngine, areas_city: GeoPackageStore, areas_gate: Gate, oracle: Oracle,
+        areas_engine: TileEngine, areas_city: Store, areas_gate: Gate, oracle: Oracle,
         data: st.DataObject) -> None:
     view, layers, tile = data.draw(requests(area_keys(areas_city), areas_gate, oracle))
     area = view.area

@@ -9,13 +9,13 @@ import shapely
 
 from twin.errors import AccessConfigError, FeatureNotFoundError, InvalidKeyError, LayerNotFoundError
 from twin.model.area import Area
-from twin.store.geopackage import GeoPackageStore
+from twin.store import Store
 
 
 class AreaResolver:
     """Areas by key, read from the store's administrative layers and kept until that layer changes."""
 
-    def __init__(self, store: GeoPackageStore, layers: tuple[str, ...]) -> None:
+    def __init__(self, store: Store, layers: tuple[str, ...]) -> None:
         self.store = store
         self.layers = layers
         self._cache: dict[str, tuple[int, Area]] = {}

@@ -7,14 +7,17 @@ No credential is ever recorded: paths and details are redacted (:mod:`twin.acces
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from dataclasses import astuple, dataclass, fields
 
-from twin.access.db import AccessDB
 from twin.access.redaction import redact
 from twin.access.users import now
 from twin.errors import InvalidQueryError
+from twin.store.base import AccessDB
+
+log = logging.getLogger(__name__)
 
 #: Actions recorded; downloads in file formats are ``export``, refused requests ``denied``.
 ACTIONS = ("login", "import", "edit", "delete", "export", "read", "user", "denied")
@@ -72,8 +75,8 @@ class AuditLog:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        conn = self.db.conn()
-        sql = f"INSERT INTO audit({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+        sql = f"INSERT INTO {{audit}}({columns}) VALUES ({', '.join('?' * len(_COLUMNS))})"
         while True:
             item = self._queue.get()
             batch, waiters, stop = [], [], False
@@ -89,8 +92,11 @@ class AuditLog:
                 except queue.Empty:
                     break
             if batch:
-                with conn:
-                    conn.executemany(sql, batch)
+                try:
+                    with self.db.write() as w:
+                        w.executemany(sql, batch)
+                except Exception:  # the log must outlive a database hiccup; the events are in the service log
+                    log.exception("could not write %d audit events", len(batch))
             for w in waiters:
                 w.set()
             if stop:
@@ -110,7 +116,7 @@ class AuditLog:
         where, params = [], []
         for column, value in (("user", user), ("action", action), ("outcome", outcome), ("layer", layer)):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f'"{column}" = ?')
                 params.append(value)
         if since is not None:
             where.append("time >= ?")
@@ -118,6 +124,7 @@ class AuditLog:
         if until is not None:
             where.append("time <= ?")
             params.append(until)
-        sql = (f"SELECT {', '.join(_COLUMNS)} FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+        sql = (f"SELECT {columns} FROM {{audit}}" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY id DESC LIMIT ?")
-        return [AuditEvent(*row) for row in self.db.conn().execute(sql, [*params, limit])]
+        return [AuditEvent(*row) for row in self.db.read(sql, [*params, limit])]

@@ -12,21 +12,20 @@ from pathlib import Path
 
 from twin.access.areas import AreaResolver
 from twin.access.audit import AuditLog
-from twin.access.db import AccessDB, access_db_path
 from twin.access.oidc import JwtVerifier, OidcSettings
 from twin.access.policy import Policy, ScopeRule, load_policy
 from twin.access.principal import Principal, anonymous
 from twin.access.sessions import Session, SessionStore
 from twin.access.users import User, UserRegistry, check_days, parse_stamp, split_token
 from twin.errors import AccessConfigError, AuthenticationError, PermissionDeniedError
-from twin.store.geopackage import GeoPackageStore
+from twin.store import Store
 
 
 @dataclass(frozen=True)
 class AccessSettings:
     """Where the access database and the policy are, and the optional OIDC provider."""
 
-    db: Path | None = None  # default: beside the store, <store>.access.db
+    db: Path | None = None  # a GeoPackage store's access database (default: beside it, <store>.access.db)
     policy: Path | None = None  # default: the packaged policy.yaml
     oidc: OidcSettings | None = None
 
@@ -34,11 +33,11 @@ class AccessSettings:
 class Gate:
     """Authenticates credentials into principals, checks users against the policy, records the audit trail."""
 
-    def __init__(self, store: GeoPackageStore, settings: AccessSettings | None = None) -> None:
+    def __init__(self, store: Store, settings: AccessSettings | None = None) -> None:
         settings = settings or AccessSettings()
         self.store = store
         self.policy: Policy = load_policy(settings.policy, store.catalogue)
-        self.db = AccessDB(settings.db or access_db_path(store.path))
+        self.db = store.access(settings.db)
         self.users = UserRegistry(self.db)
         self.sessions = SessionStore(self.db)
         self.audit = AuditLog(self.db)

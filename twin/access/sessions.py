@@ -16,9 +16,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from twin.access.db import AccessDB
 from twin.access.users import now, stamp
 from twin.errors import AuthenticationError
+from twin.store.base import AccessDB
 
 #: The longest a browser stays signed in.
 SESSION_HOURS = 12
@@ -54,55 +54,50 @@ class SessionStore:
         moment = now()
         session = Session(user, role, area, via, token, stamp(min(until, moment + timedelta(hours=SESSION_HOURS))))
         sid = secrets.token_urlsafe(32)
-        conn = self.db.conn()
-        with conn:
-            conn.execute("DELETE FROM sessions WHERE expires <= ?", (stamp(moment),))
-            conn.execute("INSERT INTO sessions(hash, user, role, area, via, token, created, expires) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (_hash(sid), user, role, area, via, token, stamp(moment), session.expires))
+        with self.db.write() as w:
+            w.execute("DELETE FROM {sessions} WHERE expires <= ?", (stamp(moment),))
+            w.execute('INSERT INTO {sessions}(hash, "user", role, area, via, token, created, expires) '
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (_hash(sid), user, role, area, via, token, stamp(moment), session.expires))
         return sid, session
 
     def find(self, sid: str) -> Session:
         """The live session ``sid`` names; :class:`AuthenticationError` when it is unknown, ended or expired."""
-        row = self.db.conn().execute("SELECT user, role, area, via, token, expires FROM sessions WHERE hash = ?",
-                                     (_hash(sid),)).fetchone()
-        if row is None:
+        rows = self.db.read('SELECT "user", role, area, via, token, expires FROM {sessions} WHERE hash = ?',
+                            (_hash(sid),))
+        if not rows:
             raise AuthenticationError("unknown or ended session")
-        session = Session(*row)
+        session = Session(*rows[0])
         if session.expires <= stamp(now()):
             raise AuthenticationError(f"session expired at {session.expires}")
         return session
 
     def end(self, sid: str) -> None:
         """Sign out: the session is deleted, so its cookie stops working everywhere at once."""
-        conn = self.db.conn()
-        with conn:
-            conn.execute("DELETE FROM sessions WHERE hash = ?", (_hash(sid),))
+        with self.db.write() as w:
+            w.execute("DELETE FROM {sessions} WHERE hash = ?", (_hash(sid),))
 
     def end_user(self, user: str) -> int:
         """End every session of ``user`` (when they are revoked); returns how many there were."""
-        conn = self.db.conn()
-        with conn:
-            return conn.execute("DELETE FROM sessions WHERE user = ?", (user,)).rowcount
+        with self.db.write() as w:
+            return w.execute('DELETE FROM {sessions} WHERE "user" = ?', (user,)).rowcount
 
     def new_code(self, token: str, until: datetime) -> str:
         """A one-time sign-in code for the twin token with id ``token``, usable by ``until`` at the latest."""
         moment = now()
         code = secrets.token_urlsafe(24)
         expires = stamp(min(until, moment + timedelta(hours=CODE_HOURS)))
-        conn = self.db.conn()
-        with conn:
-            conn.execute("DELETE FROM sign_in_codes WHERE expires <= ?", (stamp(moment),))
-            conn.execute("INSERT INTO sign_in_codes(hash, token, created, expires) VALUES (?, ?, ?, ?)",
-                         (_hash(code), token, stamp(moment), expires))
+        with self.db.write() as w:
+            w.execute("DELETE FROM {codes} WHERE expires <= ?", (stamp(moment),))
+            w.execute("INSERT INTO {codes}(hash, token, created, expires) VALUES (?, ?, ?, ?)",
+                      (_hash(code), token, stamp(moment), expires))
         return code
 
     def redeem(self, code: str) -> str:
         """The token id a sign-in code was issued for; the code is spent whatever the outcome."""
-        conn = self.db.conn()
-        with conn:
-            row = conn.execute("DELETE FROM sign_in_codes WHERE hash = ? RETURNING token, expires",
-                               (_hash(code),)).fetchone()
+        with self.db.write() as w:
+            rows = w.execute("DELETE FROM {codes} WHERE hash = ? RETURNING token, expires", (_hash(code),)).rows
+        row = rows[0] if rows else None
         if row is None:
             raise AuthenticationError("unknown or already used sign-in code: ask for a new link")
         if row[1] <= stamp(now()):

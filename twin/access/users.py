@@ -14,9 +14,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from twin.access.db import AccessDB
 from twin.catalogue import IDENT
 from twin.errors import AccessConfigError, AuthenticationError
+from twin.store.base import AccessDB, AccessWriter
 
 _TOKEN = re.compile(r"^twin_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -65,73 +65,69 @@ class UserRegistry:
             raise AccessConfigError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
         if not re.match(IDENT, role):
             raise AccessConfigError(f"role {role!r} is not a role name")
-        conn = self.db.conn()
-        row = conn.execute("SELECT revoked FROM users WHERE name = ?", (name,)).fetchone()
-        if row is not None and row[0] is None:
-            raise AccessConfigError(f"user {name!r} exists; revoke it first or pick another name")
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT OR REPLACE INTO users(name, role, area, created, revoked) VALUES (?, ?, ?, ?, NULL)",
-                         (name, role, area, stamp(now())))
-            return self._issue(conn, name, days)
+        check_days(days)
+        with self.db.write() as w:
+            row = w.execute("SELECT revoked FROM {users} WHERE name = ?", (name,)).rows
+            if row and row[0][0] is None:
+                raise AccessConfigError(f"user {name!r} exists; revoke it first or pick another name")
+            w.execute("INSERT INTO {users}(name, role, area, created, revoked) VALUES (?, ?, ?, ?, NULL) "
+                      "ON CONFLICT (name) DO UPDATE SET role = excluded.role, area = excluded.area, "
+                      "created = excluded.created, revoked = NULL", (name, role, area, stamp(now())))
+            return self._issue(w, name, days)
 
     def issue(self, name: str, days: int) -> str:
         """A new token for an existing, live user (older tokens keep working until they expire)."""
-        conn = self.db.conn()
-        row = conn.execute("SELECT revoked FROM users WHERE name = ?", (name,)).fetchone()
-        if row is None or row[0] is not None:
-            raise AccessConfigError(f"no live user {name!r}")
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            return self._issue(conn, name, days)
+        check_days(days)
+        with self.db.write() as w:
+            row = w.execute("SELECT revoked FROM {users} WHERE name = ?", (name,)).rows
+            if not row or row[0][0] is not None:
+                raise AccessConfigError(f"no live user {name!r}")
+            return self._issue(w, name, days)
 
     @staticmethod
-    def _issue(conn, name: str, days: int) -> str:  # type: ignore[no-untyped-def]
-        check_days(days)
+    def _issue(w: AccessWriter, name: str, days: int) -> str:
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         created = now()
-        conn.execute("INSERT INTO tokens(id, user, hash, created, expires) VALUES (?, ?, ?, ?, ?)",
-                     (token_id, name, _hash(secret), stamp(created), stamp(created + timedelta(days=days))))
+        w.execute('INSERT INTO {tokens}(id, "user", hash, created, expires) VALUES (?, ?, ?, ?, ?)',
+                  (token_id, name, _hash(secret), stamp(created), stamp(created + timedelta(days=days))))
         return f"twin_{token_id}_{secret}"
 
     def revoke(self, name: str) -> int:
         """Revoke ``name`` and every token it holds; returns how many tokens were live."""
-        conn = self.db.conn()
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            cur = conn.execute("UPDATE users SET revoked = ? WHERE name = ? AND revoked IS NULL", (stamp(now()), name))
-            if cur.rowcount == 0:
+        with self.db.write() as w:
+            done = w.execute("UPDATE {users} SET revoked = ? WHERE name = ? AND revoked IS NULL", (stamp(now()), name))
+            if done.rowcount == 0:
                 raise AccessConfigError(f"no live user {name!r}")
-            return conn.execute("UPDATE tokens SET revoked = ? WHERE user = ? AND revoked IS NULL",
-                                (stamp(now()), name)).rowcount
+            return w.execute('UPDATE {tokens} SET revoked = ? WHERE "user" = ? AND revoked IS NULL',
+                             (stamp(now()), name)).rowcount
 
     def list(self, *, include_revoked: bool = False) -> list[User]:
         sql = ("SELECT u.name, u.role, u.area, u.created, u.revoked, "
-               "(SELECT max(expires) FROM tokens t WHERE t.user = u.name AND t.revoked IS NULL) FROM users u"
+               '(SELECT max(expires) FROM {tokens} t WHERE t."user" = u.name AND t.revoked IS NULL) FROM {users} u'
                + ("" if include_revoked else " WHERE u.revoked IS NULL") + " ORDER BY u.name")
-        return [User(*row) for row in self.db.conn().execute(sql)]
+        return [User(*row) for row in self.db.read(sql)]
 
     def get(self, name: str) -> User | None:
-        row = self.db.conn().execute("SELECT name, role, area, created, revoked FROM users WHERE name = ?",
-                                     (name,)).fetchone()
-        return None if row is None else User(*row)
+        rows = self.db.read("SELECT name, role, area, created, revoked FROM {users} WHERE name = ?", (name,))
+        return User(*rows[0]) if rows else None
 
     def authenticate(self, token: str) -> User:
         """The live user holding ``token``; :class:`AuthenticationError` saying why not otherwise."""
         token_id, secret = split_token(token)
-        row = self.db.conn().execute("SELECT hash FROM tokens WHERE id = ?", (token_id,)).fetchone()
-        if row is None or not hmac.compare_digest(row[0], _hash(secret)):
+        rows = self.db.read("SELECT hash FROM {tokens} WHERE id = ?", (token_id,))
+        if not rows or not hmac.compare_digest(rows[0][0], _hash(secret)):
             raise AuthenticationError("unknown token")
         return self.holder(token_id)
 
     def holder(self, token_id: str) -> User:
         """The live user holding the token with id ``token_id`` (its secret already checked, or not needed:
         a session or sign-in code opened with it); :class:`AuthenticationError` once it is revoked or expired."""
-        row = self.db.conn().execute(
+        rows = self.db.read(
             "SELECT t.expires, t.revoked, u.name, u.role, u.area, u.created, u.revoked "
-            "FROM tokens t JOIN users u ON u.name = t.user WHERE t.id = ?", (token_id,)).fetchone()
-        if row is None:
+            'FROM {tokens} t JOIN {users} u ON u.name = t."user" WHERE t.id = ?', (token_id,))
+        if not rows:
             raise AuthenticationError("unknown token")
+        row = rows[0]
         if row[1] is not None or row[6] is not None:
             raise AuthenticationError("token revoked")
         if row[0] <= stamp(now()):

@@ -23,7 +23,7 @@ from twin.api.tiles import tiles_router
 from twin.catalogue import load_catalogue
 from twin.query.search import QueryService
 from twin.settings import TwinSettings
-from twin.store.geopackage import open_store
+from twin.store import open_store
 
 log = logging.getLogger("twin.api")
 
@@ -64,7 +64,7 @@ class ServiceSettings(TwinSettings):
 def _warm(service: QueryService) -> None:
     for layer in service.catalogue:
         try:
-            service.index.size(layer)
+            service.store.warm(layer)
         except Exception:  # a background warm-up must never kill the service; look-ups will retry
             log.exception("warming the index of %s failed", layer)
 
@@ -90,7 +90,6 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
         if cfg.warm_index:
             threading.Thread(target=_warm, args=(service,), name="twin-index-warm", daemon=True).start()
         yield
-        service.close()
         engine.close()
         gate.close()
         store.close()

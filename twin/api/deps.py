@@ -17,12 +17,13 @@ from twin.api.auth import Who
 from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError, MaskedFieldError
+from twin.model.query import DEFAULT_LIMIT, MAX_LIMIT, FeatureQuery, Near, SortKey
 from twin.query.cql import parse_filter
 from twin.query.crs import SUPPORTED_CRS, resolve_crs, to_lonlat_point
 from twin.query.encode import check_properties, property_names
-from twin.query.filters import GEOMETRY, compile_filter, property_equals, queryables
+from twin.query.filters import GEOMETRY, check_filter, combine, property_filter, queryables
 from twin.query.masking import maskers
-from twin.query.model import DEFAULT_LIMIT, MAX_LIMIT, BBox, FeatureQuery, Near, SortKey, TimeInterval, clamp_limit
+from twin.query.model import clamp_limit, parse_bbox, parse_interval
 from twin.query.search import MAX_RADIUS, QueryService
 
 _CRS_LIST = ", ".join(SUPPORTED_CRS)
@@ -127,11 +128,11 @@ def items_request(
     """Every parameter of ``/collections/{collectionId}/items``, validated, and bounded by what ``who`` may see."""
     spec = readable_spec(request, layer, who)
     unmasked = who.unmasked(spec)
-    box = BBox.parse(bbox, resolve_crs(bbox_crs, name="bbox-crs")) if bbox is not None else None
+    box = parse_bbox(bbox, resolve_crs(bbox_crs, name="bbox-crs")) if bbox is not None else None
     if bbox is None and bbox_crs is not None:
         resolve_crs(bbox_crs, name="bbox-crs")
     query = FeatureQuery(
-        layer=spec.id, bbox=box, datetime=TimeInterval.parse(datetime) if datetime is not None else None,
+        layer=spec.id, bbox=box, datetime=parse_interval(datetime) if datetime is not None else None,
         near=radius_search(near, radius, point_crs), limit=clamp_limit(limit), offset=offset,
         sortby=parse_sortby(sortby, spec, unmasked) if sortby else (),
         properties=parse_properties(properties, spec, unmasked) if properties is not None else None,
@@ -139,19 +140,17 @@ def items_request(
     )
     parts = []
     if filter is not None:
-        parts.append(compile_filter(parse_filter(filter, filter_lang), spec,
-                                    resolve_crs(filter_crs, name="filter-crs"), unmasked))
+        parts.append(check_filter(parse_filter(filter, filter_lang), spec,
+                                  resolve_crs(filter_crs, name="filter-crs"), unmasked))
     masked = [k for k in request.query_params if k in spec.sensitive_fields and k not in unmasked]
     if masked:
         raise MaskedFieldError(f"cannot filter {spec.id} on {masked[0]!r}: it is personal data (脱敏) that your "
                                "role sees masked")
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k in property_params(spec, unmasked)]
     if pairs:
-        parts.append(property_equals(spec, pairs, unmasked))
+        parts.append(property_filter(spec, pairs, unmasked))
     if parts:
-        query = replace(query, where=" AND ".join(f"({p.where})" for p in parts),
-                        params=tuple(v for p in parts for v in p.params),
-                        envelopes=tuple(e for p in parts for e in p.envelopes))
+        query = replace(query, filter=combine(*parts))
     return ItemsRequest(query, resolve_crs(crs), f)
 
 

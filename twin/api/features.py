@@ -15,11 +15,11 @@ from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choos
 from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
 from twin.catalogue import FieldType, LayerSpec
 from twin.errors import FeatureNotFoundError
+from twin.model.query import FeatureQuery
 from twin.query import encode
 from twin.query.crs import CRS84, EXTENSION_CRS, SUPPORTED_CRS, resolve_crs
 from twin.query.filters import GEOMETRY, Queryable, queryables
-from twin.query.model import FeatureQuery
-from twin.query.sqlread import Box
+from twin.store.gpkg.reads import Box
 
 router = APIRouter(tags=["OGC API - Features"])
 CONFORMANCE = [
@@ -100,26 +100,25 @@ def conformance(request: Request, f: FormatParam = None) -> Response:
 def scoped_extent(request: Request, spec: LayerSpec, who: Principal) -> tuple[Box | None, int, bool]:
     """The layer's extent and count as ``who`` sees them: for a user with an area, only what lies in it
     (the count exact up to the query API's cap, then flagged as a lower bound)."""
-    svc = service(request)
-    extent = svc.reader.extent(spec.id)
-    if who.area is None:
-        return extent, svc.reader.layer_count(spec.id), True
-    a = who.area.bounds
-    if extent is not None:
-        extent = (max(a[0], extent[0]), max(a[1], extent[1]), min(a[2], extent[2]), min(a[3], extent[3]))
-        if extent[0] > extent[2] or extent[1] > extent[3]:
-            extent = None
-    query = FeatureQuery(layer=spec.id, scope=who.area)
-    count, exact = svc.reader.count(query, svc.reader.layer_count(spec.id))
+    with service(request).read() as snap:
+        extent = snap.extent(spec.id)
+        if who.area is None:
+            return extent, snap.layer_count(spec.id), True
+        a = who.area.bounds
+        if extent is not None:
+            extent = (max(a[0], extent[0]), max(a[1], extent[1]), min(a[2], extent[2]), min(a[3], extent[3]))
+            if extent[0] > extent[2] or extent[1] > extent[3]:
+                extent = None
+        count, exact = snap.count(FeatureQuery(layer=spec.id, scope=who.area))
     return (extent if count else None), count, exact
 
 
 def collection_doc(request: Request, spec: LayerSpec, who: Principal) -> dict[str, object]:
     """One collection's metadata: titles in Chinese and English, extent, CRSs, links."""
-    svc = service(request)
     extent, count, exact = scoped_extent(request, spec, who)
     items = request.url_for("items", collectionId=spec.id)
-    last = svc.reader.last_change(spec.id)
+    with service(request).read() as snap:
+        last = snap.last_change(spec.id)
     return {
         "id": spec.id,
         "title": f"{spec.title_zh} {spec.title_en}",

@@ -23,7 +23,7 @@ from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
 from twin.query import encode
 from twin.query.crs import CRS84
-from twin.query.sqlread import Rows
+from twin.store.gpkg.reads import Rows
 
 STREAM_ABOVE = 1000  # features; larger GeoJSON answers are streamed in chunks
 TEMPLATES = Environment(loader=PackageLoader("twin.api", "templates"), autoescape=select_autoescape(),

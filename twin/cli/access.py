@@ -10,12 +10,10 @@ import getpass
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from rich.rule import Rule
 
 from twin.access import AccessSettings, Gate
-from twin.access.db import access_db_path
 from twin.access.sessions import CODE_HOURS
 from twin.cli.common import console, opened
 from twin.settings import TwinSettings
@@ -34,31 +32,16 @@ def operator() -> str:
     return f"local:{name}"
 
 
-def access_db(cfg: TwinSettings) -> Path:
-    """The access database of the configured store (``TWIN_ACCESS_DB``, else beside the store)."""
-    return cfg.access_db or access_db_path(cfg.store)
-
-
 @contextmanager
 def opened_gate(cfg: TwinSettings) -> Iterator[Gate]:
-    """The gate of the configured store, closed (its audit trail written) afterwards.
-
-    A command that fails leaves no trace: when the access database did not exist before, the files the
-    gate created for it are removed again.
-    """
-    path = access_db(cfg)
-    new = not path.exists()
+    """The gate of the configured store, closed (its audit trail written) afterwards. A GeoPackage store's access
+    database is made by the first write, so a command that fails before writing leaves no file behind."""
     with opened(cfg) as store:
-        gate = Gate(store, AccessSettings(db=path, policy=cfg.access_policy))
+        gate = Gate(store, AccessSettings(db=cfg.access_db, policy=cfg.access_policy))
         try:
             yield gate
-        except BaseException:
+        finally:
             gate.close()
-            if new:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-            raise
-        gate.close()
 
 
 def browser_host(host: str) -> str:

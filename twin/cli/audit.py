@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -23,12 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from twin.access.audit import AuditEvent, AuditLog
-from twin.access.db import AccessDB
 from twin.access.users import now
-from twin.cli.access import access_db, opened_gate, operator
-from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, settings
+from twin.cli.access import opened_gate, operator
+from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, opened, settings
 from twin.errors import ImportRejectedError, InvalidQueryError, TwinError
 from twin.settings import TwinSettings
+from twin.store import exists
 
 _AGE = re.compile(r"^(\d{1,6})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -103,17 +102,16 @@ def record(cfg: TwinSettings, action: str, outcome: str, *, layer: str | None, c
            detail: str = "") -> None:
     """Write one event as the local operator. A trail that cannot be written is a warning: the command's own
     result (or error) matters more."""
-    path = access_db(cfg)
-    if not path.exists() and not Path(cfg.store).exists():
-        return
     try:
-        log = AuditLog(AccessDB(path))
-    except (OSError, sqlite3.Error) as exc:
+        if not exists(cfg.store):
+            return  # nothing was made, so there is nothing to keep a trail of
+        with opened(cfg) as store:
+            log = AuditLog(store.access(cfg.access_db))
+            log.record(action, outcome, user=operator(), role="admin", layer=layer, count=count, detail=detail[:500])
+            log.close()
+            log.db.close()
+    except (OSError, sqlite3.Error, TwinError) as exc:
         err_console.print(f"[yellow]warning:[/] could not write the audit trail: {exc}", highlight=False)
-        return
-    log.record(action, outcome, user=operator(), role="admin", layer=layer, count=count, detail=detail[:500])
-    log.close()
-    log.db.close()
 
 
 @dataclass

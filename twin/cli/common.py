@@ -15,14 +15,15 @@ from rich.console import Console
 from twin.catalogue import Catalogue, load_catalogue
 from twin.errors import TwinError
 from twin.settings import TwinSettings
-from twin.store.geopackage import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 console = Console()
 err_console = Console(stderr=True)
 
 StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="GeoPackage store (default: $TWIN_STORE, else ./twin.gpkg).", show_default=False),
+    str | None,
+    typer.Option("--store", help="The store: a GeoPackage file, or postgresql://USER@HOST:PORT/DB[?schema=NAME] "
+                                 "(default: $TWIN_STORE, else ./twin.gpkg).", show_default=False),
 ]
 LayersOption = Annotated[
     Path | None,
@@ -34,10 +35,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def settings(store: Path | None = None, layers: Path | None = None) -> TwinSettings:
+def settings(store: str | Path | None = None, layers: Path | None = None) -> TwinSettings:
     """Settings from the environment, overridden by command-line options."""
     base = TwinSettings()
-    updates = {k: v for k, v in {"store": store, "layers": layers}.items() if v is not None}
+    updates = {k: v for k, v in {"store": None if store is None else str(store), "layers": layers}.items()
+               if v is not None}
     return base.model_copy(update=updates)
 
 
@@ -46,7 +48,7 @@ def catalogue(cfg: TwinSettings) -> Catalogue:
 
 
 @contextmanager
-def opened(cfg: TwinSettings, *, create: bool = False) -> Iterator[GeoPackageStore]:
+def opened(cfg: TwinSettings, *, create: bool = False) -> Iterator[Store]:
     """Open the configured store, closing it afterwards."""
     store = open_store(cfg.store, catalogue(cfg), create=create)
     try:

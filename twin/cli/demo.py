@@ -14,6 +14,7 @@ from twin.cli.audit import audited
 from twin.cli.common import LayersOption, StoreOption, catalogue, console, err_console, friendly, settings
 from twin.demo import PUBLIC_SCALES, SCALES, build_demo
 from twin.errors import TwinError
+from twin.store import exists
 
 ScaleOption = Annotated[str, typer.Option(
     help="small: a 2.5 km window on central Shanghai, about 100,000 components, under a minute; "
@@ -32,7 +33,7 @@ def _scale(name: str) -> str:
     return name
 
 
-def _build(store: Path, layers: Path, scale: str, seed: int, force: bool, cache: Path | None) -> None:
+def _build(store: str, layers: Path, scale: str, seed: int, force: bool, cache: Path | None) -> None:
     started = time.perf_counter()
     size, cfg, what = SCALES[_scale(scale)], settings(store, layers), f"twin demo --scale {scale} --seed {seed}"
     console.print(f"building the demo twin (scale={scale}, seed={seed}) into {store}", highlight=False)
@@ -76,7 +77,7 @@ def up(store: StoreOption = None, layers: LayersOption = None, scale: ScaleOptio
     for one day, printed as a one-click link; create real users with `twin user add`.
     """
     cfg = settings(store, layers)
-    if not (cfg.store.is_file() and cfg.store.stat().st_size > 0):
+    if not exists(cfg.store):
         _build(cfg.store, cfg.layers, scale, seed, False, None)
     try:
         up_login(cfg, host, port)

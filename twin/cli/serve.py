@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +11,7 @@ from twin.cli.access import opened_gate
 from twin.cli.common import LayersOption, StoreOption, console, friendly, settings
 from twin.errors import StoreError
 from twin.settings import TwinSettings
+from twin.store import exists
 
 
 def register(app: typer.Typer) -> None:
@@ -41,13 +41,13 @@ def serve(store: StoreOption = None, layers: LayersOption = None,
     from twin.api.app import ServiceSettings, create_app
 
     cfg = ServiceSettings(**settings(store, layers).model_dump())
-    if not Path(cfg.store).is_file():
+    if not exists(cfg.store):
         raise StoreError(f"{cfg.store}: no store here; build one with `twin demo` or `twin import`")
     host, port = host or cfg.host, port or cfg.port
     if cfg.oidc_jwks is None:
         _first_admin_hint(cfg)
     if workers > 1:  # each worker process builds its own app from the environment
-        os.environ["TWIN_STORE"] = str(cfg.store)
+        os.environ["TWIN_STORE"] = cfg.store
         os.environ["TWIN_LAYERS"] = str(cfg.layers)
         uvicorn.run("twin.api.app:create_app", factory=True, host=host, port=port, workers=workers)
         return

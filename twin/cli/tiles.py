@@ -14,7 +14,7 @@ from tiles.grid import parse_zoom
 from tiles.pyramid import FORMAT, build, plan_tiles, tile_ranges
 from twin.cli.common import StoreOption, console, friendly, opened, settings
 from twin.errors import InvalidQueryError
-from twin.store.geopackage import GeoPackageStore
+from twin.store import Store
 
 tiles_app = typer.Typer(help="Vector tiles: pre-built PMTiles pyramids (矢量瓦片).", no_args_is_help=True)
 CatalogueOption = Annotated[
@@ -86,7 +86,7 @@ def build_command(
                   f"{report.bytes / 2**20:,.1f} MiB; largest tile {report.largest / 1000:,.0f} KB")
 
 
-def _extent(st: GeoPackageStore, names: tuple[str, ...]) -> tuple[float, float, float, float]:
+def _extent(st: Store, names: tuple[str, ...]) -> tuple[float, float, float, float]:
     boxes = [b for b in (st.extent(n) for n in names) if b is not None]
     if not boxes:
         raise InvalidQueryError(f"{', '.join(names)}: no components, so no extent; give --bbox")

@@ -20,7 +20,7 @@ from twin.io.mapping import read_mapping_file
 from twin.io.options import import_options, parse_bbox
 from twin.io.render import show_export, show_import
 from twin.settings import TwinSettings
-from twin.store.geopackage import GeoPackageStore
+from twin.store import Store, exists, remove
 
 
 def register(app: typer.Typer) -> None:
@@ -29,26 +29,22 @@ def register(app: typer.Typer) -> None:
 
 
 @contextmanager
-def _import_store(cfg: TwinSettings, dry_run: bool) -> Iterator[GeoPackageStore]:
+def _import_store(cfg: TwinSettings, dry_run: bool) -> Iterator[Store]:
     """The store to import into. One that does not exist yet is made only by a real import that succeeds: a dry
-    run plans against an empty store in a temporary folder, and a failed import removes the files it created."""
-    path = Path(cfg.store)
-    if path.exists() and not (path.is_file() and path.stat().st_size == 0):
+    run plans against an empty GeoPackage in a temporary folder, and a failed import removes what it created."""
+    if exists(cfg.store):
         with opened(cfg) as st:
             yield st
     elif dry_run:
         with tempfile.TemporaryDirectory(prefix="twin-dry-run-") as tmp, opened(
-                cfg.model_copy(update={"store": Path(tmp) / path.name}), create=True) as st:
+                cfg.model_copy(update={"store": str(Path(tmp) / "dry-run.gpkg")}), create=True) as st:
             yield st
     else:
-        existed = path.exists()
         try:
             with opened(cfg, create=True) as st:
                 yield st
         except BaseException:
-            if not existed:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            remove(cfg.store)
             raise
 
 

@@ -25,7 +25,7 @@ from twin.demo.networks import POINT_LAYERS, Network
 from twin.demo.scale import Scale
 from twin.demo.tiles import Tile, city_tiles
 from twin.errors import StoreError
-from twin.store.geopackage import GeoPackageStore, open_store
+from twin.store import Store, open_store, remove
 
 Progress = Callable[[str], None]
 
@@ -46,7 +46,7 @@ class LayerResult:
 class DemoBuild:
     """One build of the demo twin into an open store; files are written under ``workdir``."""
 
-    store: GeoPackageStore
+    store: Store
     scale: Scale
     seed: int
     workdir: Path
@@ -153,7 +153,7 @@ def cache_dir() -> Path:
     return Path(base) / "twin" / "demo"
 
 
-def provenance(store: GeoPackageStore) -> str | None:
+def provenance(store: Store) -> str | None:
     """The ``twin demo scale=... seed=...`` note of the demo that built ``store``, if one did."""
     for cs in store.changesets(limit=1000):
         if cs.author == importing.AUTHOR and cs.note.startswith("twin demo "):
@@ -161,7 +161,7 @@ def provenance(store: GeoPackageStore) -> str | None:
     return None
 
 
-def open_for_demo(path: Path, catalogue: Catalogue, scale: Scale, seed: int, force: bool) -> GeoPackageStore:
+def open_for_demo(path: str | Path, catalogue: Catalogue, scale: Scale, seed: int, force: bool) -> Store:
     """Open the store the demo will fill, applying the re-run policy.
 
     A missing or empty store is created. A store built by ``twin demo`` with the same scale and seed is
@@ -170,8 +170,7 @@ def open_for_demo(path: Path, catalogue: Catalogue, scale: Scale, seed: int, for
     store is refused, unless ``force``, which deletes it and builds from scratch.
     """
     if force:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        remove(path)
     store = open_store(path, catalogue, create=True)
     wanted = f"twin demo scale={scale.name} seed={seed}"
     found = provenance(store)
@@ -183,7 +182,7 @@ def open_for_demo(path: Path, catalogue: Catalogue, scale: Scale, seed: int, for
     return store
 
 
-def build_demo(path: Path, catalogue: Catalogue, scale: Scale, seed: int = 42, *, force: bool = False,
+def build_demo(path: str | Path, catalogue: Catalogue, scale: Scale, seed: int = 42, *, force: bool = False,
                workdir: Path | None = None, progress: Progress = print) -> list[LayerResult]:
     """Build (or idempotently re-import) the demo twin at ``path``; see :func:`open_for_demo`."""
     store = open_for_demo(path, catalogue, scale, seed, force)

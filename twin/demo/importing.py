@@ -23,7 +23,7 @@ from twin.io import ImportOptions, ImportReport, import_file
 from twin.io.mapping import build_mapping
 from twin.io.readers import Chunk
 from twin.io.rows import ChunkWriter
-from twin.store.geopackage import GeoPackageStore
+from twin.store import Store
 
 AUTHOR = "twin demo"
 
@@ -40,13 +40,13 @@ def write_file(frame: gpd.GeoDataFrame, path: Path) -> Path:
     return path
 
 
-def import_path(store: GeoPackageStore, path: Path, layer: str, *, note: str, crs: str | None = None
+def import_path(store: Store, path: Path, layer: str, *, note: str, crs: str | None = None
                 ) -> ImportReport:
     """``twin import`` of one file, strict."""
     return import_file(store, path, layer, ImportOptions(crs=crs, strict=True, author=AUTHOR, note=note))
 
 
-def import_frames(store: GeoPackageStore, layer: str, frames: Iterable[gpd.GeoDataFrame], *, source: str,
+def import_frames(store: Store, layer: str, frames: Iterable[gpd.GeoDataFrame], *, source: str,
                   columns: list[str], note: str, expected: int) -> ImportReport:
     """Import lon/lat chunks as one changeset through the importer's per-chunk core, strict.
 

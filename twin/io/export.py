@@ -27,8 +27,8 @@ from twin.crs import LONLAT, TwinCRS, parse_crs, transform_geoms
 from twin.errors import ExportError, InvalidQueryError
 from twin.io.report import ExportReport
 from twin.io.sources import gdal_message
+from twin.store import Store
 from twin.store.base import BBox
-from twin.store.geopackage import GeoPackageStore
 
 FORMATS = {"gpkg": ("GPKG", ".gpkg"), "shp": ("ESRI Shapefile", ".shp"), "geojson": ("GeoJSON", ".geojson"),
            "csv": ("CSV", ".csv"), "fgb": ("FlatGeobuf", ".fgb")}
@@ -78,7 +78,7 @@ def _targets(spec: LayerSpec, fmt: str, out: Path) -> list[_Target]:
     return [_Target(out, _GEOMETRY_TYPES[spec.geometry], None)]
 
 
-def _pages(store: GeoPackageStore, spec: LayerSpec, options: ExportOptions) -> Iterator[gpd.GeoDataFrame]:
+def _pages(store: Store, spec: LayerSpec, options: ExportOptions) -> Iterator[gpd.GeoDataFrame]:
     offset = 0
     columns = ["key", "status", "updated_at", *spec.field_names]
     box = None if options.bbox is None else shapely.box(*options.bbox)
@@ -128,7 +128,7 @@ def _write_page(page: gpd.GeoDataFrame, target: _Target, fmt: str, first: bool, 
         raise ExportError(f"{target.path.name}: GDAL could not write it ({gdal_message(exc, target.path)})") from None
 
 
-def _export(store: GeoPackageStore, spec: LayerSpec, fmt: str, targets: list[_Target], crs: TwinCRS,
+def _export(store: Store, spec: LayerSpec, fmt: str, targets: list[_Target], crs: TwinCRS,
             options: ExportOptions, report: ExportReport) -> None:
     firsts = {t.path: True for t in targets}
     long_text = 0
@@ -171,7 +171,7 @@ def _move(tmp: Path, targets: list[_Target], out: Path) -> list[str]:
     return moved
 
 
-def export_layer(store: GeoPackageStore, layer: str, out: Path | str, options: ExportOptions | None = None
+def export_layer(store: Store, layer: str, out: Path | str, options: ExportOptions | None = None
                  ) -> ExportReport:
     """Write ``layer`` (optionally only within ``options.bbox``) to ``out`` in ``options.format``."""
     options = options or ExportOptions()

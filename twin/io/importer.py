@@ -32,8 +32,8 @@ from twin.io.report import ImportReport
 from twin.io.rows import ChunkWriter, RowObserver
 from twin.io.sources import Source, open_source, sidecar
 from twin.settings import TwinSettings
+from twin.store import Store
 from twin.store.base import BBox
-from twin.store.geopackage import GeoPackageStore
 
 Progress = Callable[[int, int], None]
 DEFAULT_CHUNK = 100_000
@@ -111,7 +111,7 @@ def _chunks(reader: OgrReader | CsvReader, size: int) -> tuple[Chunk, Iterator[C
     return first, chain([first], it)
 
 
-def import_file(store: GeoPackageStore, path: Path | str, layer: str, options: ImportOptions | None = None,
+def import_file(store: Store, path: Path | str, layer: str, options: ImportOptions | None = None,
                 progress: Progress | None = None, observer: RowObserver | None = None) -> ImportReport:
     """Import the layer in ``path`` (a file or a zip) into ``layer`` of ``store`` and report what happened.
 

@@ -24,13 +24,13 @@ from twin.maps.assets import LocalFigure
 from twin.maps.basemap import ROAD_STYLES, roads_in
 from twin.maps.sources import Box, Layer, Source, open_source
 from twin.maps.styles import GROUP_NAMES, field_title, path_style, status_color, status_name
-from twin.store.geopackage import GeoPackageStore
+from twin.store import Store
 
 DEFAULT_MAX_FEATURES = 20_000
 SHANGHAI = (120.85, 30.67, 122.25, 31.88)
 
 
-def build_map(source: GeoPackageStore | Path | str, layers: Sequence[str] | None = None,
+def build_map(source: Store | Path | str, layers: Sequence[str] | None = None,
               bbox: Box | None = None, filter: str | None = None, *, catalogue: Catalogue | None = None,
               basemap: bool = True, assets: str = "inline", max_features: int = DEFAULT_MAX_FEATURES,
               title: str | None = None, token: str | None = None) -> folium.Map:

@@ -20,14 +20,14 @@ import orjson
 
 from twin.catalogue import Catalogue, load_catalogue
 from twin.errors import InvalidQueryError, StoreError
+from twin.model.query import MAX_LIMIT, BBox, FeatureQuery
 from twin.query import encode
 from twin.query.cql import parse_filter
 from twin.query.crs import CRS84
-from twin.query.filters import compile_filter
-from twin.query.model import MAX_LIMIT, BBox, FeatureQuery
+from twin.query.filters import check_filter
 from twin.query.search import QueryService
 from twin.settings import TwinSettings
-from twin.store.geopackage import GeoPackageStore, open_store
+from twin.store import Store, open_store
 
 Box = tuple[float, float, float, float]
 
@@ -53,7 +53,7 @@ class Source(Protocol):
 class StoreSource:
     """Components read from a store through :class:`~twin.query.search.QueryService` (masking included)."""
 
-    def __init__(self, store: GeoPackageStore, *, owned: bool = False) -> None:
+    def __init__(self, store: Store, *, owned: bool = False) -> None:
         self.store, self.catalogue, self._owned = store, store.catalogue, owned
         self.service = QueryService(store)
 
@@ -61,9 +61,7 @@ class StoreSource:
         spec = self.catalogue[layer]
         query = FeatureQuery(layer=spec.id, bbox=BBox(*bbox) if bbox else None, limit=min(limit + 1, MAX_LIMIT))
         if cql:
-            compiled = compile_filter(parse_filter(cql, None), spec, CRS84)
-            query = replace(query, where=compiled.where, params=tuple(compiled.params),
-                            envelopes=tuple(compiled.envelopes))
+            query = replace(query, filter=check_filter(parse_filter(cql, None), spec, CRS84))
         feats: list[dict[str, Any]] = []
         while len(feats) <= limit:
             rows = self.service.page(query).rows
@@ -77,7 +75,6 @@ class StoreSource:
         return None
 
     def close(self) -> None:
-        self.service.close()
         if self._owned:
             self.store.close()
 
@@ -126,14 +123,14 @@ class ApiSource:
         """Nothing to release: every request opens and closes its own connection."""
 
 
-def open_source(where: GeoPackageStore | Path | str, catalogue: Catalogue | None = None,
+def open_source(where: Store | Path | str, catalogue: Catalogue | None = None,
                 token: str | None = None) -> Source:
     """A source for a store (object or file path) or a service URL (``http://…``).
 
     The catalogue defaults to ``TWIN_LAYERS`` (the bundled ``layers/``); a service is assumed to use the same.
     A service is read with ``token`` (default: the ``TWIN_TOKEN`` variable), from ``twin user add``.
     """
-    if isinstance(where, GeoPackageStore):
+    if isinstance(where, Store):
         return StoreSource(where)
     text = str(where)
     cat = catalogue or load_catalogue(TwinSettings().layers)

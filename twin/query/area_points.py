@@ -16,32 +16,32 @@ from numpy.typing import NDArray
 
 from twin.geodesy import distance_to_point
 from twin.model.area import Area
-from twin.query.sqlread import Reader
-from twin.store.geopackage import GeoPackageStore
+from twin.store import Snapshot, Store
 
 MAX_ENTRIES = 2048
+#: Areas holding more points than this (in their envelope) are searched in the store instead.
+MAX_POINTS = 20_000
 Members = tuple[NDArray[np.int64], NDArray[np.object_]]
 
 
 class AreaPoints:
     """Per (area, layer): ids and points of the layer's components meeting the area, when they are few points."""
 
-    def __init__(self, store: GeoPackageStore, reader: Reader) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.reader = reader
         self._entries: OrderedDict[tuple[str, int, str], tuple[int, Members | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def members(self, area: Area, layer: str) -> Members | None:
+    def members(self, snap: Snapshot, area: Area, layer: str) -> Members | None:
         """The area's points of ``layer``; ``None`` when the layer is not points or the area holds too many."""
-        version = self.store.last_changeset(layer)  # read first: a write after it only makes the entry stale
+        version = snap.last_changeset(layer)
         key = (area.key, hash(area.wkb), layer)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
                 self._entries.move_to_end(key)
                 return entry[1]
-        found = self.reader.area_points(self.store.catalogue[layer], area)
+        found = snap.area_points(layer, area, MAX_POINTS)
         with self._lock:
             self._entries[key] = (version, found)
             self._entries.move_to_end(key)
@@ -49,11 +49,11 @@ class AreaPoints:
                 self._entries.popitem(last=False)
         return found
 
-    def nearest(self, area: Area, layer: str, lon: float, lat: float, k: int
+    def nearest(self, snap: Snapshot, area: Area, layer: str, lon: float, lat: float, k: int
                 ) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
-        """The ``k`` nearest of the area's points (ids and metres, ties broken by id, as the live index does),
+        """The ``k`` nearest of the area's points (ids and metres, ties broken by id, as the store's nearest does),
         or ``None`` when :meth:`members` has none to rank."""
-        found = self.members(area, layer)
+        found = self.members(snap, area, layer)
         if found is None:
             return None
         fids, points = found

@@ -20,8 +20,8 @@ from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError
 from twin.query.crs import geoms_from_lonlat, is_default
 from twin.query.masking import maskers
-from twin.query.sqlread import Rows
-from twin.store.gpkg_blob import decode_geometries
+from twin.store.gpkg.blob import decode_geometries
+from twin.store.gpkg.reads import Rows
 
 _SYSTEM_PROPERTIES = ("status", "updated_at")
 

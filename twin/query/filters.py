@@ -1,15 +1,15 @@
-"""CQL2 (as a pygeofilter AST) to an SQL ``WHERE`` clause over one layer's table.
+"""CQL2 (a pygeofilter AST) checked against a layer and turned into the filter every store engine compiles.
 
-Values only ever travel as bound parameters; identifiers come only from the catalogue (through
-:func:`twin.store.ddl.q`). Spatial predicates become calls of the exact shapely-backed SQL
-functions in :mod:`twin.query.sqlfuncs`; those at the top level of the filter also yield
-envelopes that let the query use the layer's R-tree first.
+Checking happens here, once, for every engine (:mod:`twin.model.filter`): properties must be queryables of the
+layer (personal fields only for a role that sees them unmasked), literals must fit the types of what they are
+compared with and become values of those types, literal geometries are converted to lon/lat. Spatial terms
+ANDed at the top of the filter also give envelopes that let an engine use its spatial index first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -20,29 +20,31 @@ from twin.catalogue import FieldType, LayerSpec
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError, MaskedFieldError
 from twin.geodesy import METRES_PER_DEGREE
-from twin.query.cql_checks import check_number, check_types, operands, stored_temporal
+from twin.model import filter as f
+from twin.query.cql_checks import check_number, check_types, operands
 from twin.query.crs import geoms_to_lonlat, resolve_crs
-from twin.query.model import gpkg_time
-from twin.query.sqlfuncs import PREDICATES
-from twin.store.ddl import q
+from twin.query.model import instant
 
 Box = tuple[float, float, float, float]
 GEOMETRY = "geometry"
-_COMPARISONS = {ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
-                ast.GreaterThan: ">", ast.GreaterEqual: ">="}
-_ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mul: "*", ast.Div: "/"}
-_SPATIAL = {ast.GeometryIntersects: "intersects", ast.GeometryWithin: "within", ast.GeometryContains: "contains",
-            ast.GeometryDisjoint: "disjoint", ast.GeometryTouches: "touches", ast.GeometryCrosses: "crosses",
-            ast.GeometryOverlaps: "overlaps", ast.GeometryEquals: "equals"}
-_CONVERSE = {"within": "contains", "contains": "within"}
+_COMPARISONS: dict[type, f.CompareOp] = {
+    ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=", ast.GreaterThan: ">",
+    ast.GreaterEqual: ">="}
+_ARITHMETIC: dict[type, f.ArithOp] = {ast.Add: "+", ast.Sub: "-", ast.Mul: "*", ast.Div: "/"}
+_SPATIAL: dict[type, f.SpatialOp] = {
+    ast.GeometryIntersects: "intersects", ast.GeometryWithin: "within", ast.GeometryContains: "contains",
+    ast.GeometryDisjoint: "disjoint", ast.GeometryTouches: "touches", ast.GeometryCrosses: "crosses",
+    ast.GeometryOverlaps: "overlaps", ast.GeometryEquals: "equals"}
+_CONVERSE: dict[f.SpatialOp, f.SpatialOp] = {"within": "contains", "contains": "within"}
+#: A filter distance (S_DWITHIN) may reach this far, in metres.
+MAX_DISTANCE = 1_000_000
 
 
 @dataclass(frozen=True)
 class Queryable:
-    """A property a filter or ``sortby`` may name, and the column behind it."""
+    """A property a filter or ``sortby`` may name."""
 
     name: str
-    column: str  # SQL expression, from the catalogue only
     type: str  # a FieldType value, or "geometry"
     title: str
     values: tuple[object, ...] | None = None
@@ -51,75 +53,55 @@ class Queryable:
 def queryables(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> dict[str, Queryable]:
     """Everything one may filter or sort a layer by; personal fields only if in ``unmasked`` (seen as stored)."""
     out = {
-        "id": Queryable("id", 't."key"', "string", "位置编码 location key"),
-        "status": Queryable("status", "t.status", "string", "状态 status", tuple(spec.statuses)),
-        "updated_at": Queryable("updated_at", "t.updated_at", "datetime", "更新时间 last updated"),
+        "id": Queryable("id", "string", "位置编码 location key"),
+        "status": Queryable("status", "string", "状态 status", tuple(spec.statuses)),
+        "updated_at": Queryable("updated_at", "datetime", "更新时间 last updated"),
     }
-    for f in spec.fields:
-        if f.sensitive is None or f.name in unmasked:
-            out[f.name] = Queryable(f.name, f"t.{q(f.name)}", f.type.value, f.title_zh or f.name, f.values)
-    out[GEOMETRY] = Queryable(GEOMETRY, "t.geom", GEOMETRY, "几何 geometry")
+    for field in spec.fields:
+        if field.sensitive is None or field.name in unmasked:
+            out[field.name] = Queryable(field.name, field.type.value, field.title_zh or field.name, field.values)
+    out[GEOMETRY] = Queryable(GEOMETRY, GEOMETRY, "几何 geometry")
     return out
 
 
-@dataclass
-class Compiled:
-    """A compiled filter: SQL text, its parameters, and envelopes every match must meet."""
+class _Checker:
+    """Builds the checked tree; depth and size were bounded when the filter was parsed."""
 
-    where: str
-    params: list[object] = field(default_factory=list)
-    envelopes: list[Box] = field(default_factory=list)
-
-
-class _Compiler:
     def __init__(self, spec: LayerSpec, crs: TwinCRS, unmasked: frozenset[str]) -> None:
         self.spec = spec
         self.crs = crs
         self.columns = queryables(spec, unmasked)
-        self.params: list[object] = []
 
-    def bind(self, value: object) -> str:
-        self.params.append(value)
-        return "?"
-
-    # -- conditions ---------------------------------------------------------------------------
-    def cond(self, node: Any) -> str:
-        if isinstance(node, ast.And | ast.Or):  # a chain is one flat term: SQLite's parser nests only so deep
-            op = " AND " if isinstance(node, ast.And) else " OR "
-            return "(" + op.join(self.cond(item) for item in operands(node)) + ")"
+    def cond(self, node: Any) -> f.Cond:
+        if isinstance(node, ast.And | ast.Or):
+            items = tuple(self.cond(item) for item in operands(node))
+            return f.And(items) if isinstance(node, ast.And) else f.Or(items)
         if isinstance(node, ast.Not):
-            return f"(NOT {self.cond(node.sub_node)})"
+            return f.Not(self.cond(node.sub_node))
         if isinstance(node, ast.Include):
-            return "0" if node.not_ else "1"
+            return f.Truth(not node.not_)
         if type(node) in _COMPARISONS:
-            return self.comparison(node)
+            lhs, rhs = self.expr(node.lhs, self.hint(node.rhs)), self.expr(node.rhs, self.hint(node.lhs))
+            return f.Compare(_COMPARISONS[type(node)], lhs, rhs)
         if isinstance(node, ast.Like):
-            return self.like(node)
+            if not isinstance(node.pattern, str):
+                raise InvalidQueryError("LIKE needs a text pattern in quotes, such as road LIKE '%路'")
+            return f.Like(self.expr(node.lhs), node.pattern, bool(node.not_))
         if isinstance(node, ast.In):
-            items = ", ".join(self.expr(v, self.hint(node.lhs)) for v in node.sub_nodes)
-            return f"({self.expr(node.lhs)} {'NOT IN' if node.not_ else 'IN'} ({items}))"
+            hint = self.hint(node.lhs)
+            return f.In(self.expr(node.lhs), tuple(self.expr(v, hint) for v in node.sub_nodes), bool(node.not_))
         if isinstance(node, ast.Between):
             hint = self.hint(node.lhs)
-            neg = "NOT " if node.not_ else ""
-            return f"({self.expr(node.lhs)} {neg}BETWEEN {self.expr(node.low, hint)} AND {self.expr(node.high, hint)})"
+            return f.Between(self.expr(node.lhs), self.expr(node.low, hint), self.expr(node.high, hint),
+                             bool(node.not_))
         if isinstance(node, ast.IsNull):
-            return f"({self.expr(node.lhs)} IS {'NOT ' if node.not_ else ''}NULL)"
+            return f.IsNull(self.expr(node.lhs), bool(node.not_))
         if type(node) in _SPATIAL or isinstance(node, ast.BBox | ast.DistanceWithin):
             return self.spatial(node)
         if isinstance(node, ast.TemporalPredicate):
             raise InvalidQueryError("temporal operators (T_AFTER, T_DURING ...) are not supported; compare "
                                     "updated_at with TIMESTAMP('2024-01-01T00:00:00Z') instead")
         raise InvalidQueryError(f"{_name(node)} is not supported in filters")
-
-    def comparison(self, node: Any) -> str:
-        lhs_hint, rhs_hint = self.hint(node.rhs), self.hint(node.lhs)
-        return f"({self.expr(node.lhs, lhs_hint)} {_COMPARISONS[type(node)]} {self.expr(node.rhs, rhs_hint)})"
-
-    def like(self, node: ast.Like) -> str:
-        if not isinstance(node.pattern, str):
-            raise InvalidQueryError("LIKE needs a text pattern in quotes, such as road LIKE '%路'")
-        neg = "NOT " if node.not_ else ""
-        return f"({self.expr(node.lhs)} {neg}LIKE {self.bind(node.pattern)} ESCAPE '\\')"
 
     # -- expressions -------------------------------------------------------------------------
     def attribute(self, name: str) -> Queryable:
@@ -132,55 +114,51 @@ class _Compiler:
         raise InvalidQueryError(f"unknown property {name[:80]!r} in the filter; {self.spec.id} has: {known}")
 
     def hint(self, node: Any) -> str | None:
-        """The type of the column on the other side of a comparison, to convert literals to."""
+        """The type of the property on the other side of a comparison, which literals are converted to."""
         return self.attribute(node.name).type if isinstance(node, ast.Attribute) else None
 
-    def expr(self, node: Any, hint: str | None = None) -> str:
+    def expr(self, node: Any, hint: str | None = None) -> f.Expr:
         if isinstance(node, ast.Attribute):
             col = self.attribute(node.name)
             if col.type == GEOMETRY:
                 raise InvalidQueryError("the geometry can only be used in spatial operators (S_INTERSECTS ...)")
-            return col.column
+            return f.Prop(col.name, col.type)
         if type(node) in _ARITHMETIC:
-            return "(" + f" {_ARITHMETIC[type(node)]} ".join(self.expr(item) for item in operands(node)) + ")"
+            items = [self.expr(item) for item in operands(node)]
+            out = items[0]
+            for item in items[1:]:
+                out = f.Arith(_ARITHMETIC[type(node)], out, item)
+            return out
         if isinstance(node, ast.Function):
             if node.name.lower() != "lower" or len(node.arguments) != 1:
                 raise InvalidQueryError(f"function {node.name[:40]!r} is not supported (CASEI is)")
-            return f"lower({self.expr(node.arguments[0], hint)})"
-        return self.bind(_literal(node, hint))
+            return f.Lower(self.expr(node.arguments[0], hint))
+        return f.Const(literal(node, hint))
 
     # -- spatial -----------------------------------------------------------------------------
-    def spatial(self, node: Any) -> str:
+    def spatial(self, node: Any) -> f.Cond:
         if isinstance(node, ast.BBox):
             box_crs = self.crs if node.crs is None else _crs(node.crs)
-            geom = _to_lonlat(shapely.box(node.minx, node.miny, node.maxx, node.maxy), box_crs)
             self.geometry_side(node.lhs)
-            return self.predicate("intersects", geom)
+            return f.Spatial("intersects", _to_lonlat(shapely.box(node.minx, node.miny, node.maxx, node.maxy),
+                                                      box_crs))
         if isinstance(node, ast.DistanceWithin):
             self.geometry_side(node.lhs)
             metres = node.distance
-            if not isinstance(metres, int | float) or not 0 <= metres <= 1_000_000:
-                raise InvalidQueryError(f"S_DWITHIN distance must be 0 to 1000000 metres, not {metres!r}")
-            geom = self.literal_geometry(node.rhs)
-            return f"twin_dwithin(t.geom, {self.bind(shapely.to_wkb(geom))}, {self.bind(float(metres))})"
+            if isinstance(metres, bool) or not isinstance(metres, int | float) or not 0 <= metres <= MAX_DISTANCE:
+                raise InvalidQueryError(f"S_DWITHIN distance must be 0 to {MAX_DISTANCE} metres, not {metres!r}")
+            return f.DWithin(literal_geometry(node.rhs, self.crs), float(metres))
         op = _SPATIAL[type(node)]
         if isinstance(node.lhs, ast.Attribute):
             self.geometry_side(node.lhs)
-            return self.predicate(op, self.literal_geometry(node.rhs))
+            return f.Spatial(op, literal_geometry(node.rhs, self.crs))
         self.geometry_side(node.rhs)
-        return self.predicate(_CONVERSE.get(op, op), self.literal_geometry(node.lhs))
+        return f.Spatial(_CONVERSE.get(op, op), literal_geometry(node.lhs, self.crs))
 
     def geometry_side(self, node: Any) -> None:
         if not (isinstance(node, ast.Attribute) and self.attribute(node.name).type == GEOMETRY):
             raise InvalidQueryError("spatial operators compare the property 'geometry' with a literal geometry, "
                                     "such as S_INTERSECTS(geometry, POLYGON((...)))")
-
-    def literal_geometry(self, node: Any) -> shapely.Geometry:
-        return literal_geometry(node, self.crs)
-
-    def predicate(self, op: str, geom: shapely.Geometry) -> str:
-        assert op in PREDICATES
-        return f"twin_pred({self.bind(op)}, t.geom, {self.bind(shapely.to_wkb(geom))})"
 
 
 def literal_geometry(node: Any, crs: TwinCRS) -> shapely.Geometry:
@@ -216,17 +194,32 @@ def _to_lonlat(geom: shapely.Geometry, crs: TwinCRS) -> shapely.Geometry:
     return out
 
 
-def _literal(node: Any, hint: str | None) -> object:
-    """A Python literal from the AST, as the column type on the other side stores it."""
+def _utc(moment: datetime) -> datetime:
+    """A date-time in UTC, to the millisecond (the store's precision), naive ones read as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidQueryError(f"{moment.isoformat()} lies outside the years 1 to 9999 once in UTC") from None
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def literal(node: Any, hint: str | None) -> f.Value:
+    """A literal from the AST as a value of the type of what it meets (checked to fit by :func:`check_types`)."""
     if isinstance(node, bool):
-        return int(node)
+        return node
     if isinstance(node, datetime):
-        return node.date().isoformat() if hint == FieldType.date.value else gpkg_time(node)
+        return node.date() if hint == FieldType.date.value else _utc(node)
     if isinstance(node, date):
-        return gpkg_time(node) if hint == FieldType.datetime.value else node.isoformat()
-    if isinstance(node, str) and hint in (FieldType.date.value, FieldType.datetime.value):
-        return stored_temporal(node, hint)  # checked by check_types: '2024-05-01T08:00:00+08:00' as stored
-    if isinstance(node, int | float | str):
+        return datetime(node.year, node.month, node.day, tzinfo=UTC) if hint == FieldType.datetime.value else node
+    if isinstance(node, str) and hint == FieldType.date.value:
+        return date.fromisoformat(node.strip())
+    if isinstance(node, str) and hint == FieldType.datetime.value:
+        return datetime.strptime(instant(node, name="value")[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    if isinstance(node, int | float):
+        return check_number(node)
+    if isinstance(node, str):
         return node
     raise InvalidQueryError(f"{_name(node)} cannot be used as a value here")
 
@@ -235,73 +228,74 @@ def _name(node: Any) -> str:
     return type(node).__name__.replace("Geometry", "S_").replace("Time", "T_")
 
 
-def top_level_envelopes(node: Any, crs: TwinCRS) -> list[Box]:
-    """Boxes that every match meets: envelopes of the spatial predicates ANDed at the top of the filter."""
-    if isinstance(node, ast.And):
-        return [box for item in operands(node) for box in top_level_envelopes(item, crs)]
-    if isinstance(node, ast.BBox):
-        box_crs = crs if node.crs is None else _crs(node.crs)
-        return [tuple(_to_lonlat(shapely.box(node.minx, node.miny, node.maxx, node.maxy), box_crs).bounds)]
-    if isinstance(node, ast.DistanceWithin):
-        minx, miny, maxx, maxy = literal_geometry(node.rhs, crs).bounds
-        dlat = float(node.distance) / METRES_PER_DEGREE * 1.01
-        dlon = dlat / max(np.cos(np.radians(min(max(abs(miny), abs(maxy)) + dlat, 89.9))), 1e-6)
-        return [(minx - dlon, miny - dlat, maxx + dlon, maxy + dlat)]
-    if type(node) in _SPATIAL and not isinstance(node, ast.GeometryDisjoint):
-        literal = node.rhs if isinstance(node.lhs, ast.Attribute) else node.lhs
-        return [tuple(literal_geometry(literal, crs).bounds)]
-    return []
+def envelopes(root: f.Cond) -> tuple[Box, ...]:
+    """Boxes that every match meets: envelopes of the spatial terms ANDed at the top of a checked filter."""
+    terms = root.items if isinstance(root, f.And) else (root,)
+    out: list[Box] = []
+    for term in terms:
+        if isinstance(term, f.Spatial) and term.op != "disjoint":
+            out.append(tuple(float(v) for v in term.geometry.bounds))  # type: ignore[arg-type]
+        elif isinstance(term, f.DWithin):
+            minx, miny, maxx, maxy = term.geometry.bounds
+            dlat = term.metres / METRES_PER_DEGREE * 1.01
+            dlon = dlat / max(np.cos(np.radians(min(max(abs(miny), abs(maxy)) + dlat, 89.9))), 1e-6)
+            out.append((minx - dlon, miny - dlat, maxx + dlon, maxy + dlat))
+    return tuple(out)
 
 
-def compile_filter(node: ast.Node, spec: LayerSpec, crs: TwinCRS, unmasked: frozenset[str] = frozenset()
-                   ) -> Compiled:
-    """SQL for a parsed CQL2 filter over ``spec``'s table (aliased ``t``); literal geometries are in ``crs``.
+def check_filter(node: ast.Node, spec: LayerSpec, crs: TwinCRS, unmasked: frozenset[str] = frozenset()) -> f.Filter:
+    """A parsed CQL2 filter checked against ``spec``; literal geometries are written in ``crs``.
 
-    Literals are first checked against the types of the properties they meet (:func:`check_types`).
-    Personal fields may be named only when in ``unmasked`` (:class:`MaskedFieldError` otherwise).
+    Literals must fit the types of the properties they meet (:func:`check_types`). Personal fields may be named
+    only when in ``unmasked`` (:class:`MaskedFieldError` otherwise).
     """
-    compiler = _Compiler(spec, crs, unmasked)
-    check_types(node, {name: qa.type for name, qa in compiler.columns.items() if qa.type != GEOMETRY})
-    try:
-        where = compiler.cond(node)
-        envelopes = top_level_envelopes(node, crs)
-    except RecursionError:
-        raise InvalidQueryError("filter is nested too deeply") from None
-    return Compiled(where, compiler.params, envelopes)
+    checker = _Checker(spec, crs, unmasked)
+    check_types(node, {name: qa.type for name, qa in checker.columns.items() if qa.type != GEOMETRY})
+    root = checker.cond(node)
+    return f.Filter(root, envelopes(root))
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "t"), ("false", "0", "no", "f")
 
 
-def _typed(value: str, qa: Queryable) -> object:
-    """A query-parameter value as the column stores it, or a 400 naming the property."""
+def _typed(value: str, qa: Queryable) -> f.Value:
+    """A query-parameter value as a value of the property's type, or a 400 naming the property."""
     try:
         if qa.type == FieldType.integer.value:
             return check_number(int(value))
         if qa.type == FieldType.float.value:
             return check_number(float(value))
         if qa.type in (FieldType.date.value, FieldType.datetime.value):
-            return stored_temporal(value, qa.type)
-    except ValueError:
+            return literal(value, qa.type)
+    except (ValueError, InvalidQueryError):
         raise InvalidQueryError(f"property {qa.name!r} is of type {qa.type}; {value[:60]!r} is not") from None
     if qa.type == FieldType.boolean.value:
         if value.lower() not in _TRUE + _FALSE:
             raise InvalidQueryError(f"property {qa.name!r} is a boolean; use true or false, not {value[:60]!r}")
-        return int(value.lower() in _TRUE)
+        return value.lower() in _TRUE
     return value
 
 
-def property_equals(spec: LayerSpec, pairs: list[tuple[str, str]], unmasked: frozenset[str] = frozenset()
-                    ) -> Compiled:
+def property_filter(spec: LayerSpec, pairs: list[tuple[str, str]], unmasked: frozenset[str] = frozenset()
+                    ) -> f.Filter:
     """``?kind=underground&status=faulty``: each queryable named in the query must equal the value given.
 
     This is OGC API - Features' filtering on properties by query parameters (Part 1, 7.15.6; Part 3
     class *queryables-query-parameters*), which GDAL and QGIS use to filter on the server.
     """
     columns = queryables(spec, unmasked)
-    terms, params = [], []
+    terms: list[f.Cond] = []
     for name, value in pairs:
         qa = columns[name]
-        terms.append(f"({qa.column} = ?)")
-        params.append(_typed(value, qa))
-    return Compiled(" AND ".join(terms), params, [])
+        terms.append(f.Compare("=", f.Prop(qa.name, qa.type), f.Const(_typed(value, qa))))
+    return f.Filter(f.And(tuple(terms)))
+
+
+def combine(*filters: f.Filter | None) -> f.Filter | None:
+    """Filters that must all hold, as one (``None`` when there are none)."""
+    given = [flt for flt in filters if flt is not None]
+    if not given:
+        return None
+    if len(given) == 1:
+        return given[0]
+    return f.Filter(f.And(tuple(flt.root for flt in given)), tuple(e for flt in given for e in flt.envelopes))

@@ -1,103 +1,60 @@
-"""Query value objects: bounding boxes, time intervals, sort keys and the feature query itself.
+"""Reading what a client wrote into query values (:mod:`twin.model.query`): boxes, time intervals, page sizes.
 
-Everything here is in lon/lat (CRS84 axis order) once built; parsing from text takes the CRS the
-caller wrote in and converts, so the rest of the query code never thinks about axis order.
+Parsing takes the CRS the caller wrote in and converts to lon/lat, so nothing after it thinks about axis order.
+Times become twin's UTC text (milliseconds and a ``Z``), as the store keeps ``updated_at``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError
-from twin.model.area import Area
+from twin.model.query import MAX_LIMIT, BBox, TimeInterval
 from twin.query.crs import to_lonlat_box
 
-#: OGC API - Features default and maximum page sizes; larger limits are clamped (Part 1, 7.15.3).
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 10_000
 #: A '+08:00' offset whose '+' was not URL-encoded arrives as ' 08:00'.
 _SPACED_OFFSET = re.compile(r" (\d{2}:\d{2})$")
 _LAST_MILLISECOND = time(23, 59, 59, 999_000)
 
 
-@dataclass(frozen=True)
-class BBox:
-    """A lon/lat box; ``minx > maxx`` means it crosses the antimeridian (OGC API - Features 7.15.3)."""
-
-    minx: float
-    miny: float
-    maxx: float
-    maxy: float
-
-    @classmethod
-    def parse(cls, text: str, crs: TwinCRS, *, name: str = "bbox") -> BBox:
-        """Read ``minx,miny,maxx,maxy`` (or six numbers with heights) written in ``crs``'s axis order."""
-        parts = [p.strip() for p in str(text).split(",")]
-        if len(parts) not in (4, 6):
-            raise InvalidQueryError(f"{name} needs 4 numbers (or 6 with heights) separated by commas, "
-                                    f"got {len(parts)}: {text[:80]!r}")
-        try:
-            nums = [float(p) for p in parts]
-        except ValueError:
-            raise InvalidQueryError(f"{name} must be numbers separated by commas, got {text[:80]!r}") from None
-        if not all(math.isfinite(v) for v in nums):
-            raise InvalidQueryError(f"{name} must be finite numbers, got {text[:80]!r}")
-        if len(nums) == 6:
-            if nums[2] > nums[5]:
-                raise InvalidQueryError(f"{name}: the lower height {nums[2]} is above the upper one {nums[5]}")
-            nums = [nums[0], nums[1], nums[3], nums[4]]
-        return cls(*to_lonlat_box(nums, crs, name))
-
-    def __post_init__(self) -> None:
-        if self.miny > self.maxy:
-            raise InvalidQueryError(f"bbox: the southern edge {self.miny} is north of the northern edge {self.maxy}")
-        for v in (self.minx, self.maxx):
-            if not -180 <= v <= 180:
-                raise InvalidQueryError(f"bbox: longitude {v} is outside -180..180")
-        for v in (self.miny, self.maxy):
-            if not -90 <= v <= 90:
-                raise InvalidQueryError(f"bbox: latitude {v} is outside -90..90")
-
-    @property
-    def parts(self) -> list[tuple[float, float, float, float]]:
-        """One box, or two when it crosses the antimeridian."""
-        if self.minx <= self.maxx:
-            return [(self.minx, self.miny, self.maxx, self.maxy)]
-        return [(self.minx, self.miny, 180.0, self.maxy), (-180.0, self.miny, self.maxx, self.maxy)]
-
-    def contains(self, box: tuple[float, float, float, float]) -> bool:
-        """Whether this box covers ``box`` entirely."""
-        return any(p[0] <= box[0] and p[1] <= box[1] and p[2] >= box[2] and p[3] >= box[3] for p in self.parts)
+def parse_bbox(text: str, crs: TwinCRS, *, name: str = "bbox") -> BBox:
+    """Read ``minx,miny,maxx,maxy`` (or six numbers with heights) written in ``crs``'s axis order."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) not in (4, 6):
+        raise InvalidQueryError(f"{name} needs 4 numbers (or 6 with heights) separated by commas, "
+                                f"got {len(parts)}: {text[:80]!r}")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise InvalidQueryError(f"{name} must be numbers separated by commas, got {text[:80]!r}") from None
+    if not all(math.isfinite(v) for v in nums):
+        raise InvalidQueryError(f"{name} must be finite numbers, got {text[:80]!r}")
+    if len(nums) == 6:
+        if nums[2] > nums[5]:
+            raise InvalidQueryError(f"{name}: the lower height {nums[2]} is above the upper one {nums[5]}")
+        nums = [nums[0], nums[1], nums[3], nums[4]]
+    return BBox(*to_lonlat_box(nums, crs, name))
 
 
-@dataclass(frozen=True)
-class TimeInterval:
-    """A closed interval of GeoPackage datetime strings; ``None`` is open-ended."""
-
-    start: str | None
-    end: str | None
-
-    @classmethod
-    def parse(cls, text: str) -> TimeInterval:
-        """An RFC 3339 instant, a date, or an interval ``start/end`` with ``..`` for open ends."""
-        raw = str(text).strip()
-        if "/" not in raw:
-            start, end = instant(raw, name="datetime")
-            return cls(start, end)
-        pieces = raw.split("/")
-        if len(pieces) != 2:
-            raise InvalidQueryError(f"datetime {raw[:80]!r}: an interval has exactly one '/'")
-        lo = None if pieces[0] in ("..", "") else instant(pieces[0], name="datetime start")[0]
-        hi = None if pieces[1] in ("..", "") else instant(pieces[1], name="datetime end")[1]
-        if lo is None and hi is None:
-            raise InvalidQueryError("datetime: an interval needs at least one bound ('../..' is not allowed)")
-        if lo is not None and hi is not None and lo > hi:
-            raise InvalidQueryError(f"datetime {raw[:80]!r}: the interval ends before it starts")
-        return cls(lo, hi)
+def parse_interval(text: str) -> TimeInterval:
+    """An RFC 3339 instant, a date, or an interval ``start/end`` with ``..`` for open ends."""
+    raw = str(text).strip()
+    if "/" not in raw:
+        start, end = instant(raw, name="datetime")
+        return TimeInterval(start, end)
+    pieces = raw.split("/")
+    if len(pieces) != 2:
+        raise InvalidQueryError(f"datetime {raw[:80]!r}: an interval has exactly one '/'")
+    lo = None if pieces[0] in ("..", "") else instant(pieces[0], name="datetime start")[0]
+    hi = None if pieces[1] in ("..", "") else instant(pieces[1], name="datetime end")[1]
+    if lo is None and hi is None:
+        raise InvalidQueryError("datetime: an interval needs at least one bound ('../..' is not allowed)")
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidQueryError(f"datetime {raw[:80]!r}: the interval ends before it starts")
+    return TimeInterval(lo, hi)
 
 
 def gpkg_time(moment: datetime | date) -> str:
@@ -133,42 +90,6 @@ def instant(text: str, *, name: str) -> tuple[str, str]:
         raise InvalidQueryError(f"{name} {raw[:80]!r} needs a time zone (add Z for UTC or +08:00)")
     stamp = gpkg_time(moment)
     return stamp, stamp
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """One ``sortby`` term: a column and its direction."""
-
-    column: str
-    ascending: bool = True
-
-
-@dataclass(frozen=True)
-class Near:
-    """A radius search around a lon/lat point (twin extension ``near=lon,lat&radius=m``)."""
-
-    lon: float
-    lat: float
-    metres: float
-
-
-@dataclass(frozen=True)
-class FeatureQuery:
-    """One page of one layer: every filter already validated against the catalogue."""
-
-    layer: str
-    bbox: BBox | None = None
-    datetime: TimeInterval | None = None
-    where: str | None = None  # compiled CQL2, with ``params``
-    params: tuple[object, ...] = ()
-    envelopes: tuple[tuple[float, float, float, float], ...] = ()  # spatial prefilter from the filter
-    near: Near | None = None
-    sortby: tuple[SortKey, ...] = ()
-    properties: tuple[str, ...] | None = None
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    scope: Area | None = None  # only components meeting this area (the caller's), if any
-    unmasked: frozenset[str] = frozenset()  # personal fields the caller sees as stored
 
 
 def clamp_limit(value: int) -> int:

@@ -1,11 +1,12 @@
-"""Searches beyond one page of one layer: nearest-k, search across every layer, look-up by key.
+"""What the query API reads: pages of a layer, nearest-k, search across every layer, look-up by key.
 
-:class:`QueryService` is what the HTTP layer holds, one per app: the store (for counts and
-writes), a :class:`~twin.query.sqlread.Reader` for lean reads and one live index for nearest-k.
+:class:`QueryService` is what the HTTP layer holds, one per app. It reads through the store's contract only
+(one :meth:`~twin.store.base.Store.read` snapshot per answer), whatever engine is behind it.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,14 +17,12 @@ from twin.access.principal import Principal
 from twin.crs import TwinCRS
 from twin.errors import FeatureNotFoundError, InvalidQueryError, OutOfScopeError
 from twin.geodesy import distance_to_point
-from twin.index import LiveIndex
+from twin.model.query import MAX_LIMIT, FeatureQuery, Near
+from twin.model.rows import Rows
 from twin.query.area_points import AreaPoints
 from twin.query.crs import CRS84, geoms_to_lonlat
-from twin.query.filters import compile_filter
-from twin.query.model import MAX_LIMIT, FeatureQuery, Near
-from twin.query.sqlread import Reader, Rows
-from twin.store.geopackage import GeoPackageStore
-from twin.store.gpkg_blob import decode_geometries
+from twin.query.filters import check_filter
+from twin.store import Snapshot, Store
 
 MAX_K = 1000
 MAX_RADIUS = 50_000.0
@@ -44,30 +43,31 @@ class Page:
 class QueryService:
     """Everything the query API reads, built once per app."""
 
-    def __init__(self, store: GeoPackageStore, *, budget_s: float = 2.0) -> None:
+    def __init__(self, store: Store, *, budget_s: float = 2.0) -> None:
         self.store = store
         self.catalogue = store.catalogue
-        self.reader = Reader(store.path, store.catalogue, budget_s=budget_s)
-        self.index = LiveIndex(store)
-        self.area_points = AreaPoints(store, self.reader)
+        self.budget_s = budget_s
+        self.area_points = AreaPoints(store)
 
-    def close(self) -> None:
-        self.reader.close()
+    def read(self) -> AbstractContextManager[Snapshot]:
+        """One snapshot of the store under the query budget."""
+        return self.store.read(self.budget_s)
 
     def page(self, query: FeatureQuery) -> Page:
         """Rows of one page, with ``numberMatched`` counted only when the page does not already tell it."""
-        with self.reader.one_answer():
-            rows = self.reader.select(query)
+        with self.read() as snap:
+            rows = snap.select(query)
             n = len(rows.rows)
             if n < query.limit and (n > 0 or query.offset == 0):
                 return Page(rows, query.offset + n, True)
-            matched, exact = self.reader.count(query, self.reader.layer_count(query.layer))
+            matched, exact = snap.count(query)
             return Page(rows, matched, exact)
 
     def item(self, layer: str, key: str, who: Principal | None = None) -> Rows:
         """One component by key; outside ``who``'s area it does not exist (:class:`OutOfScopeError`, a 404)."""
         spec = self.catalogue[layer]
-        rows = self.reader.by_key(spec, key, who.unmasked(spec) if who else frozenset())
+        with self.read() as snap:
+            rows = snap.by_keys(spec.id, [key], who.unmasked(spec) if who else frozenset())
         if not rows.rows:
             raise FeatureNotFoundError(key)
         if who is not None and who.area is not None and not in_area(rows, who)[0]:
@@ -92,42 +92,42 @@ class QueryService:
             raise InvalidQueryError(f"k must be between 1 and {MAX_K}, not {k}")
         spec = self.catalogue[layer]
         unmasked = who.unmasked(spec) if who else frozenset()
-        if who is not None and who.area is not None:
-            return self._nearest_in_area(spec.id, lon, lat, k, who, unmasked)
-        hits = self.index.nearest(spec.id, lon, lat, k)
-        rows = self.reader.by_fids(spec, hits.fids.tolist(), unmasked)
+        with self.read() as snap:
+            if who is not None and who.area is not None:
+                return self._nearest_in_area(snap, spec.id, lon, lat, k, who, unmasked)
+            hits = snap.nearest(spec.id, lon, lat, k)
+            rows = snap.by_fids(spec.id, hits.fids.tolist(), unmasked)
         extra = [{"distance_m": round(float(d), 3), "rank": i + 1} for i, d in enumerate(hits.distances)]
         return rows, extra[: len(rows.rows)]
 
-    def _nearest_in_area(self, layer: str, lon: float, lat: float, k: int, who: Principal,
+    def _nearest_in_area(self, snap: Snapshot, layer: str, lon: float, lat: float, k: int, who: Principal,
                          unmasked: frozenset[str]) -> tuple[Rows, list[dict[str, object]]]:
         """The ``k`` nearest inside ``who``'s area: for a point layer with few components in the area, all of them
         ranked (:class:`AreaPoints`, kept in memory); otherwise the first ``k`` in the area among the city-wide nearest
         ``m`` (exact, since everything beyond those ``m`` is farther), with ``m`` from ``k`` growing fourfold up
         to :data:`_NEAREST_WIDEST`; past that (a point far from the area), radius searches in the area."""
-        spec = self.catalogue[layer]
         assert who.area is not None
-        ranked = self.area_points.nearest(who.area, layer, lon, lat, k)
+        ranked = self.area_points.nearest(snap, who.area, layer, lon, lat, k)
         if ranked is not None:
-            rows = self.reader.by_fids(spec, ranked[0].tolist(), unmasked)
+            rows = snap.by_fids(layer, ranked[0].tolist(), unmasked)
             distance = dict(zip(ranked[0].tolist(), ranked[1].tolist(), strict=True))
             extra = [{"distance_m": round(distance[r[0]], 3), "rank": i + 1} for i, r in enumerate(rows.rows)]
             return rows, extra
-        total = self.reader.layer_count(layer)
+        total = snap.layer_count(layer)
         m = min(k, _NEAREST_WIDEST)
         while True:
-            hits = self.index.nearest(layer, lon, lat, m)
-            rows = self.reader.by_fids(spec, hits.fids.tolist(), unmasked)
+            hits = snap.nearest(layer, lon, lat, m)
+            rows = snap.by_fids(layer, hits.fids.tolist(), unmasked)
             distance = dict(zip(hits.fids.tolist(), hits.distances.tolist(), strict=True))
             chosen = [r for r, ok in zip(rows.rows, in_area(rows, who), strict=True) if ok][:k]
             if len(chosen) == k or len(hits.fids) < m or m >= total:
                 extra = [{"distance_m": round(distance[r[0]], 3), "rank": i + 1} for i, r in enumerate(chosen)]
-                return Rows(spec, rows.columns, chosen, unmasked), extra
+                return rows.take(chosen), extra
             if m >= _NEAREST_WIDEST:
-                return self._nearest_by_radius(layer, lon, lat, k, who, unmasked, float(hits.distances[-1]))
+                return self._nearest_by_radius(snap, layer, lon, lat, k, who, unmasked, float(hits.distances[-1]))
             m = min(m * 4, _NEAREST_WIDEST)
 
-    def _nearest_by_radius(self, layer: str, lon: float, lat: float, k: int, who: Principal,
+    def _nearest_by_radius(self, snap: Snapshot, layer: str, lon: float, lat: float, k: int, who: Principal,
                            unmasked: frozenset[str], start_m: float) -> tuple[Rows, list[dict[str, object]]]:
         """Radius searches restricted to the area, doubling the radius until ``k`` are found or the radius
         reaches the area's far corner: what lies within the radius is then exactly the nearest, in order
@@ -141,12 +141,12 @@ class QueryService:
             radius = min(radius * 2, reach)
             query = FeatureQuery(layer=layer, near=Near(lon, lat, radius), limit=k, scope=who.area,
                                  unmasked=unmasked)
-            rows = self.reader.select(query)
+            rows = snap.select(query)
             if len(rows.rows) == k or radius >= reach:
                 break
         d = rows.columns.index("distance_m")
         extra = [{"distance_m": round(float(r[d]), 3), "rank": i + 1} for i, r in enumerate(rows.rows)]
-        plain = Rows(rows.spec, rows.columns[:-1], [r[:-1] for r in rows.rows], unmasked)
+        plain = Rows(rows.spec, rows.columns[:-1], [r[:-1] for r in rows.rows], unmasked, rows.codec)
         return plain, extra
 
     def search(self, *, geometry: shapely.Geometry | None = None, distance: float = 0.0, near: Near | None = None,
@@ -176,21 +176,21 @@ class QueryService:
                 ast.GeometryIntersects(attr, literal)
         found: list[Rows] = []
         remaining = base.limit
-        for name in names:
-            spec = self.catalogue[name]
-            query = replace(base, layer=name, limit=remaining + 1, unmasked=who.unmasked(spec) if who else frozenset())
-            if geometry is not None:
-                compiled = compile_filter(node, spec, CRS84)
-                query = replace(query, where=compiled.where, params=tuple(compiled.params),
-                                envelopes=tuple(compiled.envelopes))
-            rows = self.reader.select(query)
-            if len(rows.rows) > remaining:
-                found.append(replace(rows, rows=rows.rows[:remaining]))
-                return found, True
-            found.append(rows)
-            remaining -= len(rows.rows)
-            if remaining == 0:
-                return found, name != names[-1]
+        with self.read() as snap:
+            for name in names:
+                spec = self.catalogue[name]
+                query = replace(base, layer=name, limit=remaining + 1,
+                                unmasked=who.unmasked(spec) if who else frozenset())
+                if geometry is not None:
+                    query = replace(query, filter=check_filter(node, spec, CRS84))
+                rows = snap.select(query)
+                if len(rows.rows) > remaining:
+                    found.append(rows.take(rows.rows[:remaining]))
+                    return found, True
+                found.append(rows)
+                remaining -= len(rows.rows)
+                if remaining == 0:
+                    return found, name != names[-1]
         return found, False
 
 
@@ -198,8 +198,7 @@ def in_area(rows: Rows, who: Principal) -> np.ndarray:
     """For each row, whether its geometry meets ``who``'s area (all true without an area)."""
     if who.area is None:
         return np.ones(len(rows.rows), dtype=bool)
-    g = rows.columns.index("geom")
-    return who.area.meets(decode_geometries([r[g] for r in rows.rows]))
+    return who.area.meets(rows.geometries())
 
 
 def parse_geometry(text: str, crs: TwinCRS, *, name: str = "intersects") -> shapely.Geometry:

@@ -1,10 +1,19 @@
-"""The one typed interface every store backend implements, and its value objects."""
+"""The one typed contract every store engine implements, and the values it trades in.
+
+Everything above the store (the query service, the tile engine, access control, maps, the command line) reads
+and writes through these protocols and nothing else; only ``twin/store/`` knows which engine answers. Engines:
+:class:`~twin.store.gpkg.store.GeoPackageStore` (one file, the embedded default) and
+:class:`~twin.store.postgis.store.PostgisStore` (a PostgreSQL schema, for a city's deployment).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
@@ -12,8 +21,28 @@ import numpy as np
 from numpy.typing import NDArray
 
 from twin.catalogue import Catalogue
+from twin.model.area import Area
+from twin.model.filter import Filter
+from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
+from twin.model.rows import Hits, Rows
 
 BBox = tuple[float, float, float, float]
+#: How a store writes changeset and validity times: UTC, microseconds, ``Z``.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+def after(last: str | None) -> str:
+    """Now, but strictly after ``last`` (the latest changeset's time), so history intervals never overlap."""
+    now = datetime.now(UTC)
+    if last is not None:
+        before = datetime.strptime(last, TIME_FORMAT).replace(tzinfo=UTC)
+        if now <= before:
+            now = before + timedelta(microseconds=1)
+    return now.strftime(TIME_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -55,11 +84,163 @@ class WritePlan:
 
 @dataclass(frozen=True)
 class LayerChanges:
-    """Index patch for one layer since a changeset: boxes to drop and boxes to add, by fid."""
+    """What changed in a layer since a changeset: boxes to drop and boxes to add, by fid."""
 
     removed: list[tuple[int, BBox]]
     added: list[tuple[int, BBox]]
     last_changeset: int
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One aggregate cell of one status: ``n`` components, their measure (m or m²) and the sums of their
+    representative points relative to the cell's corner (Web Mercator)."""
+
+    cx: int
+    cy: int
+    status: str
+    n: int
+    measure: float
+    sx: float
+    sy: float
+
+
+class Snapshot(Protocol):
+    """One consistent view of the store: every read inside sees the same committed state, within a time budget
+    (:class:`~twin.errors.QueryTooExpensiveError` past it)."""
+
+    def select(self, query: FeatureQuery) -> Rows:
+        """One page of a query (``/collections/{layer}/items``, radius searches, ``/search``)."""
+        ...
+
+    def count(self, query: FeatureQuery, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        """``numberMatched`` and whether it is exact: counted up to ``cap``, else estimated (a lower bound)."""
+        ...
+
+    def by_keys(self, layer: str, keys: Sequence[str], unmasked: frozenset[str] = frozenset()) -> Rows:
+        """Rows of the components with these keys (``/collections/{layer}/items/{key}``), in key order given."""
+        ...
+
+    def by_fids(self, layer: str, fids: Sequence[int], unmasked: frozenset[str] = frozenset()) -> Rows:
+        """Rows of ``fids``, in the order given."""
+        ...
+
+    def nearest(self, layer: str, lon: float, lat: float, k: int) -> Hits:
+        """The ``k`` components nearest to (lon, lat) in metres (:mod:`twin.geodesy`), ties broken by fid."""
+        ...
+
+    def area_points(self, layer: str, area: Area, limit: int) -> tuple[NDArray[np.int64], NDArray[np.object_]] | None:
+        """Ids and points of a point layer's components meeting ``area``; ``None`` when the layer is not points or
+        the area's envelope holds more than ``limit`` of them."""
+        ...
+
+    def tile_rows(self, layer: str, box: BBox, flt: Filter | None = None, when: TimeInterval | None = None) -> Rows:
+        """``fid, key, status, <fields>, geom`` of the components whose envelope meets ``box`` and that pass."""
+        ...
+
+    def members(self, layer: str, boxes: Iterable[BBox]) -> Rows:
+        """``fid, status, geom`` of the components whose envelope meets one of ``boxes`` (each once); a box given as
+        bounds may be inverted (min above max) to ask for envelopes spanning from one box to another."""
+        ...
+
+    def changed(self, layer: str, since: int, *, removed: bool = True) -> Iterator[tuple[int, Rows]]:
+        """``(sign, rows of status, geom)`` in chunks: versions superseded or deleted after ``since`` (-1, when
+        ``removed``) and current versions written after it (+1)."""
+        ...
+
+    def layer_count(self, layer: str) -> int:
+        ...
+
+    def extent(self, layer: str) -> BBox | None:
+        ...
+
+    def last_changeset(self, layer: str) -> int:
+        ...
+
+    def last_change(self, layer: str) -> str | None:
+        """Time of the layer's latest changeset."""
+        ...
+
+    def aggregate_state(self, layer: str) -> tuple[int, str] | None:
+        """The changeset a layer's tile aggregates reflect, with the signature of how they were built."""
+        ...
+
+    def cells(self, layer: str, level: int, x: tuple[int, int], y: tuple[int, int]) -> list[Cell]:
+        """Aggregate cells of ``level`` with ``x[0] <= cx <= x[1]`` and ``y[0] <= cy <= y[1]``."""
+        ...
+
+    def cells_at(self, layer: str, level: int, cx: NDArray[np.int64], cy: NDArray[np.int64]) -> list[Cell]:
+        """Aggregate cells of ``level`` at the listed positions."""
+        ...
+
+    def shapes(self, layer: str, level: int, x: tuple[int, int], y: tuple[int, int]) -> list[tuple[int, int, bytes]]:
+        """``(cx, cy, wkb)`` of the generalised shapes (Web Mercator) of ``level`` in the range."""
+        ...
+
+
+class AggregateWriter(Protocol):
+    """One transaction on a layer's tile aggregates (the store's tables, under the store's write lock)."""
+
+    def state(self) -> tuple[int, str] | None:
+        ...
+
+    def clear(self) -> None:
+        ...
+
+    def add_cells(self, level: int, cells: list[Cell]) -> None:
+        """Add these counts and sums to the stored cells; cells reaching zero are dropped."""
+        ...
+
+    def shapes_in(self, level: int, x: tuple[int, int], y: tuple[int, int]) -> list[bytes]:
+        ...
+
+    def put_shapes(self, level: int, shapes: dict[tuple[int, int], bytes | None]) -> None:
+        """Store (or, for ``None``, drop) the shapes of these cells."""
+        ...
+
+    def set_state(self, changeset: int, signature: str) -> None:
+        ...
+
+
+#: The access tables every engine keeps (logical names, written ``{users}`` ... in access SQL).
+ACCESS_TABLES = ("users", "tokens", "sessions", "codes", "audit")
+
+
+@dataclass(frozen=True)
+class AccessResult:
+    """What one access statement returned: its rows (``RETURNING`` or ``SELECT``) and how many rows it touched."""
+
+    rows: list[tuple]
+    rowcount: int
+
+
+class AccessWriter(Protocol):
+    def execute(self, sql: str, params: Sequence[object] = ()) -> AccessResult:
+        ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        ...
+
+
+class AccessDB(Protocol):
+    """Where users, tokens, sessions, sign-in codes and the audit log are kept, engine by engine.
+
+    Access SQL is written once, portably: ``?`` placeholders, tables as ``{users}``, ``{tokens}``, ``{sessions}``,
+    ``{codes}``, ``{audit}``, the column ``"user"`` quoted; each engine fills in its own names and placeholders.
+    """
+
+    location: str
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        """One statement's rows, outside any transaction."""
+        ...
+
+    def write(self) -> AbstractContextManager[AccessWriter]:
+        """One all-or-nothing transaction, serialised with other writers of the access tables."""
+        ...
+
+    def close(self) -> None:
+        ...
 
 
 @runtime_checkable
@@ -67,6 +248,30 @@ class Store(Protocol):
     """A store of city components, one table per catalogue layer, keeping every past version."""
 
     catalogue: Catalogue
+    engine: str  # "geopackage" or "postgis"
+    location: str  # the file or the URL (without a password), for messages
+
+    @property
+    def identity(self) -> str:
+        """The store's lineage (:func:`lineage`), for keying caches derived from it."""
+        ...
+
+    def read(self, budget_s: float = 5.0) -> AbstractContextManager[Snapshot]:
+        """One consistent, budgeted view for the reads of a request or a tile."""
+        ...
+
+    def warm(self, layer: str) -> None:
+        """Build now what the engine keeps in memory for ``layer`` (the GeoPackage engine's nearest-k index), so the
+        first request does not wait for it; nothing where the engine keeps nothing."""
+        ...
+
+    def access(self, override: Path | None = None) -> AccessDB:
+        """The store's access tables (a GeoPackage keeps them in a file beside it, ``override`` to put it elsewhere)."""
+        ...
+
+    def aggregate_writer(self, layer: str) -> AbstractContextManager[AggregateWriter | None]:
+        """A transaction on ``layer``'s tile aggregates; ``None`` inside when the store cannot keep them (read-only)."""
+        ...
 
     def writer(self, layer: str, *, author: str, source: str, kind: str = "import",
                source_crs: str | None = None, note: str = "", dry_run: bool = False
@@ -76,47 +281,53 @@ class Store(Protocol):
 
     def upsert(self, layer: str, frame: gpd.GeoDataFrame, *, author: str, source: str,
                source_crs: str | None = None) -> Changeset:
-        """Plan and apply in one call."""
         ...
 
     def edit(self, key: str, *, author: str, properties: dict[str, object] | None = None,
              geometry: object | None = None, source: str = "edit") -> Changeset:
-        """Change one component's attributes or geometry, keeping its key."""
         ...
 
     def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete") -> Changeset:
-        """Retire components; their last versions stay in history."""
         ...
 
     def features(self, layer: str, *, bbox: BBox | None = None, keys: Sequence[str] | None = None,
                  limit: int | None = None, offset: int = 0, as_of: str | None = None) -> gpd.GeoDataFrame:
-        """Components of a layer, now or as they were at ``as_of`` (ISO 8601 UTC)."""
+        """Components of a layer as a GeoDataFrame, now or as they were at ``as_of`` (ISO 8601 UTC)."""
         ...
 
     def get(self, key: str, *, as_of: str | None = None) -> gpd.GeoDataFrame:
-        """The component a key resolves to, whatever its layer (one row)."""
         ...
 
     def history(self, key: str) -> gpd.GeoDataFrame:
-        """Every version of a component, oldest first, with ``valid_from`` and ``valid_to``."""
+        ...
+
+    def layer_of(self, key: str) -> str:
         ...
 
     def changesets(self, *, layer: str | None = None, limit: int = 100) -> list[Changeset]:
-        """The latest changesets, newest first."""
         ...
 
     def count(self, layer: str) -> int:
-        """How many components a layer has now (kept up to date, cheap)."""
         ...
 
     def extent(self, layer: str) -> BBox | None:
-        """Bounding box of a layer in lon/lat, or ``None`` when it is empty."""
+        ...
+
+    def last_changeset(self, layer: str) -> int:
         ...
 
     def changes_since(self, layer: str, changeset: int) -> LayerChanges:
-        """Bounding boxes removed and added since ``changeset``, for the live index."""
         ...
 
-    def subscribe(self, callback: Callable[[Changeset], None]) -> None:
-        """Call ``callback`` after every changeset this process commits."""
+    def subscribe(self, callback: Any) -> None:
         ...
+
+    def close(self) -> None:
+        ...
+
+
+def lineage(first: tuple[object, ...] | None) -> str:
+    """A short name of a store's lineage from its first changeset (id, time, author, source), so caches and
+    pyramids made from another store whose changeset numbers happen to match are never taken for this one's;
+    a copy of a store to another engine keeps it."""
+    return "empty" if first is None else hashlib.blake2b(repr(tuple(first)).encode(), digest_size=6).hexdigest()

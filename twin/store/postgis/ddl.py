@@ -19,7 +19,7 @@ from twin.catalogue import Catalogue, FieldType, GeometryKind, LayerSpec, layer_
 from twin.errors import StoreError, StoreVersionError
 
 #: The store schema this code writes (shared numbering with the GeoPackage engine's).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Migrations from version N to N + 1, each run inside the opening transaction.
 MIGRATIONS: dict[int, str] = {}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -23,6 +24,7 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError
 from twin.store.base import BBox, Changeset, LayerChanges
 from twin.store.postgis import ddl
+from twin.store.postgis.access import PgAccessDB
 from twin.store.postgis.columns import select_list, time_text
 from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url
 from twin.store.postgis.writing import PgLayerWriter, lock_key
@@ -75,6 +77,16 @@ class PostgisStore:
 
     def close(self) -> None:
         self.pool.close()
+
+    def warm(self, layer: str) -> None:
+        """PostGIS keeps nothing of its own in memory: its GiST indexes answer nearest-k."""
+
+    def access(self, override: Path | None = None) -> PgAccessDB:
+        """The access tables of the store's schema (shared by every server of the deployment)."""
+        if override is not None:
+            raise StoreError(f"{self.location}: a PostGIS store keeps its users and audit trail in its own schema; "
+                             "TWIN_ACCESS_DB (--access-db) applies to GeoPackage stores only")
+        return PgAccessDB(self.pool, self.schema)
 
     def subscribe(self, callback: Callable[[Changeset], None]) -> None:
         self._subscribers.append(callback)
@@ -273,3 +285,20 @@ class PostgisStore:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def store_exists(url: str) -> bool:
+    """Whether the URL's schema holds a twin store."""
+    target = parse_url(url)
+    with connect(target) as conn:
+        return conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                            "AND table_name = 'twin_meta'", (target.schema,)).fetchone() is not None
+
+
+def drop_store(url: str) -> None:
+    """Drop the URL's schema with every table of the store in it (only when it is a twin store)."""
+    target = parse_url(url)
+    if not store_exists(url):
+        return
+    with connect(target) as conn:
+        conn.execute(f"DROP SCHEMA {ddl.schema_ident(target.schema)} CASCADE")

@@ -20,10 +20,10 @@ import shapely
 
 from twin.catalogue import LayerSpec
 from twin.store.base import Changeset, WritePlan
+from twin.store.gpkg.writing import TIME_FORMAT, utc_now
 from twin.store.planning import plan_write, stored_values
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import kind_of, read_expr, time_text
-from twin.store.writing import TIME_FORMAT, utc_now
 
 #: The channel changesets are announced on (``NOTIFY``), per schema.
 CHANNEL_PREFIX = "twin_changes_"

@@ -35,3 +35,27 @@ CREATE FUNCTION {s}.twin_distance(g geometry, lon0 double precision, lat0 double
          sin((radians(ST_Y(g)) - radians(lat0)) / 2) ^ 2
          + cos(radians(lat0)) * cos(radians(ST_Y(g))) * sin(radians(ST_X(g) - lon0) / 2) ^ 2, 0.0), 1.0)))
      ELSE ST_Distance({s}.twin_local(g, lon0, lat0), ST_MakePoint(0, 0)) END $$;
+-- Users, hashed tokens, browser sessions, one-time sign-in codes and the audit trail (twin/access).
+CREATE TABLE {s}.twin_users (name text PRIMARY KEY, role text NOT NULL, area text, created text NOT NULL,
+  revoked text);
+CREATE TABLE {s}.twin_tokens (id text PRIMARY KEY, "user" text NOT NULL REFERENCES {s}.twin_users (name),
+  hash text NOT NULL, created text NOT NULL, expires text NOT NULL, revoked text);
+CREATE INDEX twin_tokens_user ON {s}.twin_tokens ("user");
+CREATE TABLE {s}.twin_audit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time text NOT NULL, "user" text,
+  role text, action text NOT NULL, outcome text NOT NULL, status integer, method text, path text, layer text,
+  count bigint, detail text);
+CREATE INDEX twin_audit_time ON {s}.twin_audit (time);
+CREATE INDEX twin_audit_user ON {s}.twin_audit ("user", time);
+CREATE TABLE {s}.twin_sessions (hash text PRIMARY KEY, "user" text NOT NULL, role text NOT NULL, area text,
+  via text NOT NULL, token text, created text NOT NULL, expires text NOT NULL);
+CREATE INDEX twin_sessions_user ON {s}.twin_sessions ("user");
+CREATE TABLE {s}.twin_sign_in_codes (hash text PRIMARY KEY, token text NOT NULL, created text NOT NULL,
+  expires text NOT NULL);
+-- Tile aggregates, kept up to date from the changesets (tiles/aggregate.py).
+CREATE TABLE {s}.twin_tiles_state (layer text COLLATE "C" PRIMARY KEY, changeset bigint NOT NULL,
+  signature text NOT NULL);
+CREATE TABLE {s}.twin_tiles_cells (layer text COLLATE "C" NOT NULL, level integer NOT NULL, cx bigint NOT NULL,
+  cy bigint NOT NULL, status text COLLATE "C" NOT NULL, n bigint NOT NULL, measure double precision NOT NULL,
+  sx double precision NOT NULL, sy double precision NOT NULL, PRIMARY KEY (layer, level, cx, cy, status));
+CREATE TABLE {s}.twin_tiles_shapes (layer text COLLATE "C" NOT NULL, level integer NOT NULL, cx bigint NOT NULL,
+  cy bigint NOT NULL, geom bytea NOT NULL, PRIMARY KEY (layer, level, cx, cy));

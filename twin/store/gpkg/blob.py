@@ -123,3 +123,16 @@ def decode_geometries(blobs: list[bytes | None]) -> NDArray[np.object_]:
     if xy is not None:
         return shapely.points(xy)
     return decode(blobs)
+
+
+class GpkgCodec:
+    """:class:`~twin.model.rows.GeometryCodec` of GeoPackage blobs."""
+
+    def geometries(self, blobs: Sequence[bytes | None]) -> NDArray[np.object_]:
+        return decode_geometries(list(blobs))
+
+    def points(self, blobs: Sequence[bytes | None]) -> NDArray[np.float64] | None:
+        return point_coordinates(blobs)
+
+
+CODEC = GpkgCodec()

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from twin.store.gpkg_blob import register_sql_functions
+from twin.store.gpkg.blob import register_sql_functions
 
 
 class ThreadConnections:

@@ -18,7 +18,7 @@ import shapely
 from shapely import Geometry
 
 from twin.geodesy import distance_to_point, to_local
-from twin.store.gpkg_blob import decode
+from twin.store.gpkg.blob import decode
 
 #: For each CQL2 predicate ``op(feature, query)``, the same test with the prepared query geometry first.
 _PREPARED_FIRST = {

@@ -7,6 +7,7 @@ nothing; the file is in WAL mode, so readers (one connection per thread) keep wo
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -22,11 +23,15 @@ import shapely
 from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError
-from twin.store import ddl
-from twin.store.base import BBox, Changeset, LayerChanges
-from twin.store.gpkg_blob import decode, envelope, register_sql_functions
-from twin.store.readers import ReaderPool
-from twin.store.writing import LayerWriter, layer_writer
+from twin.store.base import BBox, Changeset, LayerChanges, lineage
+from twin.store.gpkg import ddl, sqlfuncs
+from twin.store.gpkg.access import SqliteAccessDB, access_db_path
+from twin.store.gpkg.aggregates import GpkgAggregateWriter
+from twin.store.gpkg.blob import decode, envelope, register_sql_functions
+from twin.store.gpkg.connections import ReaderPool
+from twin.store.gpkg.index import LiveIndex
+from twin.store.gpkg.reads import GpkgSnapshot
+from twin.store.gpkg.writing import LayerWriter, layer_writer
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +59,16 @@ def transaction(conn: sqlite3.Connection, immediate: bool = False) -> Iterator[s
 class GeoPackageStore:
     """A :class:`~twin.store.base.Store` in one GeoPackage file that QGIS opens as it is."""
 
+    engine = "geopackage"
+
     def __init__(self, path: Path | str, catalogue: Catalogue, *, create: bool = True) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         self.catalogue = catalogue
-        self._readers = ReaderPool(self.path)
+        self._readers = ReaderPool(self.path, setup=sqlfuncs.setup_reader)
         self._write_lock = threading.Lock()
+        self._index: LiveIndex | None = None
+        self._index_lock = threading.Lock()
         self._subscribers: list[Callable[[Changeset], None]] = []
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
@@ -85,8 +95,52 @@ class GeoPackageStore:
     def _reader(self) -> sqlite3.Connection:
         return self._readers.get()
 
+    @property
+    def writable(self) -> bool:
+        """Whether this process may write the file (else tile aggregates are computed per tile)."""
+        return os.access(self.path, os.W_OK)
+
+    @property
+    def index(self) -> LiveIndex:
+        """The live nearest-k index of every layer, built per layer on first use."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = LiveIndex(self)
+            return self._index
+
+    def warm(self, layer: str) -> None:
+        self.index.size(layer)
+
+    @contextmanager
+    def read(self, budget_s: float = 5.0) -> Iterator[GpkgSnapshot]:
+        """One read transaction on this thread's connection (nested reads share the outer one)."""
+        conn = self._reader()
+        outer = not conn.in_transaction
+        if outer:
+            conn.execute("BEGIN")
+        try:
+            yield GpkgSnapshot(conn, self.catalogue, budget_s, self.index)
+        finally:
+            if outer:
+                conn.execute("COMMIT")
+
+    def access(self, override: Path | None = None) -> SqliteAccessDB:
+        """The access database: its own SQLite file, ``city.access.db`` beside ``city.gpkg`` unless overridden."""
+        return SqliteAccessDB(override or access_db_path(self.path))
+
+    @contextmanager
+    def aggregate_writer(self, layer: str) -> Iterator[GpkgAggregateWriter | None]:
+        """A write transaction on ``layer``'s tile aggregates; ``None`` inside when the file is read-only."""
+        if not self.writable:
+            yield None
+            return
+        with self._write_lock, transaction(self._writer, immediate=True):
+            yield GpkgAggregateWriter(self._writer, self.catalogue[layer].id)
+
     def close(self) -> None:
         """Close every reader connection and the writer."""
+        if self._index is not None:
+            self._index.close()
         self._readers.close()
         self._writer.close()
 
@@ -112,6 +166,12 @@ class GeoPackageStore:
         """A random id given to the store when it was created, e.g. to key caches derived from it."""
         row = self._reader().execute("SELECT value FROM twin_meta WHERE key = 'store_id'").fetchone()
         return str(row[0])
+
+    @property
+    def identity(self) -> str:
+        row = self._reader().execute("SELECT id, time, author, source FROM twin_changesets ORDER BY id LIMIT 1"
+                                     ).fetchone()
+        return lineage(row)
 
     # -- reads -------------------------------------------------------------------------------
     def _columns(self, spec: LayerSpec) -> list[str]:
@@ -320,11 +380,6 @@ class GeoPackageStore:
             w.delete(sorted(set(found.values())))
         assert w.changeset is not None
         return w.changeset
-
-
-def open_store(path: Path | str, catalogue: Catalogue, *, create: bool = True) -> GeoPackageStore:
-    """Open (or create) the GeoPackage store at ``path``."""
-    return GeoPackageStore(path, catalogue, create=create)
 
 
 def _json_list(values: Sequence[object]) -> str:

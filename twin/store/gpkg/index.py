@@ -11,7 +11,7 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -20,15 +20,11 @@ from rtree import index as rtree_index
 
 from twin.errors import InvalidQueryError
 from twin.geodesy import degree_box, distance_to_point
+from twin.model.rows import Hits
 from twin.store.base import BBox, Changeset
-from twin.store.geopackage import GeoPackageStore
 
-
-class Hits(NamedTuple):
-    """Look-up results: feature ids and their distances in metres, nearest first."""
-
-    fids: NDArray[np.int64]
-    distances: NDArray[np.float64]
+if TYPE_CHECKING:
+    from twin.store.gpkg.store import GeoPackageStore
 
 
 class _LayerIndex:
@@ -76,6 +72,12 @@ class LiveIndex:
         self._lock = threading.RLock()
         self._round = _BoxRounder()
         store.subscribe(self._on_changeset)
+
+    def close(self) -> None:
+        """Stop following the store and drop every layer's index."""
+        self.store.unsubscribe(self._on_changeset)
+        with self._lock:
+            self._layers.clear()
 
     def _on_changeset(self, cs: Changeset) -> None:
         if cs.layer in self._layers:

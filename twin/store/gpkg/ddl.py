@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 
@@ -12,19 +13,34 @@ from twin.catalogue import Catalogue, LayerSpec, layer_id_is_valid
 from twin.errors import StoreError, StoreVersionError
 
 #: The store schema this code writes. Bump it with an entry in ``MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 GPKG_USER_VERSION = 10300  # GeoPackage 1.3
 RTREE_EXTENSION = "http://www.geopackage.org/spec120/#extension_rtree"
+#: Columns of the tile aggregate cells as version 2 lays them out.
+_CELL_COLUMNS = ["layer", "level", "cx", "cy", "status", "n", "measure", "sx", "sy"]
+
+
+def _tiles_to_store(conn: sqlite3.Connection) -> None:
+    """1 -> 2: the tile aggregates become the store's tables (twin 0.1 made them on first use, maybe in an older
+    layout, which is dropped: they are rebuilt from the layers)."""
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(twin_tiles_cells)")]
+    if columns and columns != _CELL_COLUMNS:
+        for table in ("twin_tiles_state", "twin_tiles_cells", "twin_tiles_shapes"):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in statements(sql("tiles")):
+        conn.execute(statement)
+
+
 #: Migrations from version N to N + 1, each run inside the opening transaction.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _tiles_to_store}
 SYSTEM_COLUMNS = ("fid", "geom", "key", "fp", "version", "changeset", "valid_from", "status", "updated_at")
 
 
 @cache
 def sql(name: str) -> str:
     """The text of ``sql/<name>.sql``."""
-    return files("twin.store").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+    return files("twin.store.gpkg").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
 def q(ident: str) -> str:
@@ -47,7 +63,7 @@ def create_store(conn: sqlite3.Connection, catalogue: Catalogue) -> None:
     """Lay out an empty store: GeoPackage core, twin tables and one table per layer (in a transaction)."""
     conn.execute(f"PRAGMA application_id = {GPKG_APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version = {GPKG_USER_VERSION}")
-    for statement in statements(sql("core")):
+    for statement in statements(sql("core")) + statements(sql("tiles")):
         conn.execute(statement)
     conn.execute("INSERT INTO twin_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     conn.execute("INSERT INTO twin_meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
@@ -125,8 +141,7 @@ def check_version(conn: sqlite3.Connection, path: str) -> int:
 def migrate(conn: sqlite3.Connection, version: int) -> None:
     """Run every migration from ``version`` up to ``SCHEMA_VERSION`` (inside a transaction)."""
     for v in range(version, SCHEMA_VERSION):
-        for statement in statements(MIGRATIONS[v]):
-            conn.execute(statement)
+        MIGRATIONS[v](conn)
     conn.execute("UPDATE twin_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
 

@@ -15,7 +15,7 @@ import sqlite3
 import numpy as np
 from numpy.typing import NDArray
 
-from twin.store import ddl
+from twin.store.gpkg import ddl
 
 _CELL = np.dtype([("id", ">i8"), ("minx", ">f4"), ("maxx", ">f4"), ("miny", ">f4"), ("maxy", ">f4")])
 _TOWARDS = 1.0 - 1.0 / 8388608.0  # SQLite's RNDTOWARDS

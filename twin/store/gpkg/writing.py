@@ -19,11 +19,11 @@ import orjson
 import shapely
 
 from twin.catalogue import LayerSpec
-from twin.store import ddl
 from twin.store.base import Changeset, WritePlan
-from twin.store.gpkg_blob import encode
+from twin.store.gpkg import ddl
+from twin.store.gpkg.blob import encode
+from twin.store.gpkg.rtree_bulk import bulk_load
 from twin.store.planning import plan_write, stored_values
-from twin.store.rtree_bulk import bulk_load
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

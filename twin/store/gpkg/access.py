@@ -1,0 +1,119 @@
+"""The GeoPackage engine's access database: users, hashed tokens, browser sessions, sign-in codes and the audit log,
+in one SQLite file beside the store (``city.gpkg`` -> ``city.access.db``).
+
+It is kept apart from the GeoPackage on purpose: a failed import rolls the store back but its audit
+record stays, and copying the store file to share it never copies anyone's credentials.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from twin.errors import StoreVersionError
+from twin.store.base import ACCESS_TABLES, AccessResult
+from twin.store.gpkg.connections import ThreadConnections
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, area TEXT, created TEXT NOT NULL, revoked TEXT);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, "user" TEXT NOT NULL REFERENCES users(name), hash TEXT NOT NULL,
+    created TEXT NOT NULL, expires TEXT NOT NULL, revoked TEXT);
+CREATE INDEX IF NOT EXISTS tokens_user ON tokens("user");
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY, time TEXT NOT NULL, "user" TEXT, role TEXT, action TEXT NOT NULL,
+    outcome TEXT NOT NULL, status INTEGER, method TEXT, path TEXT, layer TEXT, count INTEGER, detail TEXT);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
+CREATE INDEX IF NOT EXISTS audit_user ON audit("user", time);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY, "user" TEXT NOT NULL, role TEXT NOT NULL, area TEXT, via TEXT NOT NULL, token TEXT,
+    created TEXT NOT NULL, expires TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions("user");
+CREATE TABLE IF NOT EXISTS sign_in_codes (
+    hash TEXT PRIMARY KEY, token TEXT NOT NULL, created TEXT NOT NULL, expires TEXT NOT NULL);
+"""
+#: Version 1: users, tokens, audit. Version 2 adds sessions and one-time sign-in codes: an older database
+#: gains the new tables when it is opened (the statements above only create what is missing).
+SCHEMA_VERSION = 2
+_TABLES = {name: name for name in ACCESS_TABLES} | {"codes": "sign_in_codes"}
+
+
+def access_db_path(store: Path) -> Path:
+    """Where the access database of ``store`` lives by default: ``city.gpkg`` -> ``city.access.db``."""
+    store = Path(store)
+    return store.with_name(store.stem + ".access.db")
+
+
+class SqliteAccessDB:
+    """:class:`~twin.store.base.AccessDB` in an SQLite file: thread-local connections.
+
+    The file is made by the first write, not before: reading a store's users or a command that fails before it
+    writes leaves no file behind. An existing file from a newer twin is refused when opened.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        self._pool = ThreadConnections(self._open)
+        self._ready = False
+        if self.path.exists():
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Create or bring the schema up to :data:`SCHEMA_VERSION`; a database from a newer twin is refused."""
+        if self._ready:
+            return
+        conn = self._pool.get()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self.close()
+            raise StoreVersionError(f"{self.path}: access database version {version} was written by a newer twin "
+                                    f"(this one reads up to {SCHEMA_VERSION}); upgrade twin")
+        if version < SCHEMA_VERSION:
+            conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        self._ready = True
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        if not self._ready:
+            if not self.path.exists():
+                return []  # nobody was ever added, nothing was ever recorded
+            self._migrate()
+        return self._pool.get().execute(sql.format_map(_TABLES), params).fetchall()
+
+    @contextmanager
+    def write(self) -> Iterator[_Writer]:
+        self._migrate()
+        conn = self._pool.get()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _Writer(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _Writer:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> AccessResult:
+        cur = self.conn.execute(sql.format_map(_TABLES), params)
+        rows = cur.fetchall()
+        return AccessResult(rows, cur.rowcount)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self.conn.executemany(sql.format_map(_TABLES), rows)
