@@ -73,12 +73,13 @@ def test_up_serves_an_existing_store_without_rebuilding_it(tmp_path: Path, tiny_
     path.write_bytes(tiny_path.read_bytes())
     proc, port = _serve(path, tmp_path / "up.log")
     try:
-        link = re.search(rf"http://127\.0\.0\.1:{port}/login\?token=(twin_\S+)&next=/map",
-                         (tmp_path / "up.log").read_text())
-        assert link is not None, (tmp_path / "up.log").read_text()
+        log = (tmp_path / "up.log").read_text()
+        link = re.search(rf"http://127\.0\.0\.1:{port}/login\?code=\S+&next=/map", log)  # a one-time sign-in code
+        token = re.search(r"Authorization: Bearer (twin_\S+)", log)
+        assert link is not None and token is not None, log
         url = f"http://127.0.0.1:{port}/collections/hydrant/items?limit=3&f=json"
         assert httpx.get(url, timeout=10).status_code == 401  # no default access
-        r = httpx.get(url, headers=bearer(link.group(1)), timeout=10)
+        r = httpx.get(url, headers=bearer(token.group(1)), timeout=10)
         assert r.status_code == 200 and len(r.json()["features"]) == 3
         assert r.json()["features"][0]["id"].startswith("HY-")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
