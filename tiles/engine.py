@@ -1,9 +1,9 @@
 """The tile engine: what the HTTP layer and ``twin tiles build`` call.
 
-It keeps every cached tile honest. Before a tile is served, each of its layers' latest changeset is
-compared with the one the engine knows (so writes by other processes are seen too); what changed since
-is read with ``store.changes_since``, logged, and the tiles it meets are dropped from memory and disk,
-and the layer's aggregates are brought up to date. A cached or pre-built tile is served only when the
+It keeps every cached tile honest. It follows the store's change feed, which publishes every changeset of
+any writer (this process, another one, another server); before a tile is served the feed catches up. What a
+changeset changed is read with ``store.changes_since``, logged, and the tiles it meets are dropped from memory
+and disk, and the layer's aggregates are brought up to date. A cached or pre-built tile is served only when the
 change log proves nothing changed where it lies since it was drawn.
 
 Every tile is drawn for a :class:`~tiles.view.View` (an area scope and the personal fields seen unmasked),
@@ -87,7 +87,7 @@ class TileEngine:
             self._seeds.setdefault(layer, set()).add(version)
         self._locks: dict[str, threading.Lock] = {layer: threading.Lock() for layer in self.catalogue}
         self._closed = False
-        store.subscribe(self._on_changeset)
+        store.feed.subscribe(self._on_changeset)
         self._warming: threading.Thread | None = None
         if s.warm:
             self._warming = threading.Thread(target=self.warm, name="twin-tiles-warm", daemon=True)
@@ -104,7 +104,8 @@ class TileEngine:
                 log.exception("warming the tiles of %s failed", layer)
 
     def close(self) -> None:
-        self._closed = True  # the store keeps calling its subscribers: ignore them from now on
+        self._closed = True
+        self.store.feed.unsubscribe(self._on_changeset)
         if self._warming is not None:
             self._warming.join(timeout=60)
         if self.pyramid:
@@ -130,8 +131,7 @@ class TileEngine:
         box = lonlat_box(buffered_mercator(tile, self.settings.buffer))
         if view.area is not None and not scope_of(view.area).meets(box):
             raise TileOutOfScopeError(tile)
-        for layer in layers:
-            self.refresh(layer)
+        self.refresh(*layers)
         seen = view.variant(layers)
         key = CacheKey(layers, tile, "-".join(v for v in (seen, flt.variant) if v))
         entry = self.memory.get(key)
@@ -152,15 +152,13 @@ class TileEngine:
 
     def versions(self, layers: tuple[str, ...]) -> dict[str, int]:
         """The changeset of each layer the engine is caught up with (catching up first)."""
-        for layer in layers:
-            self.refresh(layer)
+        self.refresh(*layers)
         return {layer: self._known[layer] for layer in layers}
 
     def draw(self, layers: tuple[str, ...], tile: TileID, flt: TileFilter = NO_FILTER,
              view: View = MASKED) -> tuple[bytes, dict[str, int]]:
         """Raw MVT bytes of a tile as ``view`` sees it, drawn now (no cache), and the changeset of each layer."""
-        for layer in layers:
-            self.refresh(layer)
+        self.refresh(*layers)
         rendered = self.renderer.render(layers, tile, flt, view)
         return rendered.data, rendered.versions
 
@@ -185,19 +183,21 @@ class TileEngine:
 
     # -- following the store -----------------------------------------------------------------
     def _on_changeset(self, cs: Changeset) -> None:
-        """Drop what a write in this process changed right away (the next request would catch it anyway)."""
-        if self._closed or cs.layer not in self._known:
+        """Drop what a changeset (of any writer, from the store's feed) changed, and update the aggregates."""
+        if self._closed or cs.layer not in self._known or cs.id <= self._known[cs.layer]:
             return
         try:
             self.sync(cs.layer)
         except Exception:  # the write is committed; a failure here must not look like a failed write
             log.exception("following changeset %s of %s failed; the next tile request retries", cs.id, cs.layer)
 
-    def refresh(self, layer: str) -> None:
-        """Catch up with changesets of ``layer`` committed since the engine last looked (any process)."""
-        latest = self.store.last_changeset(layer)
-        if self._known.get(layer) != latest:
-            self.sync(layer, latest)
+    def refresh(self, *layers: str) -> None:
+        """Catch up with every changeset committed since the engine last looked (by any writer, through the store's
+        feed), and start following ``layers`` if the engine does not yet."""
+        self.store.feed.sync()
+        for layer in layers:
+            if layer not in self._known:
+                self.sync(layer)
 
     def sync(self, layer: str, latest: int | None = None) -> None:
         """Log what changed in ``layer``, drop the tiles it meets, and update the layer's aggregates.

@@ -46,6 +46,7 @@ class Gate:
         self.anonymous = anonymous(self.policy)
 
     def close(self) -> None:
+        self.areas.close()
         self.audit.close()
         self.db.close()
 

@@ -87,6 +87,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         to_thread.current_default_thread_limiter().total_tokens = cfg.threads
+        store.follow()
         if cfg.warm_index:
             threading.Thread(target=_warm, args=(service,), name="twin-index-warm", daemon=True).start()
         yield

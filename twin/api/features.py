@@ -15,11 +15,10 @@ from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choos
 from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
 from twin.catalogue import FieldType, LayerSpec
 from twin.errors import FeatureNotFoundError
-from twin.model.query import FeatureQuery
+from twin.model.query import Box, FeatureQuery
 from twin.query import encode
 from twin.query.crs import CRS84, EXTENSION_CRS, SUPPORTED_CRS, resolve_crs
 from twin.query.filters import GEOMETRY, Queryable, queryables
-from twin.store.gpkg.reads import Box
 
 router = APIRouter(tags=["OGC API - Features"])
 CONFORMANCE = [

@@ -21,9 +21,9 @@ from twin.access import Principal
 from twin.api.negotiation import MEDIA_TYPES
 from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
+from twin.model.rows import Rows
 from twin.query import encode
 from twin.query.crs import CRS84
-from twin.store.gpkg.reads import Rows
 
 STREAM_ABOVE = 1000  # features; larger GeoJSON answers are streamed in chunks
 TEMPLATES = Environment(loader=PackageLoader("twin.api", "templates"), autoescape=select_autoescape(),

@@ -22,11 +22,11 @@ from twin.api.deps import (
 from twin.api.negotiation import FEATURE, FEATURES, MEDIA_TYPES, choose
 from twin.errors import InvalidQueryError
 from twin.model.query import MAX_LIMIT
+from twin.model.rows import Rows
 from twin.query import encode
 from twin.query.crs import resolve_crs
 from twin.query.model import clamp_limit
 from twin.query.search import MAX_K, parse_geometry
-from twin.store.gpkg.reads import Rows
 
 router = APIRouter(tags=["twin extensions"])
 _EXT = {"x-twin-extension": True}

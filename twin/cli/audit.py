@@ -9,7 +9,6 @@ including errors nobody expected and an interrupted command. A command on a stor
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -110,7 +109,7 @@ def record(cfg: TwinSettings, action: str, outcome: str, *, layer: str | None, c
             log.record(action, outcome, user=operator(), role="admin", layer=layer, count=count, detail=detail[:500])
             log.close()
             log.db.close()
-    except (OSError, sqlite3.Error, TwinError) as exc:
+    except (OSError, TwinError) as exc:
         err_console.print(f"[yellow]warning:[/] could not write the audit trail: {exc}", highlight=False)
 
 

@@ -38,7 +38,7 @@ def info(store: StoreOption = None, layers: LayersOption = None) -> None:
             ext = st.extent(spec.id)
             extent = "-" if ext is None else ", ".join(f"{v:.4f}" for v in ext)
             table.add_row(spec.id, spec.title_zh, f"{st.count(spec.id):,}", extent, str(st.last_changeset(spec.id)))
-        console.print(f"store: {st.path}")
+        console.print(f"store: {st.location} ({st.engine})")
         console.print(table)
 
 

@@ -18,10 +18,9 @@ from numpy.typing import NDArray
 
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError
+from twin.model.rows import Rows
 from twin.query.crs import geoms_from_lonlat, is_default
 from twin.query.masking import maskers
-from twin.store.gpkg.blob import decode_geometries
-from twin.store.gpkg.reads import Rows
 
 _SYSTEM_PROPERTIES = ("status", "updated_at")
 
@@ -79,8 +78,7 @@ def prepare(rows: Rows, crs: TwinCRS, properties: Sequence[str] | None = None, *
     dropped = [k for k, v in maskers(spec, rows.unmasked).items() if v is None]
     chosen = property_names(spec.field_names, dropped) if properties is None else list(properties)
     props = _properties(rows, chosen, extra)
-    g = rows.columns.index("geom")
-    geoms = decode_geometries([r[g] for r in rows.rows])
+    geoms = rows.geometries()
     if not is_default(crs) and len(geoms):
         geoms = geoms_from_lonlat(geoms, crs, axis_order=axis_order)
     return Encoded([r[1] for r in rows.rows], props, geoms, spec.geometry.value)

@@ -260,15 +260,18 @@ _TRUE, _FALSE = ("true", "1", "yes", "t"), ("false", "0", "no", "f")
 
 def _typed(value: str, qa: Queryable) -> f.Value:
     """A query-parameter value as a value of the property's type, or a 400 naming the property."""
+    number: int | float | None = None
     try:
         if qa.type == FieldType.integer.value:
-            return check_number(int(value))
-        if qa.type == FieldType.float.value:
-            return check_number(float(value))
-        if qa.type in (FieldType.date.value, FieldType.datetime.value):
+            number = int(value)
+        elif qa.type == FieldType.float.value:
+            number = float(value)
+        elif qa.type in (FieldType.date.value, FieldType.datetime.value):
             return literal(value, qa.type)
     except (ValueError, InvalidQueryError):
         raise InvalidQueryError(f"property {qa.name!r} is of type {qa.type}; {value[:60]!r} is not") from None
+    if number is not None:
+        return check_number(number)  # its own message: not finite, too large
     if qa.type == FieldType.boolean.value:
         if value.lower() not in _TRUE + _FALSE:
             raise InvalidQueryError(f"property {qa.name!r} is a boolean; use true or false, not {value[:60]!r}")

@@ -9,7 +9,7 @@ and writes through these protocols and nothing else; only ``twin/store/`` knows 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -243,6 +243,23 @@ class AccessDB(Protocol):
         ...
 
 
+class Feed(Protocol):
+    """Every changeset committed by any writer, published once to subscribers (:mod:`twin.store.feed`)."""
+
+    def subscribe(self, callback: Callable[[Changeset], None]) -> None:
+        ...
+
+    def unsubscribe(self, callback: Callable[[Changeset], None]) -> None:
+        ...
+
+    def sync(self) -> list[Changeset]:
+        """Publish now every changeset committed since the last one published (a cheap read of the log)."""
+        ...
+
+    def version(self, layer: str) -> int | None:
+        ...
+
+
 @runtime_checkable
 class Store(Protocol):
     """A store of city components, one table per catalogue layer, keeping every past version."""
@@ -250,6 +267,11 @@ class Store(Protocol):
     catalogue: Catalogue
     engine: str  # "geopackage" or "postgis"
     location: str  # the file or the URL (without a password), for messages
+    feed: Feed
+
+    def follow(self) -> None:
+        """Start watching for changesets other processes commit (a service does; a command need not)."""
+        ...
 
     @property
     def identity(self) -> str:
@@ -319,7 +341,10 @@ class Store(Protocol):
     def changes_since(self, layer: str, changeset: int) -> LayerChanges:
         ...
 
-    def subscribe(self, callback: Any) -> None:
+    def subscribe(self, callback: Callable[[Changeset], None]) -> None:
+        ...
+
+    def unsubscribe(self, callback: Callable[[Changeset], None]) -> None:
         ...
 
     def close(self) -> None:
@@ -331,3 +356,17 @@ def lineage(first: tuple[object, ...] | None) -> str:
     pyramids made from another store whose changeset numbers happen to match are never taken for this one's;
     a copy of a store to another engine keeps it."""
     return "empty" if first is None else hashlib.blake2b(repr(tuple(first)).encode(), digest_size=6).hexdigest()
+
+
+def estimate_count(query: FeatureQuery, layer_count: int, extent: BBox | None, cap: int) -> int:
+    """``numberMatched`` past the cap: the layer's count scaled by how much of its extent the bbox covers (uniform
+    density); just the cap when anything else narrows the query."""
+    if query.bbox is None or extent is None or query.selective:
+        return cap
+    area = max((extent[2] - extent[0]) * (extent[3] - extent[1]), 1e-12)
+    covered = 0.0
+    for b in query.bbox.parts:
+        w = max(0.0, min(b[2], extent[2]) - max(b[0], extent[0]))
+        h = max(0.0, min(b[3], extent[3]) - max(b[1], extent[1]))
+        covered += w * h
+    return round(layer_count * min(1.0, covered / area))

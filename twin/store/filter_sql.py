@@ -109,11 +109,23 @@ class _Translator:
                 return self.d.bind(value, hint, self.params)
             case Arith("/", lhs, rhs):
                 return self.d.divide(self.expr(lhs), self.expr(rhs))
-            case Arith(op, lhs, rhs):
-                return f"({self.expr(lhs)} {op} {self.expr(rhs)})"
+            case Arith(op):
+                return "(" + f" {op} ".join(self.expr(term) for term in _chain(node)) + ")"
             case Lower(arg):
                 return f"lower({self.expr(arg, hint)})"
         raise TypeError(f"not a checked expression: {node!r}")
+
+
+def _chain(node: Arith) -> list[Expr]:
+    """The terms of a left-nested chain of one operator (``a - b - c`` is ``(a - b) - c``), written flat, as SQL's
+    left-associative operators read them: nested parentheses would overflow SQLite's parser on long chains."""
+    terms = [node.rhs]
+    left = node.lhs
+    while isinstance(left, Arith) and left.op == node.op:
+        terms.append(left.rhs)
+        left = left.lhs
+    terms.append(left)
+    return terms[::-1]
 
 
 def _prop(node: Expr) -> Prop | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from twin.errors import StoreVersionError
+from twin.errors import StoreError, StoreVersionError
 from twin.store.base import ACCESS_TABLES, AccessResult
 from twin.store.gpkg.connections import ThreadConnections
 
@@ -84,23 +84,35 @@ class SqliteAccessDB:
         return conn
 
     def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        if not self._ready:
-            if not self.path.exists():
-                return []  # nobody was ever added, nothing was ever recorded
-            self._migrate()
-        return self._pool.get().execute(sql.format_map(_TABLES), params).fetchall()
+        with self._errors():
+            if not self._ready:
+                if not self.path.exists():
+                    return []  # nobody was ever added, nothing was ever recorded
+                self._migrate()
+            return self._pool.get().execute(sql.format_map(_TABLES), params).fetchall()
 
     @contextmanager
     def write(self) -> Iterator[_Writer]:
-        self._migrate()
-        conn = self._pool.get()
-        conn.execute("BEGIN IMMEDIATE")
+        with self._errors():
+            self._migrate()
+            conn = self._pool.get()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Writer(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's failures (a locked, read-only or damaged file) as a :class:`StoreError` naming the file."""
         try:
-            yield _Writer(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            yield
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: the access database cannot be used ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not an access database ({exc})") from None
 
     def close(self) -> None:
         self._pool.close()

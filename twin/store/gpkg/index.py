@@ -80,8 +80,10 @@ class LiveIndex:
             self._layers.clear()
 
     def _on_changeset(self, cs: Changeset) -> None:
-        if cs.layer in self._layers:
-            self.sync(cs.layer)
+        with self._lock:
+            idx = self._layers.get(cs.layer)
+            if idx is not None and cs.id > idx.changeset:
+                self._catch_up(cs.layer, idx)
 
     def _layer(self, layer: str) -> _LayerIndex:
         with self._lock:
@@ -91,18 +93,18 @@ class LiveIndex:
                 idx = self._layers[layer] = _LayerIndex(last, entries)
             return idx
 
+    def _catch_up(self, layer: str, idx: _LayerIndex) -> None:
+        changes = self.store.changes_since(layer, idx.changeset)
+        for fid, box in self._round(changes.removed):
+            idx.rtree.delete(fid, box)
+        for fid, box in self._round(changes.added):
+            idx.rtree.insert(fid, box)
+        idx.changeset = changes.last_changeset
+
     def sync(self, layer: str) -> None:
-        """Apply every changeset of ``layer`` committed since the index last looked."""
-        with self._lock:
-            idx = self._layer(layer)
-            if self.store.last_changeset(layer) == idx.changeset:
-                return
-            changes = self.store.changes_since(layer, idx.changeset)
-            for fid, box in self._round(changes.removed):
-                idx.rtree.delete(fid, box)
-            for fid, box in self._round(changes.added):
-                idx.rtree.insert(fid, box)
-            idx.changeset = changes.last_changeset
+        """Load ``layer``'s index if it is not yet, after applying every changeset committed by any writer."""
+        self.store.feed.sync()
+        self._layer(layer)
 
     def bbox(self, layer: str, bbox: BBox) -> NDArray[np.int64]:
         """Ids of components whose envelope meets ``bbox`` (lon/lat), in id order.

@@ -25,6 +25,7 @@ from twin.model.area import Area
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import Hits, Rows, row_columns
+from twin.store.base import estimate_count
 from twin.store.gpkg.blob import CODEC, point_coordinates
 from twin.store.gpkg.ddl import q
 from twin.store.gpkg.filter_sql import column, where
@@ -247,7 +248,7 @@ class GpkgSnapshot:
             n = cap + 1
         if n <= cap:
             return int(n), True
-        return max(cap, _estimate(query, layer_count, extent, cap)), False
+        return max(cap, estimate_count(query, layer_count, extent, cap)), False
 
     def _inside_count(self, spec: LayerSpec, boxes: tuple[Box, ...]) -> int:
         """Components lying wholly inside one of ``boxes`` (disjoint; half-open, so none is counted twice),
@@ -380,16 +381,3 @@ class NearestIndex(Protocol):
 
     def nearest(self, layer: str, lon: float, lat: float, k: int) -> Hits:
         ...
-
-
-def _estimate(query: FeatureQuery, layer_count: int, extent: Box | None, cap: int) -> int:
-    """The layer's count scaled by how much of its extent the bbox covers (uniform density)."""
-    if query.bbox is None or extent is None or query.selective:
-        return cap
-    area = max((extent[2] - extent[0]) * (extent[3] - extent[1]), 1e-12)
-    covered = 0.0
-    for b in query.bbox.parts:
-        w = max(0.0, min(b[2], extent[2]) - max(b[0], extent[0]))
-        h = max(0.0, min(b[3], extent[3]) - max(b[1], extent[1]))
-        covered += w * h
-    return round(layer_count * min(1.0, covered / area))

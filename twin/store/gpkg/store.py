@@ -24,6 +24,7 @@ from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError
 from twin.store.base import BBox, Changeset, LayerChanges, lineage
+from twin.store.feed import ChangeFeed, Watcher
 from twin.store.gpkg import ddl, sqlfuncs
 from twin.store.gpkg.access import SqliteAccessDB, access_db_path
 from twin.store.gpkg.aggregates import GpkgAggregateWriter
@@ -69,7 +70,6 @@ class GeoPackageStore:
         self._write_lock = threading.Lock()
         self._index: LiveIndex | None = None
         self._index_lock = threading.Lock()
-        self._subscribers: list[Callable[[Changeset], None]] = []
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
             raise StoreError(f"{self.path}: no store here; build one with `twin demo` or `twin import`")
@@ -90,6 +90,12 @@ class GeoPackageStore:
                 ddl.sync_layers(self._writer, catalogue)
         self._writer.execute("PRAGMA journal_mode = WAL")
         self._writer.execute("PRAGMA synchronous = NORMAL")
+        self._feed_conn = _connect(self.path)
+        self._feed_lock = threading.Lock()
+        start = self._feed_conn.execute("SELECT coalesce(max(id), 0) FROM twin_changesets").fetchone()[0]
+        #: Every changeset committed from now on, by any writer, published once (:mod:`twin.store.feed`).
+        self.feed = ChangeFeed(self._newer, int(start))
+        self._watcher: Watcher | None = None
 
     # -- connections -------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
@@ -139,27 +145,33 @@ class GeoPackageStore:
 
     def close(self) -> None:
         """Close every reader connection and the writer."""
+        if self._watcher is not None:
+            self._watcher.stop()
         if self._index is not None:
             self._index.close()
+        self._feed_conn.close()
         self._readers.close()
         self._writer.close()
 
     def subscribe(self, callback: Callable[[Changeset], None]) -> None:
-        self._subscribers.append(callback)
+        """Call ``callback`` with every changeset committed from now on, by any writer (see :attr:`feed`)."""
+        self.feed.subscribe(callback)
 
     def unsubscribe(self, callback: Callable[[Changeset], None]) -> None:
-        """Stop calling ``callback`` (a closed cache or index)."""
-        if callback in self._subscribers:
-            self._subscribers.remove(callback)
+        self.feed.unsubscribe(callback)
 
-    def _notify(self, changeset: Changeset) -> None:
-        """Tell subscribers of a committed changeset; their failures are logged, never the writer's."""
-        for callback in list(self._subscribers):
-            try:
-                callback(changeset)
-            except Exception:
-                log.exception("subscriber %r failed on changeset %s; the write itself is committed",
-                              callback, changeset.id)
+    def _newer(self, after: int) -> list[Changeset]:
+        with self._feed_lock:
+            rows = self._feed_conn.execute("SELECT * FROM twin_changesets WHERE id > ? ORDER BY id",
+                                           (after,)).fetchall()
+        return [Changeset(*r) for r in rows]
+
+    def follow(self, interval_s: float = 0.25) -> None:
+        """Watch the file for changesets of other processes (``twin import`` beside a running service), every
+        ``interval_s``; a service calls this once."""
+        if self._watcher is None:
+            self._watcher = Watcher(self.feed, lambda stop: stop.wait(interval_s), "twin-feed")
+            self._watcher.start()
 
     @property
     def store_id(self) -> str:
@@ -341,7 +353,7 @@ class GeoPackageStore:
                           lambda ok: self._writer.execute("COMMIT" if ok else "ROLLBACK"), **options) as w:
             yield w
         if w.changeset is not None:
-            self._notify(w.changeset)
+            self.feed.sync()
 
     def upsert(self, layer: str, frame: gpd.GeoDataFrame, *, author: str, source: str,
                source_crs: str | None = None, note: str = "") -> Changeset:

@@ -22,12 +22,16 @@ import shapely
 from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError
-from twin.store.base import BBox, Changeset, LayerChanges
+from twin.store.base import BBox, Changeset, LayerChanges, lineage
+from twin.store.feed import ChangeFeed, Watcher
 from twin.store.postgis import ddl
 from twin.store.postgis.access import PgAccessDB
+from twin.store.postgis.aggregates import PgAggregateWriter
 from twin.store.postgis.columns import select_list, time_text
 from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url
-from twin.store.postgis.writing import PgLayerWriter, lock_key
+from twin.store.postgis.listen import Listener
+from twin.store.postgis.reads import PgSnapshot
+from twin.store.postgis.writing import PgLayerWriter, channel, lock_key
 
 log = logging.getLogger(__name__)
 _ROW = ["fid", "geom", "key", "fp", "version", "changeset", "valid_from", "status", "updated_at"]
@@ -45,12 +49,15 @@ class PostgisStore:
         self.schema = self.target.schema
         self.s = ddl.schema_ident(self.schema)
         self.catalogue = catalogue
-        self._subscribers: list[Callable[[Changeset], None]] = []
         self._write_lock = threading.Lock()
         with connect(self.target) as conn:
             self._prepare(conn, create)
         self.pool = Pool(self.target, max_size=pool_size)
         self.pool.open()
+        start = self._one(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets")
+        #: Every changeset committed from now on, by any server, published once (:mod:`twin.store.feed`).
+        self.feed = ChangeFeed(self._newer, int(start[0]) if start else 0)
+        self._watcher: Watcher | None = None
 
     def _prepare(self, conn: psycopg.Connection, create: bool) -> None:
         shown = self.target.shown
@@ -76,6 +83,8 @@ class PostgisStore:
             ddl.sync_layers(conn, self.schema, self.catalogue)
 
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
         self.pool.close()
 
     def warm(self, layer: str) -> None:
@@ -89,19 +98,23 @@ class PostgisStore:
         return PgAccessDB(self.pool, self.schema)
 
     def subscribe(self, callback: Callable[[Changeset], None]) -> None:
-        self._subscribers.append(callback)
+        """Call ``callback`` with every changeset committed from now on, by any server (see :attr:`feed`)."""
+        self.feed.subscribe(callback)
 
     def unsubscribe(self, callback: Callable[[Changeset], None]) -> None:
-        if callback in self._subscribers:
-            self._subscribers.remove(callback)
+        self.feed.unsubscribe(callback)
 
-    def _notify(self, changeset: Changeset) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(changeset)
-            except Exception:
-                log.exception("subscriber %r failed on changeset %s; the write itself is committed",
-                              callback, changeset.id)
+    def _newer(self, after: int) -> list[Changeset]:
+        columns = _CHANGESET.format(time=time_text("time", micros=True))
+        rows = self._all(f"SELECT {columns} FROM {self.s}.twin_changesets WHERE id > %s ORDER BY id", (after,))
+        return [Changeset(*r) for r in rows]
+
+    def follow(self) -> None:
+        """Listen for the changesets other servers commit (``NOTIFY`` on the store's channel); a service calls this
+        once. The listener reconnects by itself after the database restarts, and then catches up."""
+        if self._watcher is None:
+            self._watcher = Watcher(self.feed, Listener(self.target, channel(self.schema)).wait, "twin-feed")
+            self._watcher.start()
 
     def _one(self, sql: str, params: Sequence[object] = ()) -> tuple | None:
         with self.pool.connection() as conn:
@@ -110,6 +123,34 @@ class PostgisStore:
     def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self.pool.connection() as conn:
             return conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def read(self, budget_s: float = 5.0) -> Iterator[PgSnapshot]:
+        """One ``REPEATABLE READ, READ ONLY`` transaction under a statement timeout of ``budget_s``."""
+        with self.pool.connection() as conn:
+            with conn.pipeline():
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(budget_s * 1000)),))
+            try:
+                yield PgSnapshot(conn, self.catalogue, self.schema, budget_s)
+            except BaseException:
+                if not conn.closed:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def aggregate_writer(self, layer: str) -> Iterator[PgAggregateWriter]:
+        """One transaction on ``layer``'s tile aggregates, serialised per layer across every server."""
+        spec = self.catalogue[layer]
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(f"tiles:{self.schema}:{spec.id}"),))
+            yield PgAggregateWriter(conn, self.schema, spec.id)
+
+    @property
+    def identity(self) -> str:
+        return lineage(self._one(f"SELECT id, {time_text('time', micros=True)}, author, source "
+                                 f"FROM {self.s}.twin_changesets ORDER BY id LIMIT 1"))
 
     @property
     def store_id(self) -> str:
@@ -242,7 +283,7 @@ class PostgisStore:
             except psycopg.OperationalError as exc:
                 raise StoreError(explain(exc, self.target.shown)) from None
         if w.changeset is not None:
-            self._notify(w.changeset)
+            self.feed.sync()
 
     def upsert(self, layer: str, frame: gpd.GeoDataFrame, *, author: str, source: str,
                source_crs: str | None = None, note: str = "") -> Changeset:

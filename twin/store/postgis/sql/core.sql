@@ -34,7 +34,7 @@ CREATE FUNCTION {s}.twin_distance(g geometry, lon0 double precision, lat0 double
        2 * 6371008.8 * asin(sqrt(least(greatest(
          sin((radians(ST_Y(g)) - radians(lat0)) / 2) ^ 2
          + cos(radians(lat0)) * cos(radians(ST_Y(g))) * sin(radians(ST_X(g) - lon0) / 2) ^ 2, 0.0), 1.0)))
-     ELSE ST_Distance({s}.twin_local(g, lon0, lat0), ST_MakePoint(0, 0)) END $$;
+     ELSE ST_Distance({s}.twin_local(g, lon0, lat0), ST_SetSRID(ST_MakePoint(0, 0), 4326)) END $$;
 -- Users, hashed tokens, browser sessions, one-time sign-in codes and the audit trail (twin/access).
 CREATE TABLE {s}.twin_users (name text PRIMARY KEY, role text NOT NULL, area text, created text NOT NULL,
   revoked text);
