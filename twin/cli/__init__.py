@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from twin.cli import audit, core, demo, maps, serve, tiles, transfer, users
+from twin.cli import audit, core, demo, maps, serve, store, tiles, transfer, users
 
 app = typer.Typer(
     name="twin",
@@ -21,6 +21,7 @@ tiles.register(app)
 maps.register(app)
 users.register(app)
 audit.register(app)
+store.register(app)
 
 
 def main() -> None:

@@ -260,6 +260,82 @@ class Feed(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Part:
+    """One part of a store as ``twin store copy`` moves it: ``kind`` is ``changesets``, ``users``, ``tokens`` or
+    ``audit`` (the store's own tables), or ``rows``, ``history``, ``aggregate``, ``cells`` or ``shapes`` of
+    ``layer``."""
+
+    kind: str
+    layer: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.layer is None else f"{self.kind}:{self.layer}"
+
+
+#: Columns of each part as dumped and loaded, in engine-neutral values (UTC text times, 0/1 booleans, ISO WKB).
+CHANGESET_COLUMNS = ("id", "time", "author", "source", "layer", "kind", "inserted", "updated", "deleted", "unchanged",
+                     "source_crs", "note")
+ACCESS_COLUMNS = {
+    "users": ("name", "role", "area", "created", "revoked"),
+    "tokens": ("id", "user", "hash", "created", "expires", "revoked"),
+    "audit": ("id", "time", "user", "role", "action", "outcome", "status", "method", "path", "layer", "count",
+              "detail"),
+}
+#: Every current row: these, then the layer's fields, then ``geom`` (ISO WKB).
+ROW_COLUMNS = ("fid", "key", "fp", "version", "changeset", "valid_from", "status", "updated_at")
+#: Every superseded version: ``hid``, the row columns, the fields, then these, then ``geom``.
+HISTORY_COLUMNS = ("valid_to", "changeset_to", "op")
+#: A layer's tile aggregates (the layer itself is the part's): cells, shapes and the state they reflect.
+TILE_PART_COLUMNS = {"aggregate": ("changeset", "signature"),
+                     "cells": ("level", "cx", "cy", "status", "n", "measure", "sx", "sy"),
+                     "shapes": ("level", "cx", "cy", "geom")}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer's bookkeeping, carried over by a copy: how many components, the next fid to give, the extent."""
+
+    count: int
+    next_fid: int
+    extent: BBox | None
+
+
+class Bulk(Protocol):
+    """Reading and writing a store part by part, as it is stored (keys, fids, versions and times kept): what
+    ``twin store copy`` moves between engines. Loads are idempotent (a row already there is kept), so a copy
+    that stopped halfway resumes from the position recorded with its last committed chunk."""
+
+    def parts(self) -> list[Part]:
+        ...
+
+    def dump(self, part: Part, after: object, limit: int) -> tuple[list[tuple], object]:
+        """Up to ``limit`` rows of ``part`` after position ``after`` (``None``: from the start), in order, and the
+        position of the last one."""
+        ...
+
+    def load(self, part: Part, rows: list[tuple], progress: str) -> None:
+        """Add rows to ``part`` and record ``progress`` (the copy's state) in the same transaction."""
+        ...
+
+    def progress(self) -> str | None:
+        """The copy state recorded by the last :meth:`load` (``None`` when no copy went on here)."""
+        ...
+
+    def layer_info(self, layer: str) -> LayerInfo:
+        ...
+
+    def finish_layer(self, layer: str, info: LayerInfo) -> None:
+        """Build the layer's indexes and set its bookkeeping once its rows are all in."""
+        ...
+
+    def checksum(self, part: Part) -> tuple[int, str]:
+        """How many rows ``part`` holds and a digest of them all in order (the same for the same data whatever the
+        engine), to verify a copy."""
+        ...
+
+
 @runtime_checkable
 class Store(Protocol):
     """A store of city components, one table per catalogue layer, keeping every past version."""
@@ -285,6 +361,10 @@ class Store(Protocol):
     def warm(self, layer: str) -> None:
         """Build now what the engine keeps in memory for ``layer`` (the GeoPackage engine's nearest-k index), so the
         first request does not wait for it; nothing where the engine keeps nothing."""
+        ...
+
+    def bulk(self, access: Path | None = None) -> Bulk:
+        """Part-by-part dump and load of the whole store (with its access tables), for ``twin store copy``."""
         ...
 
     def access(self, override: Path | None = None) -> AccessDB:
@@ -348,6 +428,12 @@ class Store(Protocol):
         ...
 
     def close(self) -> None:
+        ...
+
+    def __enter__(self) -> Store:
+        ...
+
+    def __exit__(self, *exc: object) -> None:
         ...
 
 

@@ -40,7 +40,7 @@ def encode(geoms: NDArray[np.object_], srs_id: int = 4326) -> list[bytes]:
     return out
 
 
-def _wkb_offset(blob: bytes) -> int:
+def wkb_offset(blob: bytes) -> int:
     if blob[:2] != b"GP":
         raise ValueError("not a GeoPackage geometry blob (missing 'GP' magic)")
     return 8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 0x7]
@@ -48,7 +48,7 @@ def _wkb_offset(blob: bytes) -> int:
 
 def decode(blobs: list[bytes | None]) -> NDArray[np.object_]:
     """Decode GeoPackage blobs (``None`` stays ``None``) into shapely geometries."""
-    wkb = [None if b is None else b[_wkb_offset(b):] for b in blobs]
+    wkb = [None if b is None else b[wkb_offset(b):] for b in blobs]
     return shapely.from_wkb(np.array(wkb, dtype=object))
 
 
@@ -60,7 +60,7 @@ def envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
     if kind:
         order = "<" if blob[3] & 1 else ">"
         return struct.unpack_from(order + "4d", blob, 8)
-    wkb = blob[_wkb_offset(blob):]
+    wkb = blob[wkb_offset(blob):]
     if len(wkb) == 21:  # a 2D point: read it directly
         order = "<" if wkb[0] == 1 else ">"
         if struct.unpack_from(order + "I", wkb, 1)[0] == 1:

@@ -29,6 +29,7 @@ from twin.store.gpkg import ddl, sqlfuncs
 from twin.store.gpkg.access import SqliteAccessDB, access_db_path
 from twin.store.gpkg.aggregates import GpkgAggregateWriter
 from twin.store.gpkg.blob import decode, envelope, register_sql_functions
+from twin.store.gpkg.bulk import GpkgBulk
 from twin.store.gpkg.connections import ReaderPool
 from twin.store.gpkg.index import LiveIndex
 from twin.store.gpkg.reads import GpkgSnapshot
@@ -135,6 +136,16 @@ class GeoPackageStore:
         return SqliteAccessDB(override or access_db_path(self.path))
 
     @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside one ``BEGIN IMMEDIATE`` transaction, under the store's write lock (for the
+        engine's own bulk work)."""
+        with self._write_lock, transaction(self._writer, immediate=True):
+            yield self._writer
+
+    def bulk(self, access: Path | None = None) -> GpkgBulk:
+        return GpkgBulk(self, access)
+
+    @contextmanager
     def aggregate_writer(self, layer: str) -> Iterator[GpkgAggregateWriter | None]:
         """A write transaction on ``layer``'s tile aggregates; ``None`` inside when the file is read-only."""
         if not self.writable:
@@ -142,6 +153,12 @@ class GeoPackageStore:
             return
         with self._write_lock, transaction(self._writer, immediate=True):
             yield GpkgAggregateWriter(self._writer, self.catalogue[layer].id)
+
+    def __enter__(self) -> GeoPackageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close every reader connection and the writer."""

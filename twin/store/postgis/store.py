@@ -27,6 +27,7 @@ from twin.store.feed import ChangeFeed, Watcher
 from twin.store.postgis import ddl
 from twin.store.postgis.access import PgAccessDB
 from twin.store.postgis.aggregates import PgAggregateWriter
+from twin.store.postgis.bulk import PgBulk
 from twin.store.postgis.columns import select_list, time_text
 from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url
 from twin.store.postgis.listen import Listener
@@ -82,10 +83,21 @@ class PostgisStore:
                 ddl.migrate(conn, self.schema, version)
             ddl.sync_layers(conn, self.schema, self.catalogue)
 
+    def __enter__(self) -> PostgisStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
         self.pool.close()
+
+    def bulk(self, access: Path | None = None) -> PgBulk:
+        if access is not None:
+            raise StoreError(f"{self.location}: a PostGIS store keeps its users and audit trail in its own schema")
+        return PgBulk(self)
 
     def warm(self, layer: str) -> None:
         """PostGIS keeps nothing of its own in memory: its GiST indexes answer nearest-k."""
