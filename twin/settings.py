@@ -22,6 +22,8 @@ class TwinSettings(BaseSettings):
 
     store: str = Field("twin.gpkg", description="The store: a GeoPackage file, or a PostGIS database as "
                                                  "postgresql://USER@HOST:PORT/DB[?schema=NAME].")
+    store_read: str | None = Field(None, description="PostGIS only: a hot standby that serves reads, as a URL "
+                                                     "(a reader's own writes are still seen at once).")
     layers: Path = Field(DEFAULT_LAYERS_DIR, description="Folder of the layer catalogue (*.yaml).")
     author: str = Field("twin", description="Author recorded on changesets made by this process.")
     city_bbox: tuple[float, float, float, float] = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from twin.catalogue import Catalogue
+from twin.errors import StoreError
 from twin.store.base import Changeset, Snapshot, Store, WritePlan
 
 
@@ -17,12 +18,19 @@ def is_url(target: str | Path) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(target: str | Path, catalogue: Catalogue, *, create: bool = True) -> Store:
-    """Open the store at ``target``: a GeoPackage path, or a PostGIS URL; ``create`` makes it when missing."""
+def open_store(target: str | Path, catalogue: Catalogue, *, create: bool = True, read: str | None = None,
+               pool_size: int = 16) -> Store:
+    """Open the store at ``target``: a GeoPackage path, or a PostGIS URL; ``create`` makes it when missing.
+
+    For PostGIS, ``read`` names a hot standby to serve reads, and ``pool_size`` bounds the connections each of
+    the primary and the standby gets from this process (besides one for the change listener and one per write).
+    """
     if is_url(target):
         from twin.store.postgis.store import PostgisStore
 
-        return PostgisStore(str(target), catalogue, create=create)
+        return PostgisStore(str(target), catalogue, create=create, read_url=read, pool_size=pool_size)
+    if read:
+        raise StoreError(f"{target}: a read replica ({read}) serves PostGIS stores only")
     from twin.store.gpkg.store import GeoPackageStore
 
     return GeoPackageStore(Path(target), catalogue, create=create)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,9 @@ from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import Hits, Rows
 
 BBox = tuple[float, float, float, float]
+#: What the current reader must see at least: a store :meth:`~Store.position` taken after their own last write (set
+#: by the HTTP layer from the reader's session), so that a read served by a standby never misses it.
+READ_AFTER: ContextVar[str | None] = ContextVar("twin_read_after", default=None)
 #: How a store writes changeset and validity times: UTC, microseconds, ``Z``.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -354,8 +358,13 @@ class Store(Protocol):
         """The store's lineage (:func:`lineage`), for keying caches derived from it."""
         ...
 
-    def read(self, budget_s: float = 5.0) -> AbstractContextManager[Snapshot]:
-        """One consistent, budgeted view for the reads of a request or a tile."""
+    def read(self, budget_s: float = 5.0, after: str | None = None) -> AbstractContextManager[Snapshot]:
+        """One consistent, budgeted view for the reads of a request or a tile, that sees at least the state
+        :meth:`position` named as ``after`` (default :data:`READ_AFTER`)."""
+        ...
+
+    def position(self) -> str:
+        """A token naming the state just committed, for :meth:`read`'s ``after``."""
         ...
 
     def warm(self, layer: str) -> None:

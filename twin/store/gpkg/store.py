@@ -118,9 +118,14 @@ class GeoPackageStore:
     def warm(self, layer: str) -> None:
         self.index.size(layer)
 
+    def position(self) -> str:
+        """The latest changeset (one file has no replicas: every read sees every commit)."""
+        return str(self.feed.seen)
+
     @contextmanager
-    def read(self, budget_s: float = 5.0) -> Iterator[GpkgSnapshot]:
-        """One read transaction on this thread's connection (nested reads share the outer one)."""
+    def read(self, budget_s: float = 5.0, after: str | None = None) -> Iterator[GpkgSnapshot]:
+        """One read transaction on this thread's connection (nested reads share the outer one); every read sees
+        every committed write, so ``after`` needs nothing."""
         conn = self._reader()
         outer = not conn.in_transaction
         if outer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,7 +22,7 @@ import shapely
 from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError
-from twin.store.base import BBox, Changeset, LayerChanges, lineage
+from twin.store.base import READ_AFTER, BBox, Changeset, LayerChanges, lineage
 from twin.store.feed import ChangeFeed, Watcher
 from twin.store.postgis import ddl
 from twin.store.postgis.access import PgAccessDB
@@ -44,7 +44,8 @@ class PostgisStore:
 
     engine = "postgis"
 
-    def __init__(self, url: str, catalogue: Catalogue, *, create: bool = True, pool_size: int = 16) -> None:
+    def __init__(self, url: str, catalogue: Catalogue, *, create: bool = True, pool_size: int = 16,
+                 read_url: str | None = None) -> None:
         self.target: Target = parse_url(url)
         self.location = self.target.shown
         self.schema = self.target.schema
@@ -55,6 +56,13 @@ class PostgisStore:
             self._prepare(conn, create)
         self.pool = Pool(self.target, max_size=pool_size)
         self.pool.open()
+        #: A hot standby that serves reads (a snapshot goes to the primary when the standby has not yet replayed
+        #: what its reader must see: :meth:`read`'s ``after``).
+        self.replica: Pool | None = None
+        if read_url:
+            replica = parse_url(read_url)
+            self.replica = Pool(Target(replica.conninfo, self.schema, replica.shown), max_size=pool_size)
+            self.replica.open()
         start = self._one(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets")
         #: Every changeset committed from now on, by any server, published once (:mod:`twin.store.feed`).
         self.feed = ChangeFeed(self._newer, int(start[0]) if start else 0)
@@ -92,6 +100,8 @@ class PostgisStore:
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        if self.replica is not None:
+            self.replica.close()
         self.pool.close()
 
     def bulk(self, access: Path | None = None) -> PgBulk:
@@ -137,12 +147,16 @@ class PostgisStore:
             return conn.execute(sql, params).fetchall()
 
     @contextmanager
-    def read(self, budget_s: float = 5.0) -> Iterator[PgSnapshot]:
-        """One ``REPEATABLE READ, READ ONLY`` transaction under a statement timeout of ``budget_s``."""
-        with self.pool.connection() as conn:
-            with conn.pipeline():
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(budget_s * 1000)),))
+    def read(self, budget_s: float = 5.0, after: str | None = None) -> Iterator[PgSnapshot]:
+        """One ``REPEATABLE READ, READ ONLY`` transaction under a statement timeout of ``budget_s``: on the standby
+        when there is one and it has replayed ``after`` (a :meth:`position`, by default the reader's own last write,
+        :data:`~twin.store.base.READ_AFTER`), else on the primary."""
+        after = after if after is not None else READ_AFTER.get()
+        with ExitStack() as stack:
+            conn = self._begin(stack, self.replica, budget_s, after) if self.replica is not None else None
+            if conn is None:
+                conn = self._begin(stack, self.pool, budget_s, None)
+            assert conn is not None
             try:
                 yield PgSnapshot(conn, self.catalogue, self.schema, budget_s)
             except BaseException:
@@ -150,6 +164,25 @@ class PostgisStore:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @staticmethod
+    def _begin(stack: ExitStack, pool: Pool, budget_s: float, after: str | None) -> psycopg.Connection | None:
+        """A connection of ``pool`` in a fresh read transaction; ``None`` when it has not replayed ``after``."""
+        conn = stack.enter_context(pool.connection())
+        with conn.pipeline():
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(budget_s * 1000)),))
+            caught_up = conn.execute("SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)",
+                                     (after,)) if after else None
+        if caught_up is not None and not caught_up.fetchone()[0]:
+            conn.execute("ROLLBACK")
+            return None
+        return conn
+
+    def position(self) -> str:
+        """Where the primary's log stands now (after a write: a state every later read given it will see)."""
+        row = self._one("SELECT pg_current_wal_lsn()::text")
+        return str(row[0]) if row else ""
 
     @contextmanager
     def aggregate_writer(self, layer: str) -> Iterator[PgAggregateWriter]:
