@@ -49,12 +49,28 @@ def _fit(geoms: NDArray[np.object_], out: NDArray[np.object_], buffer: int, simp
         out[lines] = _snap(shapely.simplify(clipped, 1.0, preserve_topology=False) if simplify else clipped)
     polys = dims == POLYGON
     if polys.any():
-        clipped = shapely.intersection(geoms[polys], shapely.box(lo, lo, hi, hi))
+        clipped = _clip(geoms[polys], shapely.box(lo, lo, hi, hi))
         snapped = _snap(shapely.simplify(clipped, 1.0, preserve_topology=True) if simplify else clipped)
         keep = ~shapely.is_missing(snapped)
         snapped[keep] = shapely.orient_polygons(snapped[keep].astype(object), exterior_cw=False)
         out[polys] = snapped
     return out
+
+
+def _clip(polygons: NDArray[np.object_], box: shapely.Geometry) -> NDArray[np.object_]:
+    """The polygons cut to the box. GEOS's floating overlay can fail on near-degenerate input (coordinates that
+    are all but zero, say): such a polygon is cut with snap-rounding to the tile grid instead, which cannot fail,
+    and costs more only for it."""
+    try:
+        return shapely.intersection(polygons, box)
+    except shapely.errors.GEOSException:
+        out = np.empty(len(polygons), dtype=object)
+        for i, polygon in enumerate(polygons):
+            try:
+                out[i] = shapely.intersection(polygon, box)
+            except shapely.errors.GEOSException:
+                out[i] = shapely.intersection(polygon, box, grid_size=1.0)
+        return out
 
 
 def _points(geoms: NDArray[np.object_], lo: float, hi: float) -> NDArray[np.object_]:

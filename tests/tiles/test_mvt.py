@@ -13,7 +13,7 @@ from tiles.mvt import encode, fit
 from tiles.mvt_columns import Layer
 from tiles.mvt_geometry import shape_commands
 
-coords = st.floats(-3000, 7000, allow_nan=False)
+coords = st.floats(-3000, 7000, allow_nan=False, allow_subnormal=False)
 points = st.lists(st.tuples(coords, coords), min_size=3, max_size=12)
 
 
