@@ -46,7 +46,7 @@ def twin(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path
 
 
 def _client(twin: Path, policy: Path | None) -> Iterator[TestClient]:
-    app = create_app(ServiceSettings(store=twin / "twin.gpkg", access_policy=policy, warm_index=False))
+    app = create_app(ServiceSettings(store=str(twin / "twin.gpkg"), access_policy=policy, warm_index=False))
     with TestClient(app) as client:
         yield client
 

@@ -74,8 +74,8 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     layers = access_catalogue(folder / "layers")
     build_area_twin(folder / "twin.gpkg", layers).close()
     (folder / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    app = create_app(ServiceSettings(store=folder / "twin.gpkg", layers=layers, access_policy=folder / "policy.yaml",
-                                     warm_index=False))
+    app = create_app(ServiceSettings(store=str(folder / "twin.gpkg"), layers=layers,
+                                     access_policy=folder / "policy.yaml", warm_index=False))
     with TestClient(app) as client:
         yield Service(client, app.state.gate, app.state.service.store)
 
@@ -107,8 +107,8 @@ def _bad_token(svc: Service, case: str) -> str | None:
     token = svc.gate.add_user(f"victim-{case}-{next(_serial)}", "planner")
     token_id, secret = token.split("_")[1], token.split("_", 2)[2]
     if case == "expired":
-        svc.gate.db.conn().execute("UPDATE tokens SET expires = ? WHERE id = ?",
-                                   (stamp(now() - timedelta(minutes=1)), token_id))
+        with svc.gate.db.write() as w:
+            w.execute("UPDATE {tokens} SET expires = ? WHERE id = ?", (stamp(now() - timedelta(minutes=1)), token_id))
     elif case == "forged":
         return f"twin_{token_id}_{secret[::-1]}"
     elif case == "revoked":
@@ -166,7 +166,8 @@ def test_a_user_whose_area_is_not_an_area_is_403(svc: Service) -> None:
     token = svc.token("area_officer", svc.store.features("committee")["key"][0])
     hydrant = svc.store.features("hydrant", limit=1)["key"][0]
     name = svc.gate.users.authenticate(token).name
-    svc.gate.db.conn().execute("UPDATE users SET area = ? WHERE name = ?", (hydrant, name))
+    with svc.gate.db.write() as w:
+        w.execute("UPDATE {users} SET area = ? WHERE name = ?", (hydrant, name))
     try:
         r = svc.client.get("/collections/hydrant/items", headers=bearer(token))
         assert r.status_code == 403 and "is a hydrant component" in r.json()["description"]

@@ -13,15 +13,15 @@ from fastapi.testclient import TestClient
 
 from tests.query.twin_fixture import build_twin
 from twin.access.audit import ACTIONS, AuditLog
-from twin.access.db import AccessDB
 from twin.api.app import ServiceSettings, create_app
 from twin.catalogue import Catalogue
 from twin.errors import InvalidQueryError
+from twin.store.gpkg.access import SqliteAccessDB
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> Iterator[AuditLog]:
-    db = AccessDB(tmp_path / "city.access.db")
+    db = SqliteAccessDB(tmp_path / "city.access.db")
     audit = AuditLog(db)
     yield audit
     audit.close()
@@ -77,7 +77,7 @@ def test_bad_queries_are_refused_clearly(log: AuditLog, kwargs: dict[str, object
 
 
 def test_events_from_many_threads_are_all_kept_and_survive_a_restart(tmp_path: Path) -> None:
-    db = AccessDB(tmp_path / "a.access.db")
+    db = SqliteAccessDB(tmp_path / "a.access.db")
     log = AuditLog(db)
 
     def work(n: int) -> None:
@@ -91,7 +91,7 @@ def test_events_from_many_threads_are_all_kept_and_survive_a_restart(tmp_path: P
         t.join()
     log.close()
     db.close()
-    again = AccessDB(tmp_path / "a.access.db")
+    again = SqliteAccessDB(tmp_path / "a.access.db")
     reopened = AuditLog(again)
     try:
         assert len(reopened.query(limit=10_000)) == 2000
@@ -104,7 +104,7 @@ def test_events_from_many_threads_are_all_kept_and_survive_a_restart(tmp_path: P
 @pytest.fixture
 def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
     build_twin(tmp_path / "twin.gpkg", catalogue).close()
-    with TestClient(create_app(ServiceSettings(store=tmp_path / "twin.gpkg", warm_index=False))) as c:
+    with TestClient(create_app(ServiceSettings(store=str(tmp_path / "twin.gpkg"), warm_index=False))) as c:
         yield c
 
 

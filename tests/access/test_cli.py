@@ -22,7 +22,6 @@ from typer.testing import CliRunner, Result
 
 from tests.query.twin_fixture import build_twin
 from twin.access import AccessSettings, Gate
-from twin.access.db import access_db_path
 from twin.access.users import now, stamp
 from twin.catalogue import Catalogue
 from twin.cli import app
@@ -31,6 +30,7 @@ from twin.cli.access import UP_USER, up_login
 from twin.errors import AuthenticationError
 from twin.settings import DEFAULT_LAYERS_DIR, TwinSettings
 from twin.store import open_store
+from twin.store.gpkg.access import access_db_path
 
 TOKEN = re.compile(r"twin_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 OPERATOR = f"local:{getpass.getuser()}"
@@ -341,7 +341,7 @@ def test_audit_refuses_bad_filters_in_one_line(store: Path, args: list[str], mes
 # -- twin up's sign-in link -----------------------------------------------------------------------------------------
 
 def _settings(store: Path) -> TwinSettings:
-    return TwinSettings(store=store, layers=DEFAULT_LAYERS_DIR)
+    return TwinSettings(store=str(store), layers=DEFAULT_LAYERS_DIR)
 
 
 def test_up_login_creates_twin_up_once_then_issues_a_new_token_each_start(

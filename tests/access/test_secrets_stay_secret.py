@@ -28,10 +28,10 @@ from tests.access.test_oidc import AUDIENCE, ISSUER, ROLE_MAP, jwks, keys, sign 
 from tests.query.twin_fixture import build_twin
 from tests.users import add_user, bearer
 from twin.access import AccessSettings, Gate
-from twin.access.db import access_db_path
 from twin.access.users import now, split_token, stamp
 from twin.catalogue import Catalogue
 from twin.store import open_store
+from twin.store.gpkg.access import access_db_path
 
 TWIN = [sys.executable, "-c", "from twin.cli import main; main()"]
 COOKIE = "twin_session"

@@ -15,12 +15,12 @@ import pytest
 
 from tests.query.twin_fixture import build_twin
 from twin.access import AccessSettings, Gate
-from twin.access.db import SCHEMA_VERSION, AccessDB
 from twin.access.sessions import CODE_HOURS, SESSION_HOURS, SessionStore
 from twin.access.users import UserRegistry, now, parse_stamp, split_token, stamp
 from twin.catalogue import Catalogue
 from twin.errors import AccessConfigError, AuthenticationError, StoreVersionError
 from twin.store import open_store
+from twin.store.gpkg.access import SCHEMA_VERSION, SqliteAccessDB
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,9 @@ def gate(tmp_path: Path, template: Path, catalogue: Catalogue) -> Iterator[Gate]
 
 
 def _sql(gate: Gate, sql: str, *params: object) -> list[tuple[object, ...]]:
-    return gate.db.conn().execute(sql, params).fetchall()
+    """One statement on the gate's access tables (named ``{sessions}``, ``{tokens}``, ``{codes}``), committed."""
+    with gate.db.write() as w:
+        return w.execute(sql, params).rows
 
 
 def test_a_session_id_is_not_the_token_and_only_its_hash_is_stored(gate: Gate) -> None:
@@ -50,7 +52,7 @@ def test_a_session_id_is_not_the_token_and_only_its_hash_is_stored(gate: Gate) -
     who, sid, session = gate.sign_in(token)
     assert sid != token and split_token(token)[1] not in sid and len(sid) >= 43
     assert (who.name, session.user, session.role, session.token) == ("wang", "wang", "planner", split_token(token)[0])
-    assert _sql(gate, "SELECT hash FROM sessions") == [(hashlib.sha256(sid.encode()).hexdigest(),)]
+    assert _sql(gate, "SELECT hash FROM {sessions}") == [(hashlib.sha256(sid.encode()).hexdigest(),)]
     on_disk = b"".join(p.read_bytes() for p in gate.db.path.parent.glob(gate.db.path.name + "*"))
     assert sid.encode() not in on_disk and split_token(token)[1].encode() not in on_disk
     assert gate.session(sid).name == "wang"
@@ -62,13 +64,13 @@ def test_a_session_lasts_twelve_hours_at_most_and_never_beyond_its_token(gate: G
     assert abs(ends - (now() + timedelta(hours=SESSION_HOURS))) < timedelta(minutes=1)
     short = gate.add_user("li", "planner")
     soon = now() + timedelta(hours=2)
-    _sql(gate, "UPDATE tokens SET expires = ? WHERE id = ?", stamp(soon), split_token(short)[0])
+    _sql(gate, "UPDATE {tokens} SET expires = ? WHERE id = ?", stamp(soon), split_token(short)[0])
     assert gate.sign_in(short)[2].expires == stamp(soon)
 
 
 def test_an_expired_session_is_refused(gate: Gate) -> None:
     _, sid, _ = gate.sign_in(gate.add_user("wang", "planner"))
-    _sql(gate, "UPDATE sessions SET expires = ?", stamp(now() - timedelta(seconds=1)))
+    _sql(gate, "UPDATE {sessions} SET expires = ?", stamp(now() - timedelta(seconds=1)))
     with pytest.raises(AuthenticationError, match="session expired"):
         gate.session(sid)
 
@@ -80,9 +82,9 @@ def test_a_session_ends_with_its_user_its_token_or_sign_out(gate: Gate, end: str
     _, other, _ = gate.sign_in(token)  # a second browser
     if end == "revoke the user":
         gate.revoke_user("wang")
-        assert _sql(gate, "SELECT count(*) FROM sessions") == [(0,)]  # deleted, not only refused
+        assert _sql(gate, "SELECT count(*) FROM {sessions}") == [(0,)]  # deleted, not only refused
     elif end == "expire the token":
-        _sql(gate, "UPDATE tokens SET expires = ?", stamp(now() - timedelta(seconds=1)))
+        _sql(gate, "UPDATE {tokens} SET expires = ?", stamp(now() - timedelta(seconds=1)))
     else:
         gate.sign_out(sid)
         assert gate.session(other).name == "wang"  # the other browser stays signed in
@@ -102,7 +104,7 @@ def test_a_sign_in_code_opens_one_session_once(gate: Gate) -> None:
     token = gate.add_user("wang", "planner")
     code = gate.sign_in_code(token)
     assert code != token and split_token(token)[1] not in code
-    assert _sql(gate, "SELECT hash FROM sign_in_codes") == [(hashlib.sha256(code.encode()).hexdigest(),)]
+    assert _sql(gate, "SELECT hash FROM {codes}") == [(hashlib.sha256(code.encode()).hexdigest(),)]
     who, sid, _ = gate.sign_in_with_code(code)
     assert who.name == "wang" and gate.session(sid).role.name == "planner"
     with pytest.raises(AuthenticationError, match="already used"):
@@ -112,10 +114,10 @@ def test_a_sign_in_code_opens_one_session_once(gate: Gate) -> None:
 def test_a_sign_in_code_expires_within_a_day_and_with_its_token(gate: Gate) -> None:
     token = gate.add_user("wang", "planner", days=30)
     gate.sign_in_code(token)
-    (expires,) = _sql(gate, "SELECT expires FROM sign_in_codes")[0]
+    (expires,) = _sql(gate, "SELECT expires FROM {codes}")[0]
     assert abs(parse_stamp(str(expires)) - (now() + timedelta(hours=CODE_HOURS))) < timedelta(minutes=1)
     late = gate.sign_in_code(token)
-    _sql(gate, "UPDATE sign_in_codes SET expires = ?", stamp(now() - timedelta(seconds=1)))
+    _sql(gate, "UPDATE {codes} SET expires = ?", stamp(now() - timedelta(seconds=1)))
     with pytest.raises(AuthenticationError, match="code expired"):
         gate.sign_in_with_code(late)
     revoked = gate.sign_in_code(gate.add_user("li", "planner"))
@@ -152,9 +154,10 @@ def test_an_access_database_of_version_1_gains_sessions_and_keeps_its_users(tmp_
         conn.execute("INSERT INTO tokens VALUES ('0123456789ab', 'wang', ?, '2026-01-01T00:00:00Z', ?, NULL)",
                      (hashlib.sha256(secret.encode()).hexdigest(), stamp(now() + timedelta(days=1))))
         conn.commit()
-    db = AccessDB(path)
+    db = SqliteAccessDB(path)
     try:
-        assert db.conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         users = UserRegistry(db)
         assert users.authenticate(f"twin_0123456789ab_{secret}").name == "wang"
         sid, _ = SessionStore(db).open("wang", "planner", None, "token", "0123456789ab", now() + timedelta(hours=1))
@@ -169,7 +172,7 @@ def test_an_access_database_from_a_newer_twin_is_refused_untouched(tmp_path: Pat
         conn.execute("CREATE TABLE future (x)")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreVersionError, match="newer twin"):
-        AccessDB(path)
+        SqliteAccessDB(path)
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("future",)]
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1

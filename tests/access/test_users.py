@@ -15,22 +15,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.access.db import AccessDB, access_db_path
 from twin.access.users import UserRegistry, now, stamp
 from twin.errors import AccessConfigError, AuthenticationError
+from twin.store.gpkg.access import SqliteAccessDB, access_db_path
 
 TOKEN = re.compile(r"^twin_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[AccessDB]:
-    access = AccessDB(tmp_path / "city.access.db")
+def db(tmp_path: Path) -> Iterator[SqliteAccessDB]:
+    access = SqliteAccessDB(tmp_path / "city.access.db")
     yield access
     access.close()
 
 
 @pytest.fixture
-def users(db: AccessDB) -> UserRegistry:
+def users(db: SqliteAccessDB) -> UserRegistry:
     return UserRegistry(db)
 
 
@@ -40,7 +40,7 @@ def _parts(token: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def _file_bytes(db: AccessDB) -> bytes:
+def _file_bytes(db: SqliteAccessDB) -> bytes:
     """Everything on disk: the database and its write-ahead log."""
     return b"".join(p.read_bytes() for p in db.path.parent.glob(db.path.name + "*"))
 
@@ -49,7 +49,7 @@ def test_the_access_database_sits_beside_the_store() -> None:
     assert access_db_path(Path("/data/city.gpkg")) == Path("/data/city.access.db")
 
 
-def test_a_token_works_and_only_its_hash_is_stored(db: AccessDB, users: UserRegistry) -> None:
+def test_a_token_works_and_only_its_hash_is_stored(db: SqliteAccessDB, users: UserRegistry) -> None:
     token = users.add("wang.jianguo", "planner", None, days=30)
     token_id, secret = _parts(token)
     user = users.authenticate(token)
@@ -68,11 +68,12 @@ def test_every_token_is_new(users: UserRegistry) -> None:
     assert len({_parts(t)[0] for t in tokens}) == len({_parts(t)[1] for t in tokens}) == 40
 
 
-def test_an_expired_token_is_refused(db: AccessDB, users: UserRegistry) -> None:
+def test_an_expired_token_is_refused(db: SqliteAccessDB, users: UserRegistry) -> None:
     token = users.add("li", "planner", None, days=90)
     users.authenticate(token)
     past = stamp(now() - timedelta(seconds=1))
-    db.conn().execute("UPDATE tokens SET expires = ? WHERE id = ?", (past, _parts(token)[0]))
+    with db.write() as w:
+        w.execute("UPDATE {tokens} SET expires = ? WHERE id = ?", (past, _parts(token)[0]))
     with pytest.raises(AuthenticationError, match=f"token expired at {past}"):
         users.authenticate(token)
 
@@ -154,7 +155,7 @@ def test_malformed_tokens_are_refused_before_any_lookup(users: UserRegistry, bad
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserRegistry]:
     """One registry for every example (a fresh database per example would dominate the run)."""
-    access = AccessDB(tmp_path_factory.mktemp("tokens") / "t.access.db")
+    access = SqliteAccessDB(tmp_path_factory.mktemp("tokens") / "t.access.db")
     yield UserRegistry(access)
     access.close()
 
@@ -188,7 +189,7 @@ def test_user_names_are_checked(users: UserRegistry, name: str, ok: bool) -> Non
 
 def test_the_database_is_shared_between_connections(tmp_path: Path) -> None:
     """A user added through one handle (the command line) is seen through another (the server)."""
-    one, two = AccessDB(tmp_path / "a.access.db"), AccessDB(tmp_path / "a.access.db")
+    one, two = SqliteAccessDB(tmp_path / "a.access.db"), SqliteAccessDB(tmp_path / "a.access.db")
     try:
         token = UserRegistry(one).add("lin", "planner", None, days=1)
         assert UserRegistry(two).authenticate(token).name == "lin"
