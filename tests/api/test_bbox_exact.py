@@ -7,6 +7,7 @@ import numpy as np
 import shapely
 from fastapi.testclient import TestClient
 
+from tests.engines import geopackage_only
 from twin.api.app import create_app
 from twin.settings import DEFAULT_LAYERS_DIR, TwinSettings
 from twin.store import open_store
@@ -23,7 +24,7 @@ def test_points_a_hair_outside_the_bbox_are_not_returned(tmp_path, catalogue):
     store.upsert("hydrant", frame.set_geometry(shapely.points(xs + 0.01, np.full(5, 31.3))),
                  author="t", source="t")  # a wider extent, so the bbox is not the whole layer
     store.close()
-    with TestClient(create_app(TwinSettings(store=tmp_path / "s.gpkg", layers=DEFAULT_LAYERS_DIR))) as client:
+    with TestClient(create_app(TwinSettings(store=str(tmp_path / "s.gpkg"), layers=DEFAULT_LAYERS_DIR))) as client:
         client.headers["Authorization"] = "Bearer " + client.app.state.gate.add_user("planner", "planner")
         got = client.get("/collections/hydrant/items", params={"bbox": f"{edge},31.2,121.5,31.25"}).json()
         xs_got = sorted(f["geometry"]["coordinates"][0] for f in got["features"])
@@ -32,13 +33,12 @@ def test_points_a_hair_outside_the_bbox_are_not_returned(tmp_path, catalogue):
         assert sorted(f["geometry"]["coordinates"][0] for f in left["features"]) == [edge - 2e-6, edge - 1e-7, edge]
 
 
-
+@geopackage_only
 def test_only_components_at_the_edge_of_the_bbox_take_the_exact_test(tmp_path, catalogue, monkeypatch):
-    import twin.query.sqlfuncs as sqlfuncs
-
+    import twin.store.gpkg.sqlfuncs as sqlfuncs
     from twin.crs import parse_crs
-    from twin.query.model import BBox, FeatureQuery
-    from twin.store.gpkg.reads import Reader
+    from twin.model.query import FeatureQuery
+    from twin.query.model import parse_bbox
 
     calls = []
     real = sqlfuncs._pred
@@ -47,13 +47,12 @@ def test_only_components_at_the_edge_of_the_bbox_take_the_exact_test(tmp_path, c
     frame = gpd.GeoDataFrame({"kind": ["above_ground"] * 2000},
                              geometry=shapely.points(121.4 + rng.random(2000) * 0.1, 31.2 + rng.random(2000) * 0.1),
                              crs="EPSG:4326")
-    store = open_store(tmp_path / "s.gpkg", catalogue)
+    store = open_store(str(tmp_path / "s.gpkg"), catalogue)
     store.upsert("hydrant", frame, author="t", source="t")
+    box = parse_bbox("121.42,31.22,121.48,31.28", parse_crs("CRS84"))
+    with store.read() as snap:
+        rows = snap.select(FeatureQuery("hydrant", bbox=box, limit=10_000)).rows
     store.close()
-    reader = Reader(tmp_path / "s.gpkg", catalogue)
-    box = BBox.parse("121.42,31.22,121.48,31.28", parse_crs("CRS84"))
-    rows = reader.select(FeatureQuery("hydrant", bbox=box, limit=10_000)).rows
-    reader.close()
     inside = frame.cx[121.42:121.48, 31.22:31.28]
     assert len(rows) == len(inside) > 500
     assert len(calls) < 20  # the R-tree box settles everything but a hair's breadth at the edges

@@ -1,5 +1,5 @@
 """CQL2 limits and literal types: every filter is either refused with a 400 naming the limit or the type, or
-compiles to SQL that a real store runs. Nothing in between (no parser overflow, no empty answer by mistake)."""
+is checked into a tree that a real store runs. Nothing in between (no parser overflow, no empty answer by mistake)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from tests.query.twin_fixture import build_twin
 from twin.catalogue import Catalogue
 from twin.errors import InvalidQueryError, MaskedFieldError
+from twin.model import filter as f
+from twin.model.query import FeatureQuery
 from twin.query.cql import parse_filter
 from twin.query.cql_checks import (
     MAX_DEPTH,
@@ -27,10 +30,10 @@ from twin.query.cql_checks import (
     MAX_VERTICES,
 )
 from twin.query.crs import resolve_crs
-from twin.query.filters import compile_filter, property_equals
-from twin.query.model import FeatureQuery
+from twin.query.filters import check_filter, property_filter
 from twin.query.search import QueryService
 from twin.store import open_store
+from twin.store.gpkg.filter_sql import where
 
 CRS84 = resolve_crs(None)
 
@@ -40,18 +43,19 @@ def service(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Q
     path: Path = tmp_path_factory.mktemp("cql") / "twin.gpkg"
     build_twin(path, catalogue).close()
     store = open_store(path, catalogue, create=False)
-    svc = QueryService(store, budget_s=10)
-    yield svc
-    svc.close()
+    yield QueryService(store, budget_s=10)
     store.close()
 
 
 def run(service: QueryService, text: str, lang: str = "cql2-text", layer: str = "hydrant") -> int:
-    """Compile a filter for ``layer`` and run it (page and count) on the real store; the number matched."""
-    compiled = compile_filter(parse_filter(text, lang), service.catalogue[layer], CRS84)
-    query = FeatureQuery(layer, where=compiled.where, params=tuple(compiled.params),
-                         envelopes=tuple(compiled.envelopes), limit=5)
-    return service.page(query).matched
+    """Check a filter for ``layer`` and run it (page and count) on the real store; the number matched."""
+    checked = check_filter(parse_filter(text, lang), service.catalogue[layer], CRS84)
+    return service.page(FeatureQuery(layer, filter=checked, limit=5)).matched
+
+
+def check(catalogue: Catalogue, text: str, layer: str = "hydrant") -> f.Filter:
+    """A CQL2 text filter checked against ``layer``."""
+    return check_filter(parse_filter(text, None), catalogue[layer], CRS84)
 
 
 def nested(depth: int) -> str:
@@ -102,12 +106,21 @@ def test_a_filter_at_a_limit_runs_and_one_beyond_is_refused_naming_it(
 
 def test_a_long_chain_of_alternatives_is_flat_not_deep(service: QueryService, catalogue: Catalogue) -> None:
     text = " OR ".join(f"outlet_diameter = {65 + i}" for i in range(120))  # SQLite overflowed at ~30 nested
-    compiled = compile_filter(parse_filter(text, None), catalogue["hydrant"], CRS84)
-    assert compiled.where.count("(") == 121 and compiled.where.startswith('((t."outlet_diameter" = ?) OR')
+    checked = check(catalogue, text)
+    assert isinstance(checked.root, f.Or) and len(checked.root.items) == 120 and f.depth(checked.root) == 3
+    sql, params = where(checked.root)
+    assert sql.count("(") == 121 and sql.startswith('((t."outlet_diameter" = ?) OR') and len(params) == 120
     as_json = {"op": "or", "args": [{"op": "=", "args": [{"property": "outlet_diameter"}, 65 + i]} for i in range(120)]}
     assert run(service, text) == run(service, json.dumps(as_json), "cql2-json") > 0
-    arithmetic = compile_filter(parse_filter("pressure - 1 - 2 - 3 > 0", None), catalogue["hydrant"], CRS84)
-    assert arithmetic.where == '((t."pressure" - ? - ? - ?) > ?)'
+    sql, params = where(check(catalogue, "pressure - 1 - 2 - 3 > 0").root)
+    assert (sql, params) == ('((t."pressure" - ? - ? - ?) > ?)', [1, 2, 3, 0])
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/"])
+def test_a_long_arithmetic_chain_runs_on_a_real_store(service: QueryService, op: str) -> None:
+    """As many terms as the node limit allows: the SQL stays flat, so SQLite's parser never overflows."""
+    text = "pressure" + f" {op} 1" * ((MAX_NODES - 3) // 2) + " > 0"  # 2 nodes a term, 3 besides
+    assert run(service, text) >= 0
 
 
 @pytest.mark.parametrize(("text", "lang", "message"), [
@@ -161,30 +174,47 @@ def test_the_parser_answers_a_hostile_string_at_the_length_limit_quickly(text: s
 ])
 def test_a_literal_of_the_wrong_type_is_a_clear_error(catalogue: Catalogue, text: str, needles: tuple) -> None:
     with pytest.raises(InvalidQueryError) as err:
-        compile_filter(parse_filter(text, None), catalogue["hydrant"], CRS84)
+        check(catalogue, text)
     for needle in needles:
         assert needle in str(err.value), str(err.value)
 
 
-@pytest.mark.parametrize(("text", "params"), [
-    ("inspected_on >= '2024-05-01'", ["2024-05-01"]),
-    ("inspected_on >= TIMESTAMP('2024-05-01T23:00:00Z')", ["2024-05-01"]),
-    ("updated_at >= '2024-05-01T08:00:00+08:00'", ["2024-05-01T00:00:00.000Z"]),
-    ("updated_at >= DATE('2024-05-01')", ["2024-05-01T00:00:00.000Z"]),
-    ("pressure > 1", [1]),
-    ("outlet_diameter > 64.5", [64.5]),
-    ("kind IN ('underground', 'above_ground')", ["underground", "above_ground"]),
-    ("status <> 'no such status'", ["no such status"]),
+_UTC_MAY_1 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("text", "values", "params"), [
+    ("inspected_on >= '2024-05-01'", [date(2024, 5, 1)], ["2024-05-01"]),
+    ("inspected_on >= TIMESTAMP('2024-05-01T23:00:00Z')", [date(2024, 5, 1)], ["2024-05-01"]),
+    ("updated_at >= '2024-05-01T08:00:00+08:00'", [_UTC_MAY_1], ["2024-05-01T00:00:00.000Z"]),
+    ("updated_at >= DATE('2024-05-01')", [_UTC_MAY_1], ["2024-05-01T00:00:00.000Z"]),
+    ("updated_at >= TIMESTAMP('2024-05-01T08:00:00.123456+08:00')", [_UTC_MAY_1.replace(microsecond=123_000)],
+     ["2024-05-01T00:00:00.123Z"]),
+    ("pressure > 1", [1], [1]),
+    ("outlet_diameter > 64.5", [64.5], [64.5]),
+    ("kind IN ('underground', 'above_ground')", ["underground", "above_ground"], ["underground", "above_ground"]),
+    ("status <> 'no such status'", ["no such status"], ["no such status"]),
 ])
-def test_literals_that_fit_are_bound_as_the_store_keeps_them(catalogue: Catalogue, text: str, params: list) -> None:
-    assert compile_filter(parse_filter(text, None), catalogue["hydrant"], CRS84).params == params
+def test_literals_that_fit_become_typed_values_bound_as_the_store_keeps_them(
+        catalogue: Catalogue, text: str, values: list, params: list) -> None:
+    root = check(catalogue, text).root
+    consts = [node.value for node in _walk(root) if isinstance(node, f.Const)]
+    assert consts == values and [type(v) for v in consts] == [type(v) for v in values]
+    assert where(root)[1] == params
+
+
+def _walk(node: f.Cond | f.Expr) -> list[f.Cond | f.Expr]:
+    """Every node of a checked tree, depth first, left to right."""
+    out = [node]
+    for child in f.children(node):
+        out += _walk(child)
+    return out
 
 
 def test_an_unknown_or_masked_property_is_still_named_by_the_compiler(catalogue: Catalogue) -> None:
     with pytest.raises(InvalidQueryError, match="unknown property 'nope'"):
-        compile_filter(parse_filter("nope > 'abc'", None), catalogue["hydrant"], CRS84)
+        check(catalogue, "nope > 'abc'")
     with pytest.raises(MaskedFieldError):
-        compile_filter(parse_filter("contact_phone = 5", None), catalogue["residential_compound"], CRS84)
+        check(catalogue, "contact_phone = 5", "residential_compound")
 
 
 @pytest.mark.parametrize(("name", "value", "needle"), [
@@ -198,13 +228,16 @@ def test_an_unknown_or_masked_property_is_still_named_by_the_compiler(catalogue:
 def test_property_parameters_of_the_wrong_type_are_clear_errors(catalogue: Catalogue, name: str, value: str,
                                                                  needle: str) -> None:
     with pytest.raises(InvalidQueryError, match=needle):
-        property_equals(catalogue["hydrant"], [(name, value)])
+        property_filter(catalogue["hydrant"], [(name, value)])
 
 
 def test_property_parameters_of_dates_are_compared_as_stored(catalogue: Catalogue) -> None:
-    out = property_equals(catalogue["hydrant"], [("updated_at", "2021-06-01T08:00:00+08:00"),
+    out = property_filter(catalogue["hydrant"], [("updated_at", "2021-06-01T08:00:00+08:00"),
                                                  ("inspected_on", "2024-05-15")])
-    assert out.params == ["2021-06-01T00:00:00.000Z", "2024-05-15"]
+    assert out.root == f.And((
+        f.Compare("=", f.Prop("updated_at", "datetime"), f.Const(datetime(2021, 6, 1, tzinfo=UTC))),
+        f.Compare("=", f.Prop("inspected_on", "date"), f.Const(date(2024, 5, 15)))))
+    assert where(out.root)[1] == ["2021-06-01T00:00:00.000Z", "2024-05-15"]
 
 
 # -- any filter: refused cleanly, or run --------------------------------------------------------------------
