@@ -25,7 +25,7 @@ def test_every_domain_error_has_a_4xx_or_503() -> None:
 
 
 def test_a_500_hides_its_details(twin_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(ServiceSettings(store=twin_path, warm_index=False))
+    app = create_app(ServiceSettings(store=str(twin_path), warm_index=False))
 
     def boom() -> None:
         raise RuntimeError("secret connection string user=admin")

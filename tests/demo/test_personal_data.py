@@ -47,7 +47,7 @@ def test_demo_personal_values_are_served_masked(tiny: Store, tiny_path: Path, tm
     path = tmp_path / "demo.gpkg"
     shutil.copyfile(tiny_path, path)
     planner = bearer(add_user(path, "planner-1", "planner"))
-    with TestClient(create_app(ServiceSettings(store=path, warm_index=False))) as client:
+    with TestClient(create_app(ServiceSettings(store=str(path), warm_index=False))) as client:
         for layer, (person, phone, _) in PERSONAL.items():
             stored = tiny.features(layer).set_index("key")
             r = client.get(f"/collections/{layer}/items", params={"limit": 10_000}, headers=planner)

@@ -17,7 +17,7 @@ GEOJSON_MAX = 100
 @contextmanager
 def running(store: Path, map_settings: MapSettings | None = None, **settings: object) -> Iterator[str]:
     """Serve ``store`` (``settings``: more :class:`ServiceSettings`); yields the base URL, then stops the server."""
-    app = create_app(ServiceSettings(store=store, warm_index=False, **settings))
+    app = create_app(ServiceSettings(store=str(store), warm_index=False, **settings))
     app.state.map_settings = map_settings or MapSettings(geojson_max=GEOJSON_MAX)
     with serving(app) as url:
         yield url

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import geopandas as gpd
@@ -164,7 +165,7 @@ def test_edit_keeps_the_key_and_an_unknown_key_is_not_found(store):
 def test_write_failing_halfway_leaves_no_trace(store, monkeypatch):
     store.upsert("hydrant", hydrants(20), author="t", source="t")
     before = snapshot(store.path)
-    import twin.store.writing as writing
+    import twin.store.gpkg.writing as writing
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
@@ -193,7 +194,7 @@ from pathlib import Path
 from twin.catalogue import load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
-import twin.store.writing as writing
+import twin.store.gpkg.writing as writing
 from tests.conftest import hydrants
 store = open_store(sys.argv[1], load_catalogue(DEFAULT_LAYERS_DIR))
 real = writing._index_rows
@@ -287,6 +288,40 @@ def test_unmigratable_old_version_is_refused(store, catalogue):
     conn.close()
     with pytest.raises(StoreVersionError, match="older than any this twin can migrate"):
         open_store(store.path, catalogue)
+
+
+_TILE_TABLES = ("twin_tiles_state", "twin_tiles_cells", "twin_tiles_shapes")
+
+
+@pytest.mark.parametrize("tiles", ["none", "old layout"])
+def test_a_version_1_store_gains_the_tile_aggregate_tables_and_keeps_its_components(store, catalogue, tiles):
+    """Version 1 kept no aggregate tables (tiles made them on first use, perhaps in an older layout, which is
+    dropped: aggregates are rebuilt from the layers); opening it migrates it to version 2 in place."""
+    store.upsert("hydrant", hydrants(20), author="t", source="t")
+    store.close()
+    conn = sqlite3.connect(store.path)
+    for table in _TILE_TABLES:
+        conn.execute(f"DROP TABLE {table}")
+    if tiles == "old layout":
+        conn.execute("CREATE TABLE twin_tiles_cells (layer TEXT, level INTEGER, cx INTEGER, cy INTEGER, n INTEGER)")
+        conn.execute("INSERT INTO twin_tiles_cells VALUES ('hydrant', 3, 1, 1, 99)")
+    conn.execute("UPDATE twin_meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    reopened = open_store(str(store.path), catalogue, create=False)
+    try:
+        assert reopened.count("hydrant") == 20
+        with reopened.aggregate_writer("hydrant") as w:
+            assert w is not None and w.state() is None
+            w.set_state(reopened.last_changeset("hydrant"), "signature")
+        with reopened.read() as snap:
+            assert snap.aggregate_state("hydrant") == (reopened.last_changeset("hydrant"), "signature")
+            assert snap.cells("hydrant", 3, (0, 10), (0, 10)) == []
+    finally:
+        reopened.close()
+    with closing(sqlite3.connect(store.path)) as conn:
+        assert conn.execute("SELECT value FROM twin_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= set(_TILE_TABLES)
 
 
 def test_foreign_files_are_refused_clearly(tmp_path, catalogue):

@@ -151,7 +151,7 @@ def test_an_oversized_aggregate_tile_falls_back_to_points_and_keeps_its_counts(e
     layers = ("pipeline", "residential_compound")
     engine.refresh("pipeline"), engine.refresh("residential_compound")
     full = engine.renderer.render(layers, tile, TileFilter())
-    tight = Renderer(engine.catalogue, engine.reader, engine.aggregates, max_bytes=len(full.data) - 1)
+    tight = Renderer(engine.store, engine.aggregates, max_bytes=len(full.data) - 1)
     small = tight.render(layers, tile, TileFilter())
     assert small.mode == "cells" and len(small.data) < len(full.data)
 

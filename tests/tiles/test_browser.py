@@ -56,8 +56,9 @@ def test_leaflet_vectorgrid_draws_every_hydrant_in_view(engine: TileEngine, city
     app.get("/map/{zoom}")(lambda zoom: HTMLResponse(page(int(zoom))))
     with serving(app) as url:
         tab = browser.new_page(viewport={"width": 768, "height": 512})
-        # the browser signs in as /login does: a session cookie holding a planner's token
-        tab.context.add_cookies([{"name": COOKIE, "value": gate.add_user("planner1", "planner"), "url": url}])
+        # the browser signs in as /login does: a session cookie holding the id of a planner's session
+        session_id = gate.sign_in(gate.add_user("planner1", "planner"))[1]
+        tab.context.add_cookies([{"name": COOKIE, "value": session_id, "url": url}])
         try:
             tab.goto(f"{url}/map/16")
             tab.wait_for_function("window.done", timeout=30_000)

@@ -25,6 +25,10 @@ from tiles.mvt_columns import Layer
 from tiles.mvt_geometry import point_commands, shape_commands
 from tiles.render import tile_commands
 from tiles.wire import varint, varints, zigzag
+from twin.catalogue import load_catalogue
+from twin.model.rows import Rows
+from twin.settings import DEFAULT_LAYERS_DIR
+from twin.store.gpkg.blob import CODEC
 from twin.store.gpkg.blob import encode as blobs_of
 
 BUFFER = 64
@@ -206,6 +210,9 @@ def test_varints_and_zigzag_follow_the_protobuf_encoding(unsigned: list[int], si
     assert zigzag(np.array(signed, dtype=np.int64)).tolist() == [2 * v if v >= 0 else -2 * v - 1 for v in signed]
 
 
+_SPEC = load_catalogue(DEFAULT_LAYERS_DIR)["hydrant"]
+
+
 def lonlat_near(tile: TileID) -> st.SearchStrategy[tuple[float, float]]:
     """Lon/lat points around the tile grown by a buffer and a half, many of them near its buffered edges."""
     left, bottom, right, top = buffered_mercator(tile, BUFFER)
@@ -224,7 +231,9 @@ def test_points_read_from_the_blobs_are_kept_and_placed_as_fit_places_them(point
     if envelope:  # as other GeoPackage writers may store points: with an envelope, so read through WKB
         blobs = [b[:3] + bytes([b[3] | 2]) + b[4:8] + struct.pack("<4d", *np.repeat(p, 2)) + b[8:]
                  for b, p in zip(blobs, points, strict=True)]
-    keep, commands = tile_commands(blobs, TILE, BUFFER)
+    rows = Rows(_SPEC, ("geom",), [(b,) for b in blobs], codec=CODEC)
+    assert (rows.point_xy() is None) == envelope  # the fast road for plain points, WKB for the others
+    keep, commands = tile_commands(rows, TILE, BUFFER)
     fitted = fit(to_tile_coords(to_mercator(geoms), TILE), BUFFER)
     expected = np.flatnonzero(~shapely.is_missing(fitted))
     assert keep.tolist() == expected.tolist()

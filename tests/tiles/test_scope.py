@@ -17,9 +17,8 @@ from tiles.grid import TileID, buffered_mercator, lonlat_box, tiles_in
 from tiles.view import View
 from twin.access import Gate, Principal
 from twin.errors import OutOfScopeError
-from twin.query.model import FeatureQuery
+from twin.model.query import FeatureQuery
 from twin.store import Store
-from twin.store.gpkg.reads import Reader
 
 LAYERS = ("hydrant", "pipeline", "residential_compound")
 #: Matches every component: forces the aggregate cells to be counted from the components themselves.
@@ -47,11 +46,8 @@ def features(engine: TileEngine, layer: str, tile: TileID, view: View, flt: Tile
 
 def number_matched(store: Store, layer: str, view: View) -> int:
     """The features API's numberMatched for ``layer`` with the view's scope."""
-    reader = Reader(store.path, store.catalogue)
-    try:
-        return reader.count(FeatureQuery(layer=layer, scope=view.area), reader.layer_count(layer))[0]
-    finally:
-        reader.close()
+    with store.read() as snap:
+        return snap.count(FeatureQuery(layer=layer, scope=view.area))[0]
 
 
 def zoom_total(engine: TileEngine, layer: str, z: int, view: View, flt: TileFilter = TileFilter(),
