@@ -30,11 +30,9 @@ from tokens import token_for, tokens_for
 from twin.access import AreaResolver
 from twin.catalogue import load_catalogue
 from twin.geodesy import METRES_PER_DEGREE
-from twin.query.model import FeatureQuery
+from twin.model.query import FeatureQuery
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
-from twin.store.gpkg.blob import decode_geometries
-from twin.store.gpkg.reads import Reader
 
 BENCH = Path.home() / ".cache" / "twin" / "bench"
 TILE_LAYERS = "street_light,hydrant"
@@ -71,24 +69,23 @@ def places(store: Path, areas: list[str], want: int, count: int, seed: int) -> t
     catalogue = load_catalogue(DEFAULT_LAYERS_DIR)
     s = open_store(store, catalogue, create=False)
     resolver = AreaResolver(s, ("committee",))
-    reader = Reader(s.path, catalogue, budget_s=30)
     rng = np.random.default_rng(seed)
     usable: list[str] = []
     hydrants: list[list[tuple[str, float, float]]] = []
     try:
-        for key in areas:
-            area = resolver.get(key)
-            rows = reader.select(FeatureQuery(layer="hydrant", scope=area, limit=50))
-            if not rows.rows:
-                continue
-            g = rows.columns.index("geom")
-            geoms = decode_geometries([r[g] for r in rows.rows])
-            hydrants.append([(r[1], float(p.x), float(p.y)) for r, p in zip(rows.rows, geoms, strict=True)])
-            usable.append(key)
-            if len(usable) == want:
-                break
+        with s.read(budget_s=30) as snap:
+            for key in areas:
+                area = resolver.get(key)
+                rows = snap.select(FeatureQuery(layer="hydrant", scope=area, limit=50))
+                if not rows.rows:
+                    continue
+                geoms = rows.geometries()
+                hydrants.append([(r[1], float(p.x), float(p.y)) for r, p in zip(rows.rows, geoms, strict=True)])
+                usable.append(key)
+                if len(usable) == want:
+                    break
     finally:
-        reader.close()
+        resolver.close()
         s.close()
     out = []
     for _ in range(count):

@@ -176,7 +176,7 @@ def client(base: str, headers: dict[str, str] | None = None) -> httpx.Client:
 
 def planner(store: Store) -> dict[str, str]:
     """twin's requests are made as a planner (every layer, personal fields masked), like most map users."""
-    return {"Authorization": f"Bearer {token_for(store.path, 'bench-planner', 'planner')}"}
+    return {"Authorization": f"Bearer {token_for(store.location, 'bench-planner', 'planner')}"}
 
 
 def get(http: httpx.Client, path: str) -> tuple[bytes, int]:
@@ -198,7 +198,7 @@ class TwinHttp(Peer):
         for memory_mb in (1024, 0):
             os.environ["TWIN_TILES_MEMORY_MB"] = str(memory_mb)  # read when create_app builds its engine
             try:
-                app = create_app(ServiceSettings(store=store.path, warm_index=False))
+                app = create_app(ServiceSettings(store=store.location, warm_index=False))
             finally:
                 del os.environ["TWIN_TILES_MEMORY_MB"]
             base = self.stack.enter_context(serving(app))
@@ -224,7 +224,7 @@ class TwinServe(Peer):
         for port, memory_mb in zip(TWIN_SERVE_PORTS, (1024, 0), strict=True):
             argv = [str(twin_bin / "uvicorn"), "twin.api.app:create_app", "--factory", "--port", str(port),
                     *servers.UVICORN]
-            env = {"TWIN_STORE": str(store.path), "TWIN_WARM_INDEX": "false", "TWIN_TILES_MEMORY_MB": str(memory_mb)}
+            env = {"TWIN_STORE": store.location, "TWIN_WARM_INDEX": "false", "TWIN_TILES_MEMORY_MB": str(memory_mb)}
             server = servers.start(f"twin-serve-{memory_mb}mb", argv, env, f"http://127.0.0.1:{port}")
             self.servers.append(server)
             self.clients.append(client(server.base, self.headers))
@@ -246,8 +246,8 @@ class Tipg(Peer):
     cached = False
 
     def start(self, store: Store) -> None:
-        servers.prepare(store.path)  # starts the cluster; loads the store unless the peers already hold it
-        self.server = servers.start_tipg(store.path)
+        servers.prepare(Path(store.location))  # the GeoPackage; starts the cluster; loads it unless the peers hold it
+        self.server = servers.start_tipg(Path(store.location))
         self.urls = TipgUrls(self.server.base)
         self.client = client(self.server.base)
 
@@ -403,7 +403,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine.describe())
     store = ensure_store(args.store, args.n)
-    print(f"store {store.path}: " + ", ".join(f"{layer} {store.count(layer):,}" for layer in store.catalogue
+    print(f"store {store.location}: " + ", ".join(f"{layer} {store.count(layer):,}" for layer in store.catalogue
                                                 if store.count(layer)))
     zooms = [int(z) for z in args.zooms.split(",")]
     sets = []
@@ -424,7 +424,7 @@ def main() -> None:
           f"{machine.load()}")
     print("\n" + summary(rows))
     if args.json:
-        args.json.write_bytes(orjson.dumps({"machine": machine.describe(), "store": str(store.path),
+        args.json.write_bytes(orjson.dumps({"machine": machine.describe(), "store": store.location,
                                             "rows": [asdict(r) for r in rows]}, option=orjson.OPT_INDENT_2))
     store.close()
 

@@ -1,4 +1,4 @@
-"""API tokens for benchmark users, created once per store's access database and cached in ``~/.cache/twin``.
+"""API tokens for benchmark users, created once per store's access tables and cached in ``~/.cache/twin``.
 
 Every twin request now names its user, so benchmarks hold tokens like any client: ``token_for(store,
 "bench-planner", "planner")`` returns a working token for that user, creating the user (or a fresh
@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 
 from twin.access import Gate
-from twin.access.db import access_db_path
 from twin.catalogue import load_catalogue
 from twin.errors import AuthenticationError
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import open_store
+from twin.store import is_url, open_store
 
 CACHE = Path.home() / ".cache" / "twin" / "bench" / "tokens.json"
 
@@ -24,18 +23,16 @@ def _load() -> dict[str, str]:
     return json.loads(CACHE.read_text(encoding="utf-8")) if CACHE.exists() else {}
 
 
-def tokens_for(store: Path, users: list[tuple[str, str, str | None]], days: int = 30) -> list[str]:
-    """A working token for each ``(name, role, area key)`` of ``store``'s access database (in order)."""
+def tokens_for(store: str | Path, users: list[tuple[str, str, str | None]], days: int = 30) -> list[str]:
+    """A working token for each ``(name, role, area key)`` of ``store``'s access tables (in order)."""
     cached = _load()
-    db = access_db_path(Path(store).resolve())
+    target = store if is_url(store) else str(Path(store).resolve())
+    gate = Gate(open_store(target, load_catalogue(DEFAULT_LAYERS_DIR), create=False))
     out: list[str] = []
-    gate: Gate | None = None
     try:
         for name, role, area in users:
-            slot = f"{db}::{name}"
+            slot = f"{gate.db.location}::{name}"
             token = cached.get(slot)
-            if gate is None:
-                gate = Gate(open_store(store, load_catalogue(DEFAULT_LAYERS_DIR), create=False))
             try:
                 if token is None:
                     raise AuthenticationError("none cached")
@@ -47,13 +44,12 @@ def tokens_for(store: Path, users: list[tuple[str, str, str | None]], days: int 
                 cached[slot] = token
             out.append(token)
     finally:
-        if gate is not None:
-            gate.close()
-            gate.store.close()
+        gate.close()
+        gate.store.close()
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     CACHE.write_text(json.dumps(cached), encoding="utf-8")
     return out
 
 
-def token_for(store: Path, name: str, role: str, area: str | None = None) -> str:
+def token_for(store: str | Path, name: str, role: str, area: str | None = None) -> str:
     return tokens_for(store, [(name, role, area)])[0]
