@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository's own catalogue, used when ``TWIN_LAYERS`` is not set.
 DEFAULT_LAYERS_DIR = Path(__file__).resolve().parent.parent / "layers"
+
+
+#: A store named by a path (a ``Path`` is taken too) or a URL.
+StoreTarget = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, Path) else v)]
 
 
 class TwinSettings(BaseSettings):
@@ -20,7 +25,7 @@ class TwinSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TWIN_", extra="ignore")
 
-    store: str = Field("twin.gpkg", description="The store: a GeoPackage file, or a PostGIS database as "
+    store: StoreTarget = Field("twin.gpkg", description="The store: a GeoPackage file, or a PostGIS database as "
                                                  "postgresql://USER@HOST:PORT/DB[?schema=NAME].")
     store_read: str | None = Field(None, description="PostGIS only: a hot standby that serves reads, as a URL "
                                                      "(a reader's own writes are still seen at once).")

@@ -54,8 +54,8 @@ class SqlDialect(Protocol):
         """Whether ``t.geom`` lies within ``metres`` of ``geometry`` (see :class:`twin.model.filter.DWithin`)."""
         ...
 
-    def divide(self, lhs: str, rhs: str) -> str:
-        """``lhs / rhs`` (NULL when ``rhs`` is 0, as SQLite has it)."""
+    def divisor(self, rhs: str) -> str:
+        """``rhs`` as a divisor: dividing by 0 gives NULL, as SQLite has it."""
         ...
 
 
@@ -107,8 +107,9 @@ class _Translator:
                 return self.d.column(node)
             case Const(value):
                 return self.d.bind(value, hint, self.params)
-            case Arith("/", lhs, rhs):
-                return self.d.divide(self.expr(lhs), self.expr(rhs))
+            case Arith("/"):
+                first, *rest = _chain(node)
+                return "(" + " / ".join([self.expr(first), *(self.d.divisor(self.expr(t)) for t in rest)]) + ")"
             case Arith(op):
                 return "(" + f" {op} ".join(self.expr(term) for term in _chain(node)) + ")"
             case Lower(arg):

@@ -54,8 +54,8 @@ class SqliteDialect:
         params += [shapely.to_wkb(geometry), float(metres)]
         return "twin_dwithin(t.geom, ?, ?)"
 
-    def divide(self, lhs: str, rhs: str) -> str:
-        return f"({lhs} / {rhs})"
+    def divisor(self, rhs: str) -> str:
+        return rhs
 
 
 DIALECT = SqliteDialect()

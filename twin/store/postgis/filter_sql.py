@@ -50,8 +50,8 @@ class PgDialect:
         params += [centre.x, centre.y, shapely.to_wkb(local), float(metres)]
         return f"ST_DWithin({self.s}.twin_local(t.geom, %s, %s), ST_GeomFromWKB(%s, 4326), %s)"
 
-    def divide(self, lhs: str, rhs: str) -> str:
-        return f"({lhs} / NULLIF({rhs}, 0))"
+    def divisor(self, rhs: str) -> str:
+        return f"NULLIF({rhs}, 0)"
 
 
 def where(root: Cond, schema: str) -> tuple[str, list[object]]:
