@@ -17,7 +17,7 @@ from tiles import TileEngine
 from twin import __version__
 from twin.access import AccessSettings, Gate, OidcSettings
 from twin.access.redaction import install_log_redaction
-from twin.api import auth, errors, features, imports, maps, openapi, search
+from twin.api import auth, deps, errors, features, imports, maps, openapi, search
 from twin.api.render import html_response
 from twin.api.tiles import tiles_router
 from twin.catalogue import load_catalogue
@@ -96,8 +96,8 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
         store.close()
 
     app = FastAPI(title="twin · OGC API - Features", version=__version__, lifespan=lifespan,
-                  openapi_url="/api", docs_url=None, redoc_url=None, description=openapi.DESCRIPTION,
-                  dependencies=[Depends(auth.authenticate)])
+                  openapi_url=None, docs_url=None, redoc_url=None, description=openapi.DESCRIPTION,
+                  dependencies=[Depends(auth.authenticate), Depends(deps.known_parameters)])
     app.state.service = service
     app.state.gate = gate
     app.state.settings = cfg
@@ -113,5 +113,5 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     def api_html(request: Request) -> HTMLResponse:
         return html_response("api.html", spec=app.openapi())
 
-    app.openapi = lambda: openapi.enrich(app)  # type: ignore[method-assign]
+    openapi.install(app)
     return app

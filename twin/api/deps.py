@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 from fastapi import Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from twin.access import Principal
 from twin.api.auth import Who
@@ -162,6 +164,47 @@ ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset",
 def property_params(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> list[str]:
     """Queryables that may also be given as ``?name=value`` equality filters."""
     return [n for n in queryables(spec, unmasked) if n != GEOMETRY and n not in ITEMS_PARAMETERS]
+
+
+def known_parameters(request: Request) -> None:
+    """Refuse a query parameter that the operation does not declare, or one given more than once (400).
+
+    OGC API - Features Part 1 (7.14, *query-param-unknown*): an unknown parameter is an error, so a typo such
+    as ``?bbx=`` is not silently a query of everything. The items operation also takes the layer's properties
+    (``?status=faulty``). Pages hidden from the API definition (the map, sign-in) are left alone.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    declared, takes_properties = _declared(route)
+    seen: dict[str, int] = {}
+    for name, _ in request.query_params.multi_items():
+        seen[name] = seen.get(name, 0) + 1
+    properties: list[str] = []
+    if takes_properties and any(name not in declared for name in seen):
+        catalogue, layer = service(request).catalogue, request.path_params.get("collectionId")
+        if layer in set(catalogue):  # an unknown layer is the operation's 404
+            spec = catalogue[layer]
+            properties = property_params(spec, frozenset(spec.sensitive_fields))
+    for name, count in seen.items():
+        if name not in declared and name not in properties:
+            also = f"; or a property of the layer: {', '.join(properties)}" if properties else ""
+            raise InvalidQueryError(f"unknown query parameter {name[:60]!r} for {route.path}; the parameters are: "
+                                    f"{', '.join(sorted(declared)) or 'none'}{also}")
+        if count > 1:
+            raise InvalidQueryError(f"query parameter {name[:60]!r} is given {count} times; give it once")
+
+
+def _declared(route: APIRoute) -> tuple[frozenset[str], bool]:
+    """The query parameters ``route`` declares, and whether it takes property parameters (it uses
+    :func:`items_request`)."""
+    names, calls, stack = set(), set(), [route.dependant]
+    while stack:
+        dependant: Dependant = stack.pop()
+        calls.add(dependant.call)
+        names.update(p.alias for p in dependant.query_params)
+        stack += dependant.dependencies
+    return frozenset(names), items_request in calls
 
 
 def radius_search(near: str | None, radius: float | None, point_crs: str | None) -> Near | None:

@@ -101,10 +101,11 @@ def _mixed(request: Request, fmt: str, found: list[Rows], crs, truncated: bool) 
 
 
 @router.get("/keys/{key}", summary="Twin extension: a component by its location key, whatever its layer",
-            description="Redirects (307) to `/collections/{layer}/items/{key}`; 404 for an unknown key.",
+            description="Redirects (307) to `/collections/{layer}/items/{key}`, with the same `crs` and `f`; 404 for "
+                        "an unknown key.",
             openapi_extra=_EXT, response_class=RedirectResponse, status_code=307,
             responses={404: {"description": "No such component"}})
-def key_lookup(request: Request, who: Who, key: str, f: FormatParam = None) -> Response:
+def key_lookup(request: Request, who: Who, key: str, crs: CrsParam = None, f: FormatParam = None) -> Response:
     choose(request, f, FEATURE)
     layer = service(request).layer_of(key, who)
     url = request.url_for("item", collectionId=layer, key=key)

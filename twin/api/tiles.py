@@ -47,6 +47,9 @@ FilterParam = Annotated[str | None, Query(description="CQL2 filter, as for the f
 FilterLangParam = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
 FilterCrsParam = Annotated[str | None, Query(alias="filter-crs", description="CRS of geometries in `filter`.")]
 DatetimeParam = Annotated[str | None, Query(description="Instant or interval on `updated_at` (RFC 3339).")]
+#: The map adds ``?v=<its view's tag>`` to tile URLs so that a browser never reuses a tile drawn for another view.
+CacheKeyParam = Annotated[str | None, Query(max_length=200, description="Ignored: a cache key of the client's "
+                                            "choosing (the map sends a tag of the signed-in user's view).")]
 
 
 def _base(request: Request) -> str:
@@ -150,7 +153,8 @@ class _Routes:
 
     def layer_tile(self, request: Request, who: Who, layer: str, tms: str, z: str, y: str, x: str,
                    filter: FilterParam = None, filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
-                   datetime: DatetimeParam = None, f: Annotated[str | None, Query()] = None) -> Response:
+                   datetime: DatetimeParam = None, f: Annotated[str | None, Query()] = None,
+                   v: CacheKeyParam = None) -> Response:
         spec = self.engine.catalogue[layer]
         _check_tms(tms)
         view = self.view(who, (spec.id,))
@@ -169,7 +173,8 @@ class _Routes:
 
     def combined_tile(self, request: Request, who: Who, layers: str, z: str, x: str, y: str,
                       filter: FilterParam = None, filter_lang: FilterLangParam = None,
-                      filter_crs: FilterCrsParam = None, datetime: DatetimeParam = None) -> Response:
+                      filter_crs: FilterCrsParam = None, datetime: DatetimeParam = None,
+                      v: CacheKeyParam = None) -> Response:
         names = self.engine.layers(layers)
         view = self.view(who, names)
         flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime)

@@ -143,9 +143,8 @@ def _vertices(value: values.Geometry | values.Envelope) -> int:
     return count
 
 
-def check_json_nesting(text: str) -> None:
-    """Refuse CQL2-JSON nested deeper than :data:`MAX_JSON_NESTING` before reading it (a JSON reader and
-    pygeofilter's JSON walker recurse once per level)."""
+def nesting(text: str) -> int:
+    """How deep brackets (``( [ {``) nest in ``text``, outside double-quoted strings; counted without parsing."""
     depth = deepest = 0
     in_string = escaped = False
     for ch in text:
@@ -158,12 +157,18 @@ def check_json_nesting(text: str) -> None:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch in "[{":
+        elif ch in "([{":
             depth += 1
             deepest = max(deepest, depth)
-        elif ch in "]}":
+        elif ch in ")]}":
             depth -= 1
-    if deepest > MAX_JSON_NESTING:
+    return deepest
+
+
+def check_json_nesting(text: str) -> None:
+    """Refuse CQL2-JSON nested deeper than :data:`MAX_JSON_NESTING` before reading it (a JSON reader and
+    pygeofilter's JSON walker recurse once per level)."""
+    if nesting(text) > MAX_JSON_NESTING:
         raise InvalidQueryError(f"filter is nested too deeply: cql2-json objects and arrays may nest at most "
                                 f"{MAX_JSON_NESTING} levels (operators at most {MAX_DEPTH})")
 

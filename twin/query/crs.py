@@ -31,6 +31,10 @@ SUPPORTED_CRS = (
 )
 EXTENSION_CRS = (OFFSET_URIS["gcj02"], OFFSET_URIS["bd09"])
 _SAFE = re.compile(r"^[A-Za-z0-9:/._\-]{1,200}$")
+#: Text naming none of these (the codes of :data:`SUPPORTED_CRS`, and the names of two) is refused without
+#: asking PROJ, whose search for an arbitrary string can take a second of CPU.
+_MENTIONS = re.compile("|".join([*(re.split(r"[/:]", uri)[-1] for uri in SUPPORTED_CRS), "wgs84", "cgcs2000"]),
+                       re.IGNORECASE)
 CRS84 = parse_crs(CRS84_URI)
 
 
@@ -40,7 +44,7 @@ def resolve_crs(text: str | None, *, name: str = "crs") -> TwinCRS:
         return CRS84
     raw = text.strip().strip("[]<>")
     crs = None
-    if _SAFE.match(raw):
+    if _SAFE.match(raw) and _MENTIONS.search(raw.replace("-", "").replace("_", "")):
         try:
             crs = parse_crs(raw)
         except InvalidQueryError:

@@ -20,6 +20,7 @@ from twin.geodesy import distance_to_point
 from twin.model.query import MAX_LIMIT, FeatureQuery, Near
 from twin.model.rows import Rows
 from twin.query.area_points import AreaPoints
+from twin.query.cql_checks import nesting
 from twin.query.crs import CRS84, geoms_to_lonlat
 from twin.query.filters import check_filter
 from twin.store import Snapshot, Store
@@ -27,6 +28,8 @@ from twin.store import Snapshot, Store
 MAX_K = 1000
 MAX_RADIUS = 50_000.0
 MAX_SEARCH_DISTANCE = 5_000.0
+#: Brackets a geometry given to /search may nest (a multipolygon needs 3; collections of them a few more).
+MAX_GEOMETRY_NESTING = 32
 #: Scoped nearest-k looks at most this many city-wide nearest before searching the area by radius.
 _NEAREST_WIDEST = 4096
 
@@ -206,9 +209,11 @@ def parse_geometry(text: str, crs: TwinCRS, *, name: str = "intersects") -> shap
     raw = str(text).strip()
     if len(raw) > 200_000:
         raise InvalidQueryError(f"{name} is too long ({len(raw)} characters)")
+    if nesting(raw) > MAX_GEOMETRY_NESTING:  # GEOS reads nested collections recursively, and can crash on them
+        raise InvalidQueryError(f"{name} nests brackets more than {MAX_GEOMETRY_NESTING} levels deep")
     try:
         geom = shapely.from_geojson(raw) if raw.startswith("{") else shapely.from_wkt(raw)
-    except shapely.errors.ShapelyError as exc:
+    except (shapely.errors.ShapelyError, ValueError) as exc:  # ValueError: a GEOS message cut mid-character
         raise InvalidQueryError(f"{name} is neither WKT nor GeoJSON: {str(exc)[:200]}") from None
     if geom is None or geom.is_empty:
         raise InvalidQueryError(f"{name} is an empty geometry")
