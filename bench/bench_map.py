@@ -32,7 +32,7 @@ from tokens import token_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.maps.server import running  # the same threaded uvicorn the tests use
-from twin.maps.basemap import MapSettings
+from twin.settings import MapSettings
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run"]

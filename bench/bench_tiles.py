@@ -56,9 +56,9 @@ from tokens import token_for
 
 from tiles import TileEngine, TileSettings
 from tiles.grid import TileID, tiles_in
-from twin.api.app import ServiceSettings, create_app
+from twin.api.app import create_app
 from twin.catalogue import load_catalogue
-from twin.settings import DEFAULT_LAYERS_DIR
+from twin.settings import DEFAULT_LAYERS_DIR, ServiceSettings, TwinSettings
 from twin.store import Store, open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -198,7 +198,7 @@ class TwinHttp(Peer):
         for memory_mb in (1024, 0):
             os.environ["TWIN_TILES_MEMORY_MB"] = str(memory_mb)  # read when create_app builds its engine
             try:
-                app = create_app(ServiceSettings(store=store.location, warm_index=False))
+                app = create_app(TwinSettings(store=store.location, service=ServiceSettings(warm_index=False)))
             finally:
                 del os.environ["TWIN_TILES_MEMORY_MB"]
             base = self.stack.enter_context(serving(app))

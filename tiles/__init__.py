@@ -5,7 +5,7 @@ cache and pre-built PMTiles pyramids, drawn per caller's view (area scope, maske
 from tiles.engine import TileEngine, TileResult
 from tiles.grid import TileID, parse_tile
 from tiles.query import TileFilter
-from tiles.settings import TileSettings
 from tiles.view import MASKED, View
+from twin.settings import TileSettings
 
 __all__ = ["MASKED", "TileEngine", "TileFilter", "TileID", "TileResult", "TileSettings", "View", "parse_tile"]

@@ -27,9 +27,9 @@ from tiles.pyramid import Pyramid, gzip_tile
 from tiles.query import NO_FILTER, TileFilter
 from tiles.render import Renderer
 from tiles.scope import scope_of
-from tiles.settings import TileSettings
 from tiles.view import MASKED, TileOutOfScopeError, View
 from twin.errors import InvalidQueryError
+from twin.settings import TileSettings
 from twin.store import Store
 from twin.store.base import Changeset
 
@@ -61,10 +61,10 @@ def etag_of(data: bytes, variant: str = "") -> str:
 class TileEngine:
     """Dynamic vector tiles of a store, cached, aggregated at low zooms, invalidated precisely."""
 
-    def __init__(self, store: Store, settings: TileSettings | None = None) -> None:
+    def __init__(self, store: Store, settings: TileSettings) -> None:
         self.store = store
         self.catalogue = store.catalogue
-        self.settings = settings or TileSettings()
+        self.settings = settings
         s = self.settings
         self.aggregates = Aggregates(store, depth=s.depth)
         self.renderer = Renderer(store, self.aggregates, buffer=s.buffer, max_bytes=s.max_tile_kb * 1000,

@@ -17,8 +17,9 @@ from starlette.routing import BaseRoute
 from tests.query.twin_fixture import build_twin
 from tests.users import bearer
 from twin.access import Gate
-from twin.api.app import ServiceSettings, create_app
+from twin.api.app import create_app
 from twin.catalogue import Catalogue
+from twin.settings import ServiceSettings, TwinSettings
 
 POLICY = """
 public_layers: [district]
@@ -46,7 +47,8 @@ def twin(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path
 
 
 def _client(twin: Path, policy: Path | None) -> Iterator[TestClient]:
-    app = create_app(ServiceSettings(store=str(twin / "twin.gpkg"), access_policy=policy, warm_index=False))
+    app = create_app(TwinSettings(store=str(twin / "twin.gpkg"), access_policy=policy,
+                                  service=ServiceSettings(warm_index=False)))
     with TestClient(app) as client:
         yield client
 

@@ -28,7 +28,8 @@ from tests.users import bearer
 from twin.access import Gate
 from twin.access.audit import AuditEvent
 from twin.access.users import now, stamp
-from twin.api.app import ServiceSettings, create_app
+from twin.api.app import create_app
+from twin.settings import ServiceSettings, TwinSettings
 from twin.store import Store
 
 POLICY = """
@@ -74,8 +75,8 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     layers = access_catalogue(folder / "layers")
     build_area_twin(folder / "twin.gpkg", layers).close()
     (folder / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    app = create_app(ServiceSettings(store=str(folder / "twin.gpkg"), layers=layers,
-                                     access_policy=folder / "policy.yaml", warm_index=False))
+    app = create_app(TwinSettings(store=str(folder / "twin.gpkg"), layers=layers,
+                                     access_policy=folder / "policy.yaml", service=ServiceSettings(warm_index=False)))
     with TestClient(app) as client:
         yield Service(client, app.state.gate, app.state.service.store)
 

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 
 from tests.query.twin_fixture import build_twin
 from twin.access.audit import ACTIONS, AuditLog
-from twin.api.app import ServiceSettings, create_app
+from twin.api.app import create_app
 from twin.catalogue import Catalogue
 from twin.errors import InvalidQueryError
+from twin.settings import ServiceSettings, TwinSettings
 from twin.store.gpkg.access import SqliteAccessDB
 
 
@@ -104,7 +105,8 @@ def test_events_from_many_threads_are_all_kept_and_survive_a_restart(tmp_path: P
 @pytest.fixture
 def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
     build_twin(tmp_path / "twin.gpkg", catalogue).close()
-    with TestClient(create_app(ServiceSettings(store=str(tmp_path / "twin.gpkg"), warm_index=False))) as c:
+    settings = TwinSettings(store=str(tmp_path / "twin.gpkg"), service=ServiceSettings(warm_index=False))
+    with TestClient(create_app(settings)) as c:
         yield c
 
 

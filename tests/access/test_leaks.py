@@ -40,11 +40,12 @@ from hypothesis import strategies as st
 from tests.query.area_fixture import access_catalogue, build_area_twin, star
 from tests.users import bearer
 from twin.access import Area, Gate, Role
-from twin.api.app import ServiceSettings, create_app
+from twin.api.app import create_app
 from twin.catalogue import Catalogue, LayerSpec, MaskRule
 from twin.geodesy import distance_to_point, to_local
 from twin.query import search
 from twin.query.area_points import AreaPoints
+from twin.settings import ServiceSettings, TwinSettings
 from twin.store import Store
 from twin.store.gpkg import reads
 
@@ -196,8 +197,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     frames = {layer: store.features(layer).sort_values("fid").reset_index(drop=True) for layer in store.catalogue}
     _check_values_are_unique(frames, store.catalogue)
     store.close()
-    app = create_app(ServiceSettings(store=str(folder / "twin.gpkg"), layers=layers,
-                                     access_policy=folder / "policy.yaml", warm_index=False))
+    app = create_app(TwinSettings(store=str(folder / "twin.gpkg"), layers=layers,
+                                     access_policy=folder / "policy.yaml", service=ServiceSettings(warm_index=False)))
     with TestClient(app) as client:
         service_store = app.state.service.store
         areas = [k for layer in ("district", "subdistrict", "committee") for k in frames[layer]["key"]]
@@ -564,8 +565,8 @@ def fresh(tmp_path: Path) -> Iterator[World]:
     layers = access_catalogue(tmp_path / "layers")
     build_area_twin(tmp_path / "twin.gpkg", layers, seed=5).close()
     (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    app = create_app(ServiceSettings(store=str(tmp_path / "twin.gpkg"), layers=layers,
-                                     access_policy=tmp_path / "policy.yaml", warm_index=False))
+    app = create_app(TwinSettings(store=str(tmp_path / "twin.gpkg"), layers=layers,
+                                     access_policy=tmp_path / "policy.yaml", service=ServiceSettings(warm_index=False)))
     with TestClient(app) as client:
         store = app.state.service.store
         frames = {layer: store.features(layer).sort_values("fid").reset_index(drop=True) for layer in store.catalogue}

@@ -20,9 +20,10 @@ from fastapi.testclient import TestClient
 
 from tests.query.area_fixture import build_area_twin
 from tests.users import bearer
-from twin.api.app import ServiceSettings, create_app
+from twin.access import AccessSettings
+from twin.api.app import create_app
 from twin.errors import AccessConfigError
-from twin.settings import DEFAULT_LAYERS_DIR
+from twin.settings import DEFAULT_LAYERS_DIR, OidcProviderSettings, ServiceSettings, TwinSettings
 from twin.store import Store
 
 ISSUER, AUDIENCE = "https://idp.city.example/realms/gov", "twin"
@@ -47,8 +48,9 @@ def jwks(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, rsa.RSAPrivat
 def service(tmp_path_factory: pytest.TempPathFactory, jwks: Path) -> Iterator[tuple[TestClient, Store]]:
     folder = tmp_path_factory.mktemp("oidc")
     build_area_twin(folder / "twin.gpkg", DEFAULT_LAYERS_DIR).close()
-    settings = ServiceSettings(store=str(folder / "twin.gpkg"), warm_index=False, oidc_jwks=str(jwks),
-                               oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_role_map=ROLE_MAP)
+    settings = TwinSettings(store=folder / "twin.gpkg", service=ServiceSettings(warm_index=False),
+                            oidc=OidcProviderSettings(jwks=str(jwks), issuer=ISSUER, audience=AUDIENCE,
+                                                      role_map=ROLE_MAP))
     app = create_app(settings)
     with TestClient(app) as client:
         yield client, app.state.service.store
@@ -173,8 +175,8 @@ def test_roles_and_areas_that_do_not_fit_are_403(service, keys, claims, words) -
 
 
 def test_oidc_settings_must_come_together(tmp_path: Path, jwks: Path) -> None:
-    with pytest.raises(ValueError, match="TWIN_OIDC_JWKS, TWIN_OIDC_ISSUER and TWIN_OIDC_AUDIENCE together"):
-        ServiceSettings(store=str(tmp_path / "x.gpkg"), oidc_jwks=str(jwks)).access()
+    with pytest.raises(AccessConfigError, match="TWIN_OIDC_JWKS, TWIN_OIDC_ISSUER and TWIN_OIDC_AUDIENCE together"):
+        AccessSettings.of(TwinSettings(store=tmp_path / "x.gpkg", oidc=OidcProviderSettings(jwks=str(jwks))))
 
 
 def test_an_unreadable_jwks_stops_the_service_at_start(tmp_path: Path) -> None:
@@ -182,5 +184,5 @@ def test_an_unreadable_jwks_stops_the_service_at_start(tmp_path: Path) -> None:
     (tmp_path / "jwks.json").write_text('{"keys": "nope"}', encoding="utf-8")
     for jwks in (tmp_path / "missing.json", tmp_path / "jwks.json"):
         with pytest.raises(AccessConfigError, match=f"OIDC JWKS {jwks}"):
-            create_app(ServiceSettings(store=str(tmp_path / "twin.gpkg"), warm_index=False, oidc_jwks=str(jwks),
-                                       oidc_issuer=ISSUER, oidc_audience=AUDIENCE))
+            create_app(TwinSettings(store=tmp_path / "twin.gpkg", service=ServiceSettings(warm_index=False),
+                                    oidc=OidcProviderSettings(jwks=str(jwks), issuer=ISSUER, audience=AUDIENCE)))

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 import twin.errors as errs
-from twin.api.app import ServiceSettings, create_app
+from twin.api.app import create_app
 from twin.api.errors import status_of
+from twin.settings import ServiceSettings, TwinSettings
 
 
 def test_every_domain_error_has_a_4xx_or_503() -> None:
@@ -25,7 +26,7 @@ def test_every_domain_error_has_a_4xx_or_503() -> None:
 
 
 def test_a_500_hides_its_details(twin_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(ServiceSettings(store=str(twin_path), warm_index=False))
+    app = create_app(TwinSettings(store=str(twin_path), service=ServiceSettings(warm_index=False)))
 
     def boom() -> None:
         raise RuntimeError("secret connection string user=admin")

@@ -10,7 +10,7 @@ from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValida
 
 from tests.api.conftest import Server
 from twin.api.openapi30 import to_openapi30
-from twin.query.model import DEFAULT_LIMIT, MAX_LIMIT
+from twin.model.query import DEFAULT_LIMIT, MAX_LIMIT
 
 #: OGC API - Features - Part 1: Core 1.0, openapi/parameters/{bbox,limit,datetime}.yaml (without descriptions).
 STANDARD = {

@@ -15,7 +15,7 @@ from tests.maps.city import BOX
 from tests.maps.server import GEOJSON_MAX, running
 from twin.cli import app
 from twin.crs import gcj02_to_wgs84, wgs84_to_gcj02
-from twin.maps.basemap import MapSettings
+from twin.settings import MapSettings
 from twin.store import Store
 
 BLANK_PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -18,9 +18,10 @@ from tests.demo.personal import (
     assert_personal_data_is_fictitious,
 )
 from tests.users import add_user, bearer
-from twin.api.app import ServiceSettings, create_app
+from twin.api.app import create_app
 from twin.demo import names
 from twin.demo.rng import rng_for
+from twin.settings import ServiceSettings, TwinSettings
 from twin.store import Store
 
 
@@ -47,7 +48,7 @@ def test_demo_personal_values_are_served_masked(tiny: Store, tiny_path: Path, tm
     path = tmp_path / "demo.gpkg"
     shutil.copyfile(tiny_path, path)
     planner = bearer(add_user(path, "planner-1", "planner"))
-    with TestClient(create_app(ServiceSettings(store=str(path), warm_index=False))) as client:
+    with TestClient(create_app(TwinSettings(store=str(path), service=ServiceSettings(warm_index=False)))) as client:
         for layer, (person, phone, _) in PERSONAL.items():
             stored = tiny.features(layer).set_index("key")
             r = client.get(f"/collections/{layer}/items", params={"limit": 10_000}, headers=planner)

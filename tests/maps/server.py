@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.serving import serving
-from twin.api.app import ServiceSettings, create_app
-from twin.maps.basemap import MapSettings
+from twin.api.app import create_app
+from twin.settings import MapSettings, ServiceSettings, TwinSettings
 
 #: Layers with more components than this are drawn from vector tiles in the tests (hydrants, street lights).
 GEOJSON_MAX = 100
@@ -16,8 +16,8 @@ GEOJSON_MAX = 100
 
 @contextmanager
 def running(store: Path, map_settings: MapSettings | None = None, **settings: object) -> Iterator[str]:
-    """Serve ``store`` (``settings``: more :class:`ServiceSettings`); yields the base URL, then stops the server."""
-    app = create_app(ServiceSettings(store=str(store), warm_index=False, **settings))
-    app.state.map_settings = map_settings or MapSettings(geojson_max=GEOJSON_MAX)
+    """Serve ``store`` (``settings``: more :class:`TwinSettings`); yields the base URL, then stops the server."""
+    app = create_app(TwinSettings(store=store, service=ServiceSettings(warm_index=False),
+                                  map=map_settings or MapSettings(geojson_max=GEOJSON_MAX), **settings))
     with serving(app) as url:
         yield url

@@ -105,7 +105,7 @@ def test_max_features_cuts_and_says_so(city: Store) -> None:
 
 
 def test_missing_store_and_unreachable_service_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="no store file"):
+    with pytest.raises(StoreError, match="no store here"):
         build_map(tmp_path / "nothing.gpkg")
     with pytest.raises(StoreError, match="cannot be reached"):
         build_map("http://127.0.0.1:9/", layers=["hydrant"])

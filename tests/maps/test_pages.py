@@ -16,8 +16,7 @@ from tests.maps.htmlrefs import external, loaded_refs
 from tests.maps.server import GEOJSON_MAX, running
 from tests.users import add_user, bearer
 from twin.catalogue import Catalogue
-from twin.maps.basemap import MapSettings
-from twin.settings import DEFAULT_LAYERS_DIR
+from twin.settings import DEFAULT_LAYERS_DIR, MapSettings
 from twin.store import Store, open_store
 
 

@@ -20,6 +20,7 @@ from twin.access import Area, Gate
 from twin.api import auth, errors
 from twin.api.tiles import tiles_router
 from twin.catalogue import Catalogue
+from twin.settings import TwinSettings
 from twin.store import Store, open_store
 
 BOX = (121.40, 31.20, 121.50, 31.30)
@@ -143,7 +144,7 @@ def tile_app(engine: TileEngine, gate: Gate) -> FastAPI:
     app = FastAPI(dependencies=[Depends(auth.authenticate)])
     app.state.gate = gate
     errors.install(app)
-    app.include_router(tiles_router(engine))
+    app.include_router(tiles_router(engine, TwinSettings().city_bbox))
     return app
 
 

@@ -18,6 +18,7 @@ from twin.access.principal import Principal, anonymous
 from twin.access.sessions import Session, SessionStore
 from twin.access.users import User, UserRegistry, check_days, parse_stamp, split_token
 from twin.errors import AccessConfigError, AuthenticationError, PermissionDeniedError
+from twin.settings import TwinSettings
 from twin.store import Store
 
 
@@ -28,6 +29,19 @@ class AccessSettings:
     db: Path | None = None  # a GeoPackage store's access database (default: beside it, <store>.access.db)
     policy: Path | None = None  # default: the packaged policy.yaml
     oidc: OidcSettings | None = None
+
+    @classmethod
+    def of(cls, cfg: TwinSettings) -> AccessSettings:
+        """The gate's settings from twin's; OIDC only when JWKS, issuer and audience are all given."""
+        o = cfg.oidc
+        oidc = None
+        if any((o.jwks, o.issuer, o.audience)):
+            if not all((o.jwks, o.issuer, o.audience)):
+                raise AccessConfigError("OIDC mode needs TWIN_OIDC_JWKS, TWIN_OIDC_ISSUER and TWIN_OIDC_AUDIENCE "
+                                        "together")
+            oidc = OidcSettings(jwks=str(o.jwks), issuer=str(o.issuer), audience=str(o.audience),
+                                role_claim=o.role_claim, area_claim=o.area_claim, role_map=dict(o.role_map))
+        return cls(db=cfg.access_db, policy=cfg.access_policy, oidc=oidc)
 
 
 class Gate:

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from twin.access import Principal
 from twin.api import render
 from twin.api.auth import Who
+from twin.api.consistency import after_write
 from twin.api.deps import LayerPath, layer_spec, service
 from twin.api.errors import PayloadTooLargeError, server_error, status_of
 from twin.api.import_preview import ImportPreview
@@ -76,13 +77,13 @@ def _text(form: FormData, name: str) -> str | None:
 
 
 def _check_size(request: Request) -> None:
-    limit = request.app.state.settings.max_upload_mb * 1024 * 1024
+    limit = request.app.state.settings.service.max_upload_mb * 1024 * 1024
     length = request.headers.get("content-length")
     if length is None:
         raise HTTPException(411, "send the upload with a Content-Length header")
     if not length.isdigit() or int(length) > limit:
         raise PayloadTooLargeError(f"the upload is {length} bytes; the limit is {limit} bytes "
-                                   f"({request.app.state.settings.max_upload_mb} MB, setting TWIN_MAX_UPLOAD_MB)")
+                                   f"({limit // 2**20} MB, setting TWIN_MAX_UPLOAD_MB)")
 
 
 def _options(form: FormData, request: Request, author: str) -> ImportOptions:
@@ -123,7 +124,7 @@ async def _save(uploads: list[UploadFile], workdir: Path) -> Path:
 
 async def _import(request: Request, who: Principal, spec: LayerSpec) -> Response:
     """Receive the upload and import it; every error is raised for the caller to audit."""
-    if not request.app.state.settings.import_enabled:
+    if not request.app.state.settings.service.import_enabled:
         raise HTTPException(403, "imports over HTTP are switched off on this server (TWIN_IMPORT_ENABLED)")
     _check_size(request)
     try:
@@ -144,8 +145,11 @@ async def _import(request: Request, who: Principal, spec: LayerSpec) -> Response
         await form.close()
         shutil.rmtree(workdir, ignore_errors=True)
     _audit(request, who, spec.id, "ok", 200, report.inserted + report.updated, report.summary())
-    return render.json_response({"report": report.to_dict(), "preview": preview.collection(),
-                                 "changeset": report.changeset})
+    response = render.json_response({"report": report.to_dict(), "preview": preview.collection(),
+                                     "changeset": report.changeset})
+    if report.changeset is not None:
+        await run_in_threadpool(after_write, request, response)
+    return response
 
 
 @router.post("/collections/{collectionId}/import", summary="Twin extension: import a GIS file into a layer",

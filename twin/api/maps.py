@@ -27,9 +27,10 @@ from twin.api.auth import Who, gate
 from twin.api.features import scoped_extent
 from twin.errors import AuthenticationError
 from twin.maps.assets import STATIC_DIR
-from twin.maps.basemap import MapSettings, online_basemaps, roads_geojson_gz
+from twin.maps.basemap import online_basemaps, roads_geojson_gz
 from twin.maps.page import import_page, map_config, map_page
 from twin.maps.viewer import ROLE_NAMES, Seen
+from twin.settings import MapSettings
 
 router = APIRouter(include_in_schema=False)
 _STATIC = "/static"
@@ -144,12 +145,12 @@ def _forbidden(request: Request, who: Principal) -> HTMLResponse:
     return page
 
 
-def install(app: FastAPI, settings: MapSettings | None = None) -> None:
+def install(app: FastAPI, settings: MapSettings) -> None:
     """Add the map pages to ``app`` and mount ``twin/api/static`` at ``/static`` (unless already mounted).
 
     The import page drives ``POST /collections/{layer}/import`` of :mod:`twin.api.imports`.
     """
-    app.state.map_settings = settings or MapSettings()
+    app.state.map_settings = settings
     online_basemaps(app.state.map_settings)  # a misconfigured basemap fails at start-up, not on the first page
     app.include_router(router)
     if not any(isinstance(r, Mount) and r.path == _STATIC for r in app.routes):

@@ -19,9 +19,9 @@ from twin.api.openapi30 import to_openapi30
 from twin.api.render import json_response
 from twin.catalogue import Catalogue
 from twin.keys import KEY_RE
+from twin.model.query import DEFAULT_LIMIT, MAX_LIMIT
 from twin.query.crs import EXTENSION_CRS, SUPPORTED_CRS
 from twin.query.filters import queryables
-from twin.query.model import DEFAULT_LIMIT, MAX_LIMIT
 
 DESCRIPTION = f"""
 OGC API - Features (Part 1 Core, Part 2 CRS, Part 3 Filtering with CQL2) over twin's store of Shanghai city

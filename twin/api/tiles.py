@@ -27,7 +27,6 @@ from twin.access import Principal
 from twin.api.auth import Who
 from twin.api.render import json_response
 from twin.errors import InvalidQueryError
-from twin.settings import TwinSettings
 
 #: OGC API - Tiles conformance classes these routes implement (for the landing page's /conformance).
 CONFORMANCE = [
@@ -81,8 +80,9 @@ def _matches(request: Request, etag: str) -> bool:
 class _Routes:
     """The route handlers, bound to one engine."""
 
-    def __init__(self, engine: TileEngine) -> None:
+    def __init__(self, engine: TileEngine, city_bbox: tuple[float, float, float, float]) -> None:
         self.engine = engine
+        self.city_bbox = city_bbox
 
     def headers(self, who: Principal, layers: tuple[str, ...], view: View) -> dict[str, str]:
         """Caching headers: shared caches may keep only what everyone sees alike (public layers, masked,
@@ -101,7 +101,7 @@ class _Routes:
     def bounds(self, layers: tuple[str, ...], view: View) -> tuple[float, float, float, float]:
         """The layers' extent; for a scoped view, its area's bounds cut to that extent."""
         boxes = [b for b in (self.engine.store.extent(layer) for layer in layers) if b is not None]
-        data = TwinSettings().city_bbox if not boxes else (
+        data = self.city_bbox if not boxes else (
             min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
         if view.area is None:
             return data
@@ -184,9 +184,10 @@ class _Routes:
 _TILE_RESPONSES: dict[int | str, dict] = {200: {"content": {meta.MVT_MEDIA_TYPE: {}}}, 204: {}, 304: {}}
 
 
-def tiles_router(engine: TileEngine) -> APIRouter:
-    """The tile routes over ``engine``; mount with ``app.include_router(tiles_router(engine))``."""
-    r = _Routes(engine)
+def tiles_router(engine: TileEngine, city_bbox: tuple[float, float, float, float]) -> APIRouter:
+    """The tile routes over ``engine`` (``city_bbox``: the extent of layers that hold nothing yet); mount with
+    ``app.include_router(tiles_router(engine, bbox))``."""
+    r = _Routes(engine, city_bbox)
     router = APIRouter(tags=[_TAG])
     for path, handler, summary in (
         ("/tileMatrixSets", r.matrix_sets, "Tile matrix sets offered"),

@@ -56,9 +56,7 @@ def login_link(host: str, port: int, code: str) -> str:
 
 def service_address() -> tuple[str, int]:
     """Where ``twin serve`` listens by default (``TWIN_HOST``, ``TWIN_PORT``)."""
-    from twin.api.app import ServiceSettings  # the web stack, only for the commands that print a link
-
-    cfg = ServiceSettings()
+    cfg = TwinSettings().service
     return cfg.host, cfg.port
 
 

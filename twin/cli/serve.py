@@ -38,13 +38,13 @@ def serve(store: StoreOption = None, layers: LayersOption = None,
     """Serve the store as OGC API - Features (http://HOST:PORT/, OpenAPI at /api)."""
     import uvicorn  # imported here so that other commands start without loading the web stack
 
-    from twin.api.app import ServiceSettings, create_app
+    from twin.api.app import create_app
 
-    cfg = ServiceSettings(**settings(store, layers).model_dump())
+    cfg = settings(store, layers)
     if not exists(cfg.store):
         raise StoreError(f"{cfg.store}: no store here; build one with `twin demo` or `twin import`")
-    host, port = host or cfg.host, port or cfg.port
-    if cfg.oidc_jwks is None:
+    host, port = host or cfg.service.host, port or cfg.service.port
+    if cfg.oidc.jwks is None:
         _first_admin_hint(cfg)
     if workers > 1:  # each worker process builds its own app from the environment
         os.environ["TWIN_STORE"] = cfg.store

@@ -19,10 +19,9 @@ import numpy as np
 import orjson
 import pandas as pd
 import shapely
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twin.demo.sources import load_roads
+from twin.settings import MapSettings
 
 #: Road classes drawn by the basemap: 0 expressways and trunk roads, 1 main roads, 2 the rest.
 ROAD_CLASS = {"motorway": 0, "trunk": 0, "primary": 1}
@@ -47,16 +46,6 @@ ONLINE = {
 }
 
 
-class MapSettings(BaseSettings):
-    """Web-map settings from ``TWIN_MAP_*`` variables; the default map needs no network at all."""
-
-    model_config = SettingsConfigDict(env_prefix="TWIN_MAP_", extra="ignore")
-
-    basemaps: str = Field("", description="Comma-separated online basemaps to offer: osm, tianditu, amap "
-                                          "(none by default: intranets have no internet).")
-    tianditu_key: str = Field("", description="Your Tianditu (天地图) key (tk), needed for the tianditu basemap.")
-    geojson_max: int = Field(5000, ge=0, description="Layers with at most this many components are sent whole "
-                                                     "as GeoJSON; bigger ones are drawn from vector tiles.")
 
 
 def online_basemaps(settings: MapSettings) -> list[dict[str, object]]:

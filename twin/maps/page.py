@@ -19,9 +19,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from twin.access import Principal
 from twin.catalogue import Catalogue, GeometryKind, Group
 from twin.maps.assets import STATIC_DIR, Inline, LocalFigure
-from twin.maps.basemap import MapSettings, online_basemaps
+from twin.maps.basemap import online_basemaps
 from twin.maps.styles import groups, layer_entry
 from twin.maps.viewer import Seen, can_write, fields_seen, user_entry, variant_tag
+from twin.settings import MapSettings
 
 _TEMPLATES = Environment(loader=FileSystemLoader(STATIC_DIR.parent / "templates"), autoescape=select_autoescape(),
                          trim_blocks=True, lstrip_blocks=True)

@@ -27,7 +27,7 @@ from twin.query.crs import CRS84
 from twin.query.filters import check_filter
 from twin.query.search import QueryService
 from twin.settings import TwinSettings
-from twin.store import Store, open_store
+from twin.store import Store, exists, open_store
 
 Box = tuple[float, float, float, float]
 
@@ -136,6 +136,6 @@ def open_source(where: Store | Path | str, catalogue: Catalogue | None = None,
     cat = catalogue or load_catalogue(TwinSettings().layers)
     if text.startswith(("http://", "https://")):
         return ApiSource(text, cat, token=token or os.environ.get("TWIN_TOKEN"))
-    if not Path(text).is_file():
-        raise StoreError(f"{text}: no store file here (give a .gpkg store or a twin service URL)")
-    return StoreSource(open_store(Path(text), cat, create=False), owned=True)
+    if not exists(text):
+        raise StoreError(f"{text}: no store here (give a .gpkg store, a postgresql:// store or a twin service URL)")
+    return StoreSource(open_store(text, cat, create=False), owned=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from twin.catalogue import Catalogue
 from twin.errors import StoreError
-from twin.store.base import Changeset, Snapshot, Store, WritePlan
+from twin.store.base import READ_AFTER, Changeset, Snapshot, Store, WritePlan
 
 
 def is_url(target: str | Path) -> bool:
@@ -58,4 +58,4 @@ def remove(target: str | Path) -> None:
         Path(f"{target}{suffix}").unlink(missing_ok=True)
 
 
-__all__ = ["Changeset", "Snapshot", "Store", "WritePlan", "exists", "is_url", "open_store", "remove"]
+__all__ = ["READ_AFTER", "Changeset", "Snapshot", "Store", "WritePlan", "exists", "is_url", "open_store", "remove"]
