@@ -340,6 +340,31 @@ class Bulk(Protocol):
         ...
 
 
+class RowDigest:
+    """A digest of rows in order, the same whatever engine read them and however they were chunked."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+        self.rows = 0
+
+    def add(self, rows: list[tuple]) -> None:
+        self._hash.update("".join(map(repr, rows)).encode())
+        self.rows += len(rows)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def digest_part(bulk: Bulk, part: Part, chunk: int = 50_000) -> tuple[int, str]:
+    """How many rows a part holds and their :class:`RowDigest`, read through ``bulk``."""
+    digest, after = RowDigest(), None
+    while True:
+        rows, after = bulk.dump(part, after, chunk)
+        digest.add(rows)
+        if not rows or part.kind in TILE_PART_COLUMNS:
+            return digest.rows, digest.hexdigest()
+
+
 @runtime_checkable
 class Store(Protocol):
     """A store of city components, one table per catalogue layer, keeping every past version."""

@@ -7,7 +7,6 @@ and sets the layer's count, next fid and extent.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from twin.store.base import (
     TILE_PART_COLUMNS,
     LayerInfo,
     Part,
+    digest_part,
 )
 from twin.store.gpkg import ddl
 from twin.store.gpkg.blob import decode, encode, envelope, wkb_offset
@@ -107,14 +107,7 @@ class GpkgBulk:
         return LayerInfo(count, next_fid, self.store.extent(layer))
 
     def checksum(self, part: Part) -> tuple[int, str]:
-        digest, n, after = hashlib.blake2b(digest_size=16), 0, None
-        while True:
-            rows, after = self.dump(part, after, 50_000)
-            for row in rows:
-                digest.update(repr(row).encode())
-            n += len(rows)
-            if not rows or part.kind in TILE_COLUMNS:
-                return n, digest.hexdigest()
+        return digest_part(self, part)
 
     # -- writing -------------------------------------------------------------------------------
     def load(self, part: Part, rows: list[tuple], progress: str) -> None:
@@ -158,8 +151,9 @@ class GpkgBulk:
             fids, boxes = _envelopes(conn, spec)
             if len(fids):
                 bulk_load(conn, spec.id, fids, boxes)
-            for statement in ddl.statements(ddl.layer_script("rtree_triggers", spec)):
-                conn.execute(statement)
+            for name in ("rtree_triggers_drop", "rtree_triggers"):  # a layer with no rows kept its triggers
+                for statement in ddl.statements(ddl.layer_script(name, spec)):
+                    conn.execute(statement)
             conn.execute("UPDATE twin_layers SET feature_count = ? WHERE layer = ?", (info.count, spec.id))
             conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (spec.id,))
             conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (spec.id, info.next_fid - 1))

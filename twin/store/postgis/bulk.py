@@ -7,7 +7,6 @@ copy may send a chunk twice); a layer's indexes are dropped while its rows come 
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -20,6 +19,7 @@ from twin.store.base import (
     TILE_PART_COLUMNS,
     LayerInfo,
     Part,
+    digest_part,
 )
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import kind_of, read_expr, time_text
@@ -105,14 +105,7 @@ class PgBulk:
         return LayerInfo(int(row[0]), int(row[1]), self.store.extent(layer))
 
     def checksum(self, part: Part) -> tuple[int, str]:
-        digest, n, after = hashlib.blake2b(digest_size=16), 0, None
-        while True:
-            rows, after = self.dump(part, after, 50_000)
-            for row in rows:
-                digest.update(repr(row).encode())
-            n += len(rows)
-            if not rows or part.kind in TILE_PART_COLUMNS:
-                return n, digest.hexdigest()
+        return digest_part(self, part)
 
     # -- writing -------------------------------------------------------------------------------
     def load(self, part: Part, rows: list[tuple], progress: str) -> None:
@@ -124,14 +117,19 @@ class PgBulk:
             if part.kind in TILE_PART_COLUMNS:
                 cols = ["layer", *cols]
                 rows = [(part.layer, *r) for r in rows]
-            conn.execute(f"CREATE TEMP TABLE twin_load (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-            with conn.cursor().copy(f"COPY twin_load ({_q(cols)}) FROM STDIN") as copy:
-                geom = cols.index("geom") if part.kind in ("rows", "history") else -1
+            # A layer's rows go straight in: the progress note commits with them, so a resumed copy never sends a
+            # committed chunk again. The small parts go through a temporary table and keep what is there already.
+            direct = part.kind in ("rows", "history")
+            if not direct:
+                conn.execute(f"CREATE TEMP TABLE twin_load (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            with conn.cursor().copy(f"COPY {table if direct else 'twin_load'} ({_q(cols)}) FROM STDIN") as copy:
+                geom = cols.index("geom") if direct else -1
                 for row in rows:
                     copy.write_row(row if geom < 0 else (*row[:geom], _hex(row[geom]), *row[geom + 1:]))
-            system = " OVERRIDING SYSTEM VALUE" if part.kind in ("history", "audit") else ""
-            conn.execute(f"INSERT INTO {table} ({_q(cols)}){system} SELECT {_q(cols)} FROM twin_load "
-                         "ON CONFLICT DO NOTHING")
+            if not direct:
+                system = " OVERRIDING SYSTEM VALUE" if part.kind == "audit" else ""
+                conn.execute(f"INSERT INTO {table} ({_q(cols)}){system} SELECT {_q(cols)} FROM twin_load "
+                             "ON CONFLICT DO NOTHING")
             if part.kind == "audit":  # the next event recorded here gets the next id
                 conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                              f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
