@@ -63,6 +63,12 @@ def explain(exc: BaseException, shown: str) -> str:
         return f"{shown}: the database refused the user name or password ({text})"
     if "does not exist" in lower and "database" in lower:
         return f"{shown}: no such database ({text}); create it first (createdb, or scripts/postgis createdb NAME)"
+    if "could not translate host name" in lower or "name or service not known" in lower:
+        return f"{shown}: no such host ({text})"
+    if ("terminating connection" in lower or "server closed the connection" in lower or "connection is closed"
+            in lower or "consuming input failed" in lower or "the database system is shutting down" in lower
+            or "the database system is starting up" in lower):
+        return f"{shown}: the database connection was lost (the server stopped or restarted; retry shortly)"
     if "connection refused" in lower or "could not connect" in lower or "no such file" in lower:
         return f"{shown}: no PostgreSQL server answers there ({text}); is it running (scripts/postgis start)?"
     if "timeout" in lower:
@@ -85,8 +91,11 @@ class Pool:
     def __init__(self, target: Target, *, max_size: int = 16, timeout_s: float = 10.0) -> None:
         self.target = target
         self._timeout = timeout_s
+        # check: a connection is tried before it is handed out, so after a restart of the database no request
+        # gets one that died with the old server (the pool opens a new one instead)
         self._pool = ConnectionPool(
             target.conninfo, min_size=1, max_size=max_size, open=False, timeout=timeout_s, name="twin",
+            check=ConnectionPool.check_connection,
             kwargs={"autocommit": True, "prepare_threshold": None, "application_name": "twin",
                     "connect_timeout": 10})
 
@@ -107,7 +116,7 @@ class Pool:
         except PoolTimeout:
             raise StoreUnavailableError(f"{self.target.shown}: no database connection free or possible within "
                                         f"{self._timeout:g} s") from None
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailableError(explain(exc, self.target.shown)) from None
 
     def close(self) -> None:

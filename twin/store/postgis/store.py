@@ -21,7 +21,7 @@ import shapely
 
 from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
-from twin.errors import FeatureNotFoundError, StoreError
+from twin.errors import FeatureNotFoundError, StoreError, StoreUnavailableError
 from twin.store.base import READ_AFTER, BBox, Changeset, LayerChanges, lineage
 from twin.store.feed import ChangeFeed, Watcher
 from twin.store.postgis import ddl
@@ -325,8 +325,8 @@ class PostgisStore:
                                       source_crs=source_crs, note=note, dry_run=dry_run)
                     yield w
                     w.finish()
-            except psycopg.OperationalError as exc:
-                raise StoreError(explain(exc, self.target.shown)) from None
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise StoreUnavailableError(explain(exc, self.target.shown)) from None
         if w.changeset is not None:
             self.feed.sync()
 
