@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository's catalogue and real, small GeoPackage stores in tmp_path."""
+"""Shared fixtures: the repository's catalogue and real, small stores of this run's engine (``tests/engines.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import shapely
 from hypothesis import settings
 
+from tests.engines import fresh
 from twin.catalogue import Catalogue, load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import Store, open_store
@@ -31,8 +32,16 @@ def catalogue() -> Catalogue:
 
 
 @pytest.fixture
-def store(tmp_path: Path, catalogue: Catalogue) -> Store:
-    st = open_store(tmp_path / "twin.gpkg", catalogue)
+def target(tmp_path: Path) -> Iterator[str]:
+    """Where a new store of this run's engine goes (``tests/engines.py``); a PostGIS schema is dropped afterwards."""
+    with fresh(tmp_path) as where:
+        yield where
+
+
+@pytest.fixture
+def store(target: str, catalogue: Catalogue) -> Iterator[Store]:
+    """A new, empty store of this run's engine."""
+    st = open_store(target, catalogue)
     yield st
     st.close()
 

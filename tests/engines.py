@@ -10,11 +10,18 @@ behaviour) say so with :data:`geopackage_only` / :data:`postgis_only`.
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+
+from twin.catalogue import Catalogue
+from twin.store.gpkg.access import access_db_path
 
 ENGINE = os.environ.get("TWIN_TEST_ENGINE", "geopackage").strip().lower()
 if ENGINE not in ("geopackage", "postgis"):
@@ -62,14 +69,108 @@ def _base_url() -> str:
     return _BASE[0]
 
 
-def drop(target: str) -> None:
-    """Remove a PostGIS store's schema (a GeoPackage in tmp_path goes with it)."""
-    if not target.startswith("postgresql://"):
+def is_pg(target: str | Path) -> bool:
+    """Whether ``target`` names a PostGIS store."""
+    return str(target).startswith("postgresql://")
+
+
+def drop(target: str | Path) -> None:
+    """Remove a PostGIS store's schema (a GeoPackage in tmp_path goes with it). A store still holding a lock on
+    it (a test that failed before closing it) makes this fail after a few seconds rather than wait for ever."""
+    if not is_pg(target):
         return
     import psycopg
 
     from twin.store.postgis.connect import parse_url
 
-    parsed = parse_url(target)
+    parsed = parse_url(str(target))
     with psycopg.connect(parsed.conninfo, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '10s'")
         conn.execute(f'DROP SCHEMA IF EXISTS "{parsed.schema}" CASCADE')
+
+
+@contextmanager
+def fresh(tmp_path: Path, name: str = "twin") -> Iterator[str]:
+    """A new store's target (see :func:`new_target`), dropped when the block ends."""
+    target = new_target(tmp_path, name)
+    try:
+        yield target
+    finally:
+        drop(target)
+
+
+def clone(source: str | Path, tmp_path: Path, catalogue: Catalogue, name: str = "copy") -> str:
+    """A new store holding what the store at ``source`` holds (users and audit trail included): a copy of the file
+    (and its access database) on GeoPackage, a ``twin store copy`` into a fresh schema on PostGIS. The source must
+    not be open for writing elsewhere."""
+    target = new_target(tmp_path, name)
+    if not is_pg(source):
+        for suffix in ("", "-wal"):
+            if Path(f"{source}{suffix}").exists():
+                shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+        src_access, dst_access = access_db_path(Path(source)), access_db_path(Path(target))
+        if src_access.exists():
+            shutil.copyfile(src_access, dst_access)
+        return target
+    from twin.store import open_store
+    from twin.store.copy import copy_store
+
+    with open_store(source, catalogue, create=False) as src, open_store(target, catalogue) as dst:
+        copy_store(src, dst)
+    return target
+
+
+def snapshot(target: str | Path) -> dict[str, list[str]]:
+    """Every row of every table of the store, and the tables' definitions: what a failed write must leave as it was
+    (the SQLite file's tables; every table, column and index of the PostGIS store's schema)."""
+    if is_pg(target):
+        return _pg_snapshot(str(target))
+    conn = sqlite3.connect(target)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'rtree_%_node' AND name NOT LIKE 'rtree_%_parent' "
+                                             "AND name NOT LIKE 'rtree_%_rowid'")]
+        out = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"'))) for t in tables}
+        out["__schema__"] = sorted(map(repr, conn.execute("SELECT type, name, sql FROM sqlite_master")))
+    finally:
+        conn.close()
+    return out
+
+
+def _pg_snapshot(target: str) -> dict[str, list[str]]:
+    import psycopg
+
+    from twin.store.postgis.connect import parse_url
+
+    parsed = parse_url(target)
+    schema = parsed.schema
+    with psycopg.connect(parsed.conninfo, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables "
+                                             "WHERE table_schema = %s", (schema,))]
+        out = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{schema}"."{t}"'))) for t in tables}
+        columns = conn.execute("SELECT table_name, column_name, data_type, udt_name, is_nullable, column_default "
+                               "FROM information_schema.columns WHERE table_schema = %s", (schema,))
+        indexes = conn.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %s",
+                               (schema,))
+        out["__schema__"] = sorted([*map(repr, columns), *map(repr, indexes)])
+    return out
+
+
+def execute(target: str | Path, *statements: str) -> None:
+    """Run SQL on the store's own tables behind twin's back (tables named without a schema), in one transaction:
+    how a test breaks a store the way another program or an older twin might."""
+    if not is_pg(target):
+        with closing(sqlite3.connect(target)) as conn, conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    import psycopg
+
+    from twin.store.postgis.connect import parse_url
+
+    parsed = parse_url(str(target))
+    with psycopg.connect(parsed.conninfo) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{parsed.schema}"')
+        conn.execute(f'SET search_path TO "{parsed.schema}", public')
+        for statement in statements:
+            conn.execute(statement)

@@ -1,4 +1,5 @@
-"""The GeoPackage store: standard file, schema checks, history, atomicity, versions, concurrency."""
+"""The store on either engine: schema checks, history, atomicity, versions, concurrency; and what only one engine
+has (the GeoPackage file GDAL reads and edits, its migration from version 1, foreign files and schemas)."""
 
 from __future__ import annotations
 
@@ -18,28 +19,18 @@ import pytest
 import shapely
 
 from tests.conftest import hydrants
+from tests.engines import execute, fresh, geopackage_only, is_pg, postgis_only, snapshot
 from twin.catalogue import load_catalogue
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, SchemaViolationError, StoreError, StoreVersionError
 from twin.settings import DEFAULT_LAYERS_DIR
-from twin.store import open_store
-
-
-def snapshot(path: Path) -> dict[str, list]:
-    """Every row of every table, to prove that a failed write left no trace."""
-    conn = sqlite3.connect(path)
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                         "AND name NOT LIKE 'rtree_%_node' AND name NOT LIKE 'rtree_%_parent' "
-                                         "AND name NOT LIKE 'rtree_%_rowid'")]
-    out = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"'))) for t in tables}
-    out["__schema__"] = sorted(map(repr, conn.execute("SELECT type, name, sql FROM sqlite_master")))
-    conn.close()
-    return out
+from twin.store import Store, open_store
 
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@geopackage_only
 def test_store_is_a_geopackage_gdal_reads_with_its_spatial_index(store):
     store.upsert("hydrant", hydrants(200), author="t", source="t")
     info = pyogrio.read_info(store.path, layer="hydrant")
@@ -52,6 +43,7 @@ def test_store_is_a_geopackage_gdal_reads_with_its_spatial_index(store):
     assert set(pyogrio.list_layers(store.path)[:, 0]) >= {"hydrant", "pipeline", "hydrant_history"}
 
 
+@geopackage_only
 def test_gdal_can_edit_the_file_and_twin_still_reads_it(store, tmp_path):
     store.upsert("hydrant", hydrants(10), author="t", source="t")
     store.close()
@@ -89,10 +81,10 @@ def test_original_crs_and_author_are_recorded(store):
 )
 def test_write_breaking_the_schema_is_refused_and_changes_nothing(store, change, expected):
     store.upsert("hydrant", hydrants(5), author="t", source="t")
-    before = snapshot(store.path)
+    before = snapshot(store.location)
     with pytest.raises(SchemaViolationError, match=expected):
         store.upsert("hydrant", change(hydrants(5, seed=1)), author="t", source="t")
-    assert snapshot(store.path) == before
+    assert snapshot(store.location) == before
 
 
 def test_invalid_and_empty_geometries_are_named_by_row(store):
@@ -162,58 +154,72 @@ def test_edit_keeps_the_key_and_an_unknown_key_is_not_found(store):
     assert store.count("hydrant") == 3
 
 
+def _last_step_of_a_write(store: Store) -> tuple[object, str]:
+    """What the store's engine does last in a write, after rows, history and spatial index entries were written."""
+    if store.engine == "postgis":
+        from twin.store.postgis.writing import PgLayerWriter
+
+        return PgLayerWriter, "_grow_extent"
+    import twin.store.gpkg.writing as writing
+
+    return writing, "_grow_extent"
+
+
 def test_write_failing_halfway_leaves_no_trace(store, monkeypatch):
     store.upsert("hydrant", hydrants(20), author="t", source="t")
-    before = snapshot(store.path)
-    import twin.store.gpkg.writing as writing
+    before = snapshot(store.location)
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(writing, "_grow_extent", boom)  # after rows, history and R-tree were written
+    monkeypatch.setattr(*_last_step_of_a_write(store), boom)
     changed = hydrants(20)
     changed["road"] = "新路"
     with pytest.raises(OSError, match="disk full"), store.writer("hydrant", author="t", source="t") as w:
         w.add(hydrants(30, seed=5))
     with pytest.raises(OSError):
         store.upsert("hydrant", changed, author="t", source="t")
-    assert snapshot(store.path) == before
+    assert snapshot(store.location) == before
 
 
 def test_failure_in_a_later_chunk_rolls_back_earlier_chunks(store):
-    before = snapshot(store.path)
+    before = snapshot(store.location)
     with pytest.raises(SchemaViolationError), store.writer("hydrant", author="t", source="t") as w:
         w.add(hydrants(100, seed=1))
         w.add(hydrants(100, seed=2).assign(kind="bad"))
-    assert snapshot(store.path) == before and store.count("hydrant") == 0
+    assert snapshot(store.location) == before and store.count("hydrant") == 0
 
 
 CRASH = """
 import sys, os
-from pathlib import Path
 from twin.catalogue import load_catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
-import twin.store.gpkg.writing as writing
 from tests.conftest import hydrants
 store = open_store(sys.argv[1], load_catalogue(DEFAULT_LAYERS_DIR))
-real = writing._index_rows
+if store.engine == "postgis":
+    from twin.store.postgis.writing import PgLayerWriter as where
+    name = "_copy"  # rows are streamed in with COPY
+else:
+    import twin.store.gpkg.writing as where
+    name = "_index_rows"  # rows are in, their R-tree entries being written
+real = getattr(where, name)
 def crash(*a, **k):
     real(*a, **k)
     os._exit(3)  # the process dies mid-transaction, after rows and index entries were written
-writing._index_rows = crash
+setattr(where, name, crash)
 store.upsert("hydrant", hydrants(500, seed=4), author="t", source="t")
 """
 
 
 def test_a_process_killed_mid_write_leaves_the_store_as_it_was(store):
     store.upsert("hydrant", hydrants(20), author="t", source="t")
-    before = snapshot(store.path)
-    proc = subprocess.run([sys.executable, "-c", CRASH, str(store.path)], cwd=Path(__file__).parents[2])
+    before = snapshot(store.location)
+    proc = subprocess.run([sys.executable, "-c", CRASH, store.location], cwd=Path(__file__).parents[2])
     assert proc.returncode == 3
-    assert snapshot(store.path) == before
-    store.upsert("hydrant", hydrants(5, seed=8), author="t", source="t")  # and it is still writable
-    assert store.count("hydrant") == 25
+    assert snapshot(store.location) == before
+    store.upsert("hydrant", hydrants(500, seed=4), author="t", source="t")  # the same import, again, goes in whole
+    assert store.count("hydrant") == 520 and store.changesets(limit=1)[0].inserted == 500
 
 
 def test_readers_keep_working_while_a_writer_imports(store):
@@ -242,12 +248,12 @@ def test_readers_keep_working_while_a_writer_imports(store):
 
 def test_dry_run_plans_exactly_what_a_write_does_and_writes_nothing(store):
     store.upsert("hydrant", hydrants(50), author="t", source="t")
-    before = snapshot(store.path)
+    before = snapshot(store.location)
     batch = pd.concat([hydrants(50), hydrants(30, seed=7)], ignore_index=True)  # 50 known, 30 new
     batch.loc[:4, "road"] = "改名路"
     with store.writer("hydrant", author="t", source="t", dry_run=True) as w:
         plans = [w.add(batch.iloc[:40]), w.add(batch.iloc[40:])]
-    assert snapshot(store.path) == before and w.changeset is None
+    assert snapshot(store.location) == before and w.changeset is None
     assert w.counts == {"insert": 30, "update": 5, "unchanged": 45, "delete": 0}
     with store.writer("hydrant", author="t", source="t") as real:
         done = [real.add(batch.iloc[:40]), real.add(batch.iloc[40:])]
@@ -268,31 +274,32 @@ def test_same_spot_components_across_chunks_stay_distinct(store):
     assert store.count("hydrant") == 4
 
 
-def test_newer_schema_version_is_refused_and_the_file_left_untouched(store, catalogue):
+def test_newer_schema_version_is_refused_and_the_store_left_untouched(store, catalogue):
+    store.upsert("hydrant", hydrants(5), author="t", source="t")
     store.close()
-    conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE twin_meta SET value = '99' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
-    digest = file_hash(store.path)
+    execute(store.location, "UPDATE twin_meta SET value = '99' WHERE key = 'schema_version'")
+    before = snapshot(store.location)
+    digest = None if is_pg(store.location) else file_hash(Path(store.location))
     with pytest.raises(StoreVersionError, match="version 99 was written by a newer twin"):
-        open_store(store.path, catalogue)
-    assert file_hash(store.path) == digest
+        open_store(store.location, catalogue)
+    assert snapshot(store.location) == before
+    if digest is not None:  # not a byte of the file changed either
+        assert file_hash(Path(store.location)) == digest
 
 
-def test_unmigratable_old_version_is_refused(store, catalogue):
+def test_unmigratable_old_version_is_refused_and_the_store_left_untouched(store, catalogue):
     store.close()
-    conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE twin_meta SET value = '0' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
+    execute(store.location, "UPDATE twin_meta SET value = '0' WHERE key = 'schema_version'")
+    before = snapshot(store.location)
     with pytest.raises(StoreVersionError, match="older than any this twin can migrate"):
-        open_store(store.path, catalogue)
+        open_store(store.location, catalogue)
+    assert snapshot(store.location) == before
 
 
 _TILE_TABLES = ("twin_tiles_state", "twin_tiles_cells", "twin_tiles_shapes")
 
 
+@geopackage_only  # PostGIS stores began at version 2
 @pytest.mark.parametrize("tiles", ["none", "old layout"])
 def test_a_version_1_store_gains_the_tile_aggregate_tables_and_keeps_its_components(store, catalogue, tiles):
     """Version 1 kept no aggregate tables (tiles made them on first use, perhaps in an older layout, which is
@@ -324,6 +331,7 @@ def test_a_version_1_store_gains_the_tile_aggregate_tables_and_keeps_its_compone
         assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= set(_TILE_TABLES)
 
 
+@geopackage_only
 def test_foreign_files_are_refused_clearly(tmp_path, catalogue):
     garbage = tmp_path / "garbage.gpkg"
     garbage.write_bytes(b"this is not a database at all" * 100)
@@ -335,6 +343,17 @@ def test_foreign_files_are_refused_clearly(tmp_path, catalogue):
         open_store(other, catalogue)
     with pytest.raises(StoreError, match="no store here"):
         open_store(tmp_path / "missing.gpkg", catalogue, create=False)
+
+
+@postgis_only
+def test_foreign_schemas_are_refused_clearly_and_left_untouched(tmp_path, target, catalogue):
+    execute(target, "CREATE TABLE points (id integer PRIMARY KEY, name text)", "INSERT INTO points VALUES (1, 'a')")
+    before = snapshot(target)
+    with pytest.raises(StoreError, match="holds tables that are not a twin store"):
+        open_store(target, catalogue)
+    assert snapshot(target) == before
+    with fresh(tmp_path, "missing") as missing, pytest.raises(StoreError, match="no store here"):
+        open_store(missing, catalogue, create=False)
 
 
 def test_catalogue_additions_migrate_the_store(store, tmp_path):
@@ -349,12 +368,12 @@ def test_catalogue_additions_migrate_the_store(store, tmp_path):
     (layers / "well.yaml").write_text(
         "id: well\ncode: WE\ntitle_zh: 水井\ntitle_en: Well\ngroup: infrastructure\ngeometry: point\n",
         encoding="utf-8")
-    reopened = open_store(store.path, load_catalogue(layers))
+    reopened = open_store(store.location, load_catalogue(layers))
     assert reopened.features("hydrant").valve_count.isna().all() and reopened.count("well") == 0
     reopened.close()
     (layers / "hydrant.yaml").write_text(text + "  - {name: valve_count, type: string}\n", encoding="utf-8")
     with pytest.raises(StoreError, match=r"valve_count.*stored as integer"):
-        open_store(store.path, load_catalogue(layers))
+        open_store(store.location, load_catalogue(layers))
 
 
 def test_a_deleted_components_key_is_never_given_to_another(store):
@@ -386,6 +405,5 @@ def test_a_failing_subscriber_does_not_make_a_committed_write_look_failed(store,
 
 
 def test_each_store_has_its_own_id(tmp_path, catalogue, store):
-    other = open_store(tmp_path / "other.gpkg", catalogue)
-    assert len(store.store_id) == 32 and store.store_id != other.store_id
-    other.close()
+    with fresh(tmp_path, "other") as target, open_store(target, catalogue) as other:
+        assert len(store.store_id) == 32 and store.store_id != other.store_id
