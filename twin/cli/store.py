@@ -41,12 +41,21 @@ def copy(src: Target, dst: Target, layers: LayersOption = None,
             TextColumn("[bold]{task.description}"), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
             console=console, transient=True) as bar:
         task = bar.add_task("copying", total=None)
+        phases: dict[str, float] = {}
 
         def progress(part: str, done: int, _total: int) -> None:
-            bar.update(task, description=f"copying {part}", completed=done)
+            phase = part.split(" ", 1)[0] if part.startswith(("indexes", "verifying")) else "copying"
+            phases.setdefault(phase, time.perf_counter())
+            bar.update(task, description=part if phase != "copying" else f"copying {part}", completed=done)
 
         checks = copy_store(source, target, progress=progress, access=access_db, chunk=chunk)
-    _report(checks, time.perf_counter() - started)
+    ended = time.perf_counter()
+    _report(checks, ended - started)
+    loaded = phases.get("verifying", ended) - started
+    rows = sum(c.rows for c in checks)
+    console.print(f"copied and indexed in {loaded:,.0f} s ({rows / max(loaded, 1e-9):,.0f} rows/s; indexes "
+                  f"{phases.get('verifying', ended) - phases.get('indexes', ended):,.0f} s), verified in "
+                  f"{ended - phases.get('verifying', ended):,.0f} s", highlight=False)
 
 
 @store_app.command("verify")

@@ -4,8 +4,8 @@ Everything moves as it is stored: changesets, users, tokens and the audit trail,
 its history (keys, fids, versions and validity times kept), and the tile aggregates. The copy goes part by part
 in chunks; each chunk is committed with a note of how far the copy got, so an interrupted copy run again resumes
 where it stopped. Reading the next chunk overlaps writing the last (two threads: SQLite and PostgreSQL both let
-Python go while they work). At the end every part is verified: the same number of rows and the same digest of
-their values, read back from both stores.
+Python go while they work); indexes and keys are built once a layer is in. At the end every part is verified: the
+same number of rows and the same digest of their values, read back from both stores at once.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import json
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from twin.errors import StoreError
-from twin.store.base import Bulk, Part, RowDigest, Store
+from twin.store.base import Bulk, Part, Store
 
 #: Rows per chunk: large enough for COPY to pay off, small enough to bound memory (a few hundred MB at most).
 CHUNK = 50_000
@@ -43,17 +44,16 @@ def copy_store(src: Store, dst: Store, *, progress: Progress | None = None, acce
     source, target = src.bulk(access), dst.bulk()
     state = _state(src, dst, target)
     done: list[str] = state["done"]  # type: ignore[assignment]
-    read: dict[str, tuple[int, str]] = {}  # digests of the parts read whole in this run, taken on the way
     for part in source.parts():
         if part.name not in done:
-            digest = _copy_part(source, target, part, state, chunk, progress)
-            if digest is not None:
-                read[part.name] = digest
+            _copy_part(source, target, part, state, chunk, progress)
             done.append(part.name)
             state["at"] = None
     for layer in src.catalogue:  # indexes and bookkeeping once a layer's parts are all in (again on a resume)
+        if progress is not None:
+            progress(f"indexes of {layer}", 0, -1)
         target.finish_layer(layer, source.layer_info(layer))
-    return verify(source, target, read)
+    return verify(source, target, progress)
 
 
 def _state(src: Store, dst: Store, target: Bulk) -> dict[str, object]:
@@ -72,12 +72,10 @@ def _state(src: Store, dst: Store, target: Bulk) -> dict[str, object]:
 
 
 def _copy_part(source: Bulk, target: Bulk, part: Part, state: dict[str, object], chunk: int,
-               progress: Progress | None) -> tuple[int, str] | None:
-    """Move one part in chunks: a reader thread fetches (and digests) the next chunk while this thread writes the
-    last. Returns the part's row count and digest when it was read from its start."""
+               progress: Progress | None) -> None:
+    """Move one part in chunks: a reader thread fetches the next chunk while this thread writes the last."""
     chunks: queue.Queue[tuple[list[tuple], object] | BaseException | None] = queue.Queue(maxsize=2)
     start = state["at"]
-    digest = RowDigest()
 
     def read() -> None:
         after = start
@@ -86,7 +84,6 @@ def _copy_part(source: Bulk, target: Bulk, part: Part, state: dict[str, object],
                 rows, after = source.dump(part, after, chunk)
                 if not rows:
                     break
-                digest.add(rows)
                 chunks.put((rows, after))
                 if part.kind in ("aggregate", "cells", "shapes"):
                     break  # read whole
@@ -107,14 +104,17 @@ def _copy_part(source: Bulk, target: Bulk, part: Part, state: dict[str, object],
         if progress is not None:
             progress(part.name, done, -1)
     reader.join()
-    return (digest.rows, digest.hexdigest()) if start is None else None
 
 
-def verify(source: Bulk, target: Bulk, known: dict[str, tuple[int, str]] | None = None) -> list[Check]:
-    """Every part's row count and digest, in the source (unless ``known`` already) and in the copy."""
+def verify(source: Bulk, target: Bulk, progress: Progress | None = None) -> list[Check]:
+    """Every part's row count and digest in the source and in the copy (both read at once, one thread each)."""
     out = []
-    for part in source.parts():
-        n, a = (known or {}).get(part.name) or source.checksum(part)
-        m, b = target.checksum(part)
-        out.append(Check(part.name, n, n == m and a == b, a, b))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="twin-verify") as pool:
+        for part in source.parts():
+            if progress is not None:
+                progress(f"verifying {part.name}", 0, -1)
+            theirs = pool.submit(target.checksum, part)
+            n, a = source.checksum(part)
+            m, b = theirs.result()
+            out.append(Check(part.name, n, n == m and a == b, a, b))
     return out

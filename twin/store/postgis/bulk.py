@@ -112,8 +112,13 @@ class PgBulk:
         table, cols = self._table(part), list(self._columns(part))
         with self.store.pool.connection() as conn, conn.transaction():
             if part.kind in ("rows", "history") and self._empty(conn, table):
-                ddl.run(conn, ddl.script("layer_indexes_drop", self.store.schema, self.catalogue[str(part.layer)])
-                        if part.kind == "rows" else f'DROP INDEX IF EXISTS {self.s}."{part.layer}_history_geom"')
+                # indexes and keys are built once the rows are in (finish_layer): far faster than row by row
+                if part.kind == "rows":
+                    ddl.run(conn, ddl.script("layer_indexes_drop", self.store.schema, self.catalogue[str(part.layer)]))
+                    conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{part.layer}_pkey", '
+                                 f'DROP CONSTRAINT "{part.layer}_key_key"')
+                else:
+                    conn.execute(f'DROP INDEX IF EXISTS {self.s}."{part.layer}_history_geom"')
             if part.kind in TILE_PART_COLUMNS:
                 cols = ["layer", *cols]
                 rows = [(part.layer, *r) for r in rows]
@@ -144,6 +149,12 @@ class PgBulk:
         spec = self.catalogue[layer]
         with self.store.pool.connection() as conn:
             with conn.transaction():
+                table = f"{self.s}.{ddl.q(spec.id)}"
+                have = {r[0] for r in conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass",
+                                                   (table,))}
+                if f"{spec.id}_pkey" not in have:
+                    conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{spec.id}_pkey" PRIMARY KEY (fid), '
+                                 f'ADD CONSTRAINT "{spec.id}_key_key" UNIQUE ("key")')
                 ddl.run(conn, "\n".join(
                     line.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS")
                     for line in ddl.script("layer_indexes", self.store.schema, spec).splitlines()))
