@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,12 +57,13 @@ class Layer:
     name: str
     geometry: Commands
     ids: NDArray[np.int64]
-    properties: Mapping[str, NDArray]
+    properties: Mapping[str, NDArray[np.object_]]
 
     @classmethod
     def empty(cls, name: str) -> Layer:
         nothing = np.empty(0, dtype=np.int64)
-        return cls(name, Commands(np.empty(0, dtype=np.uint8), Ragged(nothing, nothing)), nothing, {})
+        no_ints = Ragged(np.empty(0, dtype=np.uint64), nothing)
+        return cls(name, Commands(np.empty(0, dtype=np.uint8), no_ints), nothing, {})
 
 
 def encode_tile(layers: Sequence[Layer], extent: int) -> bytes:
@@ -85,8 +87,9 @@ def encode_layer(layer: Layer, extent: int) -> bytes:
                *delimited(_GEOMETRY, [runs(commands)])]
     keys = b"".join(delimited_bytes(_KEY, n.encode()) for n in names)
     tail = varint(_EXTENT << 3 | VARINT) + varint(extent) + varint(_VERSION << 3 | VARINT) + varint(VERSION)
-    return b"".join([delimited_bytes(_NAME, layer.name.encode()), write(delimited(_FEATURE, feature)).data, keys,
-                     values, tail])
+    body = write(delimited(_FEATURE, feature)).data
+    # numpy declares ndarray a Buffer (__buffer__) only for Python >= 3.12
+    return b"".join([delimited_bytes(_NAME, layer.name.encode()), body, keys, values, tail])  # type: ignore[list-item]
 
 
 def _tags(columns: list[tuple[str, NDArray[np.object_]]], n: int) -> tuple[list[str], NDArray[np.int64], bytes]:
@@ -142,7 +145,7 @@ def _kind_of(value: object) -> str | None:
     return "string" if isinstance(value, str) else None
 
 
-def _factorize(kind: str, vals: NDArray[np.object_]) -> tuple[NDArray[np.int64], NDArray]:
+def _factorize(kind: str, vals: NDArray[np.object_]) -> tuple[NDArray[np.int64], NDArray[Any]]:
     """Codes and distinct values, in order of first appearance; doubles are told apart by their bits (so
     ``-0.0`` is not ``0.0`` and a NaN is kept)."""
     if kind == "double":
@@ -153,7 +156,7 @@ def _factorize(kind: str, vals: NDArray[np.object_]) -> tuple[NDArray[np.int64],
     return pd.factorize(vals)
 
 
-def _value_table(distinct: dict[str, NDArray], order: NDArray[np.int64]) -> bytes:
+def _value_table(distinct: dict[str, NDArray[Any]], order: NDArray[np.int64]) -> bytes:
     """``Layer.values`` fields of the distinct values of each kind, numbered one after another in ``_KINDS``
     order, written in ``order``."""
     sizes = [len(distinct.get(k, ())) for k in _KINDS]

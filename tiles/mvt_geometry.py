@@ -32,7 +32,7 @@ class Commands(NamedTuple):
     """The MVT geometry type (``NONE``: nothing to draw) and the command integers of each feature."""
 
     types: NDArray[np.uint8]
-    ints: Ragged
+    ints: Ragged[np.uint64]
 
     def take(self, index: NDArray[np.int64]) -> Commands:
         return Commands(self.types[index], self.ints.take(index))
@@ -85,7 +85,7 @@ def _deltas(xy: NDArray[np.int64], owner: NDArray[np.int64]) -> NDArray[np.int64
     return d
 
 
-def _multipoints(geoms: NDArray[np.object_]) -> Ragged:
+def _multipoints(geoms: NDArray[np.object_]) -> Ragged[np.uint64]:
     xy, counts = _grid(geoms)
     owner = np.repeat(np.arange(len(geoms)), counts)
     d = zigzag(_deltas(xy, owner).ravel()).reshape(-1, 2)
@@ -99,13 +99,13 @@ def _multipoints(geoms: NDArray[np.object_]) -> Ragged:
     return Ragged(out, lengths)
 
 
-def _lines(geoms: NDArray[np.object_]) -> Ragged:
+def _lines(geoms: NDArray[np.object_]) -> Ragged[np.uint64]:
     parts, owner = shapely.get_parts(geoms, return_index=True)
     xy, counts = _unrepeated(*_grid(parts))
     return _arcs(xy, counts, owner, counts >= 2, len(geoms), closed=False)
 
 
-def _polygons(geoms: NDArray[np.object_]) -> Ragged:
+def _polygons(geoms: NDArray[np.object_]) -> Ragged[np.uint64]:
     polys, owner = shapely.get_parts(geoms, return_index=True)
     rings, poly = shapely.get_rings(polys, return_index=True)
     xy, counts = _grid(rings)
@@ -129,7 +129,7 @@ def _unrepeated(xy: NDArray[np.int64], counts: NDArray[np.int64]) -> tuple[NDArr
 
 
 def _arcs(xy: NDArray[np.int64], counts: NDArray[np.int64], owner: NDArray[np.int64], drawn: NDArray[np.bool_],
-          features: int, closed: bool) -> Ragged:
+          features: int, closed: bool) -> Ragged[np.uint64]:
     """``MoveTo`` the first point of each drawn part, ``LineTo`` the rest (then ``ClosePath`` for rings), the
     cursor carried from part to part of a feature (``owner``); one run per feature."""
     points = np.repeat(drawn, counts)

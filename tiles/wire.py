@@ -10,23 +10,24 @@ is here: varints (zigzag for signed values), length-delimited fields and raw byt
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 VARINT, FIXED64, LENGTH_DELIMITED = 0, 1, 2
 _VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
+_Int = TypeVar("_Int", bound=np.integer[Any])
 
 
-class Ragged(NamedTuple):
+class Ragged(NamedTuple, Generic[_Int]):
     """One run of ``data`` per item: item ``i`` is the next ``lengths[i]`` values (bytes, or integers to encode)."""
 
-    data: NDArray
+    data: NDArray[_Int]
     lengths: NDArray[np.int64]
 
     @classmethod
-    def fixed(cls, data: ArrayLike, width: int) -> Ragged:
+    def fixed(cls, data: ArrayLike, width: int) -> Ragged[Any]:
         """Items of ``width`` values each, taken in order from ``data``."""
         data = np.asarray(data)
         return cls(data, np.full(data.size // width, width, dtype=np.int64))
@@ -37,12 +38,12 @@ class Ragged(NamedTuple):
     def starts(self) -> NDArray[np.int64]:
         return np.cumsum(self.lengths) - self.lengths
 
-    def take(self, index: NDArray[np.int64]) -> Ragged:
+    def take(self, index: NDArray[np.int64]) -> Ragged[_Int]:
         """The items at ``index``, in that order."""
         lengths = self.lengths[index]
         return Ragged(self.data[_spread(self.starts()[index], lengths)], lengths)
 
-    def group(self, counts: NDArray[np.int64]) -> Ragged:
+    def group(self, counts: NDArray[np.int64]) -> Ragged[_Int]:
         """Consecutive items joined: the first ``counts[0]`` items make item 0, the next ``counts[1]`` item 1, ..."""
         ends = np.concatenate([[0], np.cumsum(self.lengths)])[np.cumsum(counts)]
         return Ragged(self.data, np.diff(ends, prepend=0).astype(np.int64))
@@ -68,7 +69,7 @@ def varint_lengths(values: ArrayLike) -> NDArray[np.int64]:
     return np.searchsorted(_VARINT_LIMITS, np.asarray(values, dtype=np.uint64), side="right").astype(np.int64) + 1
 
 
-def varints(values: ArrayLike) -> Ragged:
+def varints(values: ArrayLike) -> Ragged[np.uint8]:
     """One varint per unsigned value: 7 bits a byte, least significant first, the top bit set on all but the
     last byte."""
     values = np.asarray(values, dtype=np.uint64).ravel()
@@ -118,7 +119,7 @@ def uvarint(values: ArrayLike, present: NDArray[np.bool_] | None = None) -> Fiel
     return Field(lengths, write)
 
 
-def runs(items: Ragged) -> Field:
+def runs(items: Ragged[np.uint8]) -> Field:
     """Each message's run of bytes from ``items``."""
     return Field(items.lengths, data=items.data)
 
@@ -135,12 +136,12 @@ def varint_field(number: int, values: ArrayLike, present: NDArray[np.bool_]) -> 
 def delimited(number: int, fields: Sequence[Field], present: NDArray[np.bool_] | None = None) -> list[Field]:
     """Field ``number`` holding the bytes of ``fields`` (a packed array, a string or an embedded message), in the
     messages where ``present`` (all when not given)."""
-    size = np.sum([f.lengths for f in fields], axis=0, dtype=np.int64)
-    present = np.ones(len(size), dtype=bool) if present is None else present
+    size: NDArray[np.int64] = np.stack([f.lengths for f in fields]).sum(axis=0, dtype=np.int64)
+    present = np.ones(len(size), dtype=np.bool_) if present is None else present
     return [tag(number, LENGTH_DELIMITED, present), uvarint(size, present), *fields]
 
 
-def write(fields: Sequence[Field]) -> Ragged:
+def write(fields: Sequence[Field]) -> Ragged[np.uint8]:
     """The bytes of each message made of ``fields`` (at most 256), in order."""
     lengths = np.stack([f.lengths for f in fields], axis=1)
     flat = lengths.ravel()
