@@ -93,7 +93,7 @@ class ApiSource:
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=self.headers),
                                         timeout=self.timeout) as resp:
-                return orjson.loads(resp.read())
+                doc = orjson.loads(resp.read())
         except urllib.error.HTTPError as exc:
             body = exc.read().decode("utf-8", "replace")
             with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
@@ -101,6 +101,11 @@ class ApiSource:
             raise InvalidQueryError(f"{url}: {exc.code} {body[:300]}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise StoreError(f"{self.url}: the twin service cannot be reached ({exc})") from None
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise StoreError(f"{url}: not a twin service (the answer is not a JSON object)")
+        return doc
 
     def features(self, layer: str, bbox: Box | None, cql: str | None, limit: int) -> Layer:
         params: dict[str, str] = {"limit": str(min(limit + 1, MAX_LIMIT))}
