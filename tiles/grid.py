@@ -107,7 +107,8 @@ def lonlat_boxes(boxes: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.column_stack([lon0, lat0, lon1, lat1])
 
 
-def xy_to_lonlat(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+def xy_to_lonlat(x: NDArray[np.float64],
+                 y: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Web Mercator points in lon/lat; longitudes stay within -180..180 without wrapping at the antimeridian."""
     _, lat = _TO_LONLAT.transform(np.zeros(np.shape(y)), y)
     return np.asarray(x, dtype=np.float64) * (180.0 / WORLD_HALF), np.asarray(lat, dtype=np.float64)
@@ -123,7 +124,8 @@ def to_mercator(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     return shapely.transform(np.asarray(geoms, dtype=object), project)
 
 
-def xy_to_mercator(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+def xy_to_mercator(lon: NDArray[np.float64],
+                   lat: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     x, y = _TO_MERC.transform(lon, np.clip(lat, -MAX_LAT, MAX_LAT))
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
@@ -141,7 +143,8 @@ def cell_size(level: int) -> float:
     return float(m.cellSize * m.tileWidth)
 
 
-def cell_index(x: NDArray[np.float64], y: NDArray[np.float64], level: int) -> tuple[NDArray, NDArray]:
+def cell_index(x: NDArray[np.float64], y: NDArray[np.float64],
+               level: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Column and row, at matrix ``level``, of the tile holding each Web Mercator point."""
     m = TMS.matrix(level)
     x0, y0 = m.pointOfOrigin

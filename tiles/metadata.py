@@ -6,6 +6,8 @@ layer only serialises them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tiles.aggregate import Aggregates
 from tiles.grid import MAX_ZOOM, TMS, TMS_ID
 from tiles.view import MASKED, View
@@ -44,7 +46,7 @@ def tile_fields(spec: LayerSpec, aggregates: Aggregates,
 
 
 def tilejson(name: str, specs: list[LayerSpec], aggregates: Aggregates, tiles_url: str, bounds: Box,
-             view: View = MASKED) -> dict:
+             view: View = MASKED) -> dict[str, Any]:
     """A TileJSON 3.0.0 document for a tile set of ``specs`` served at ``tiles_url`` ({z}/{x}/{y} template),
     listing the fields ``view`` sees."""
     layers = []
@@ -63,7 +65,7 @@ def tilejson(name: str, specs: list[LayerSpec], aggregates: Aggregates, tiles_ur
     }
 
 
-def tile_matrix_sets(base: str) -> dict:
+def tile_matrix_sets(base: str) -> dict[str, Any]:
     return {"tileMatrixSets": [{"id": TMS_ID, "title": TMS.title or "Google Maps Compatible for the World",
                                 "uri": str(TMS.uri), "links": [
                                     {"rel": "self", "type": "application/json",
@@ -71,12 +73,12 @@ def tile_matrix_sets(base: str) -> dict:
             "links": [{"rel": "self", "type": "application/json", "href": f"{base}/tileMatrixSets"}]}
 
 
-def tile_matrix_set() -> dict:
+def tile_matrix_set() -> dict[str, Any]:
     """The WebMercatorQuad definition (OGC Two Dimensional Tile Matrix Set 2.0), from morecantile."""
     return TMS.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _tile_links(base: str, layer: str) -> list[dict]:
+def _tile_links(base: str, layer: str) -> list[dict[str, Any]]:
     here = f"{base}/collections/{layer}/tiles/{TMS_ID}"
     return [
         {"rel": "self", "type": "application/json", "href": here},
@@ -86,7 +88,7 @@ def _tile_links(base: str, layer: str) -> list[dict]:
     ]
 
 
-def tilesets(base: str, spec: LayerSpec) -> dict:
+def tilesets(base: str, spec: LayerSpec) -> dict[str, Any]:
     """``/collections/{layer}/tiles``: the layer's one vector tileset."""
     links = _tile_links(base, spec.id)
     return {
@@ -96,12 +98,12 @@ def tilesets(base: str, spec: LayerSpec) -> dict:
     }
 
 
-def tileset(base: str, spec: LayerSpec, aggregates: Aggregates, bounds: Box, view: View = MASKED) -> dict:
+def tileset(base: str, spec: LayerSpec, aggregates: Aggregates, bounds: Box, view: View = MASKED) -> dict[str, Any]:
     """``/collections/{layer}/tiles/WebMercatorQuad``: the tileset's metadata (OGC API - Tiles, tileset) as
     ``view`` sees it."""
     props = {k: {"type": t, "description": d}
              for k, (t, d) in tile_fields(spec, aggregates, view.fields(spec.id)).items()}
-    layer = {"id": spec.id, "title": f"{spec.title_zh} {spec.title_en}", "dataType": "vector",
+    layer: dict[str, Any] = {"id": spec.id, "title": f"{spec.title_zh} {spec.title_en}", "dataType": "vector",
              "minTileMatrix": "0", "maxTileMatrix": str(MAX_ZOOM),
              "propertiesSchema": {"type": "object", "properties": props}}
     if spec.geometry in _DIMENSION:

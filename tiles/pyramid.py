@@ -12,6 +12,7 @@ import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pmtiles.reader import Reader
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
@@ -62,8 +63,9 @@ class BuildReport:
     bytes: int
 
 
-def build(out: Path, layers: Sequence[str], tiles: Sequence[TileID], draw: Callable[[TileID], tuple[bytes, dict]],
-          metadata: dict, bbox: Box, progress: Callable[[int], None] | None = None) -> BuildReport:
+def build(out: Path, layers: Sequence[str], tiles: Sequence[TileID],
+          draw: Callable[[TileID], tuple[bytes, dict[str, int]]], metadata: dict[str, Any], bbox: Box,
+          progress: Callable[[int], None] | None = None) -> BuildReport:
     """Write ``tiles`` drawn by ``draw`` (MVT bytes and the versions drawn at) to ``out``; empty tiles are left out.
 
     Every tile must be drawn at the versions in ``metadata['twin']['versions']``; the file is written
@@ -96,7 +98,7 @@ def build(out: Path, layers: Sequence[str], tiles: Sequence[TileID], draw: Calla
     return BuildReport(len(tiles), written, largest, total)
 
 
-def _header(bbox: Box, minzoom: int, maxzoom: int) -> dict:
+def _header(bbox: Box, minzoom: int, maxzoom: int) -> dict[str, Any]:
     return {
         "tile_type": TileType.MVT, "tile_compression": Compression.GZIP,
         "min_lon_e7": int(bbox[0] * 1e7), "min_lat_e7": int(bbox[1] * 1e7),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import shapely
@@ -92,7 +93,8 @@ class Scope:
         """Which lon/lat geometries the user sees (those intersecting the area)."""
         return shapely.intersects(self.outline, geoms)
 
-    def classify(self, cx: NDArray[np.int64], cy: NDArray[np.int64], level: int) -> tuple[NDArray, NDArray]:
+    def classify(self, cx: NDArray[np.int64], cy: NDArray[np.int64],
+                 level: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """For cells of ``level``: whether the area covers each, and whether it meets each."""
         boxes = lonlat_boxes(cell_bounds(cx, cy, level))
         cells = shapely.box(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3])
@@ -124,7 +126,7 @@ class Scope:
                 x[movers], y[movers] = self._inside_points(geoms[movers])
         return Placement(seen, at_rep, x, y, measure)
 
-    def _inside_points(self, geoms: NDArray[np.object_]) -> tuple[NDArray, NDArray]:
+    def _inside_points(self, geoms: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """A point of each geometry's part inside the area (Web Mercator)."""
         outline = self.outline
         points = shapely.point_on_surface(shapely.intersection(geoms, outline))
@@ -133,7 +135,7 @@ class Scope:
             points[lost] = shapely.get_point(shapely.shortest_line(outline, geoms[lost]), 0)
         return xy_to_mercator(shapely.get_x(points), shapely.get_y(points))
 
-    def clip(self, shapes: list[tuple], level: int, lines: bool) -> list[tuple]:
+    def clip(self, shapes: list[tuple[int, int, bytes]], level: int, lines: bool) -> list[tuple[int, int, bytes]]:
         """Cell shapes ``(cx, cy, wkb)`` of ``level`` cut to the area: kept in covered cells, cut on the edge."""
         if not shapes:
             return []
@@ -157,7 +159,8 @@ def _of_kind(geom: Geometry, lines: bool) -> Geometry | None:
     parts = parts[shapely.get_dimensions(parts) == (1 if lines else 2)]
     if not len(parts):
         return None
-    return shapely.multilinestrings(parts) if lines else shapely.multipolygons(parts)
+    # one multi-part geometry of all ``parts``: the stubs cannot tell it from an array of them
+    return cast(Geometry, shapely.multilinestrings(parts) if lines else shapely.multipolygons(parts))
 
 
 def rim_boxes(geom: Geometry) -> tuple[Box, ...]:

@@ -14,6 +14,7 @@ import mimetypes
 import re
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 from branca.element import CssLink, Element, Figure, JavascriptLink
 
@@ -154,4 +155,4 @@ class LocalFigure(Figure):
         for child in self._children.values():
             child.render(**kwargs)
         localise(self.header, self.assets)
-        return self._template.render(this=self, kwargs=kwargs)
+        return cast(str, self._template.render(this=self, kwargs=kwargs))  # jinja2's Template() is typed Any

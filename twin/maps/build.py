@@ -65,7 +65,7 @@ def build_map(source: Store | Path | str, layers: Sequence[str] | None = None,
         fmap = folium.Map(location=[(view[1] + view[3]) / 2, (view[0] + view[2]) / 2], zoom_start=_zoom(view),
                           tiles=None, control_scale=False, prefer_canvas=False)
         LocalFigure(assets=assets, title=title or "twin 上海城市数字孪生地图").add_child(fmap)
-        Chrome().add_to(fmap)
+        Chrome().add_to(fmap)  # type: ignore[no-untyped-call]  # branca's MacroElement.__init__ has no annotations
         if basemap:
             _basemap(src, fmap, bbox, skip=set(data))
         for spec in specs:
@@ -186,7 +186,7 @@ class Legend(MacroElement):
     """)
 
     def __init__(self, specs: list[LayerSpec], data: dict[str, Layer], title: str | None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # branca's MacroElement.__init__ has no annotations
         self._name = "TwinLegend"
         self.body = legend_html(specs, data, title)
 

@@ -81,21 +81,23 @@ class _App(JSCSSMixin):
     """)
 
     def __init__(self, start: str, config: dict[str, Any]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # branca's MacroElement.__init__ has no annotations
         self._name = "TwinApp"
         self.start, self.config = start, config
 
 
+# folium annotates default_js and default_css as instance attributes, though they are read from the class
 class MapApp(_App):
-    default_js: ClassVar[list[tuple[str, str]]] = [
+    default_js: ClassVar[list[tuple[str, str]]] = [  # type: ignore[misc]
         *_COMMON_JS, ("twin_layers", "static:twin/layers.js"), ("twin_popups", "static:twin/popups.js"),
         ("twin_tools", "static:twin/tools.js"), ("twin_map", "static:twin/map.js")]
-    default_css: ClassVar[list[tuple[str, str]]] = [("twin_css", "static:twin/map.css")]
+    default_css: ClassVar[list[tuple[str, str]]] = [("twin_css", "static:twin/map.css")]  # type: ignore[misc]
 
 
 class ImportApp(_App):
-    default_js: ClassVar[list[tuple[str, str]]] = [*_COMMON_JS, ("twin_import", "static:twin/import.js")]
-    default_css: ClassVar[list[tuple[str, str]]] = [("twin_css", "static:twin/map.css")]
+    default_js: ClassVar[list[tuple[str, str]]] = [  # type: ignore[misc]
+        *_COMMON_JS, ("twin_import", "static:twin/import.js")]
+    default_css: ClassVar[list[tuple[str, str]]] = [("twin_css", "static:twin/map.css")]  # type: ignore[misc]
 
 
 def _page(app: _App, template: str, title: str, config: dict[str, Any], assets: str, **context: Any) -> str:
