@@ -2,8 +2,8 @@
 
 A committee's area holds a few hundred hydrants and a few thousand street lights: ranking them all by
 distance is cheaper than widening a city-wide nearest search until enough of its answers fall inside the
-area. An entry is dropped when its layer changes (its last changeset moves on) or when it is the least
-recently used of :data:`MAX_ENTRIES`.
+area. An entry is dropped when the store's change feed says its layer changed (any writer), or when it is the
+least recently used of :data:`MAX_ENTRIES`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from twin.geodesy import distance_to_point
 from twin.model.area import Area
-from twin.store import Snapshot, Store
+from twin.store import Changeset, Snapshot, Store
 
 MAX_ENTRIES = 2048
 #: Areas holding more points than this (in their envelope) are searched in the store instead.
@@ -30,15 +30,22 @@ class AreaPoints:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._entries: OrderedDict[tuple[str, int, str], tuple[int, Members | None]] = OrderedDict()
+        self._changed: dict[str, int] = {}  # the last changeset of each layer the feed published
         self._lock = threading.Lock()
+        store.feed.subscribe(self._on_changeset)
+
+    def _on_changeset(self, cs: Changeset) -> None:
+        with self._lock:
+            self._changed[cs.layer] = max(cs.id, self._changed.get(cs.layer, 0))
 
     def members(self, snap: Snapshot, area: Area, layer: str) -> Members | None:
         """The area's points of ``layer``; ``None`` when the layer is not points or the area holds too many."""
-        version = snap.last_changeset(layer)
+        self.store.feed.sync()
         key = (area.key, hash(area.wkb), layer)
         with self._lock:
+            version = self._changed.get(layer, 0)  # an entry read after this is current unless a later one comes
             entry = self._entries.get(key)
-            if entry is not None and entry[0] == version:
+            if entry is not None and entry[0] >= version:
                 self._entries.move_to_end(key)
                 return entry[1]
         found = snap.area_points(layer, area, MAX_POINTS)
