@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,13 +71,13 @@ def representative(merc: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray,
     return x, y, measure
 
 
-def cell_counts(merc: np.ndarray, statuses: list[str], kind: str, level: int, sign: int = 1) -> pd.DataFrame:
+def cell_counts(merc: np.ndarray, statuses: Sequence[object], kind: str, level: int, sign: int = 1) -> pd.DataFrame:
     """Members counted per cell of ``level`` and status: cx, cy, status, n, measure and the sums sx, sy of their
     representative points (Web Mercator, relative to the cell's corner), which place the cell's point."""
     return counts_at(*representative(merc, kind), statuses, level, sign)
 
 
-def counts_at(x: np.ndarray, y: np.ndarray, measure: np.ndarray, statuses: list[str] | np.ndarray, level: int,
+def counts_at(x: np.ndarray, y: np.ndarray, measure: np.ndarray, statuses: Sequence[object] | np.ndarray, level: int,
               sign: int = 1) -> pd.DataFrame:
     """:func:`cell_counts` of members counted at the Web Mercator points ``x, y``."""
     cx, cy = cell_index(x, y, level)
@@ -122,7 +123,7 @@ class Aggregates:
         return list(snap.cells(plan.layer, level, x, y))
 
     @staticmethod
-    def shapes(snap: Snapshot, plan: Plan, tile: TileID) -> list[tuple]:
+    def shapes(snap: Snapshot, plan: Plan, tile: TileID) -> list[tuple[int, int, bytes]]:
         """``(cx, cy, wkb)`` of the generalised shapes inside ``tile`` (Web Mercator)."""
         level, x, y = _in_tile(plan, tile)
         return list(snap.shapes(plan.layer, level, x, y))

@@ -16,9 +16,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 from tiles.aggregate import Aggregates
 from tiles.cache import CacheKey, ChangeLog, DiskCache, Entry, MemoryCache
@@ -228,15 +231,20 @@ class TileEngine:
         """Drop the cached tiles of ``layer`` (in memory and on disk) whose buffered box meets a changed box."""
         if not boxes:
             return
-        tree = shapely.STRtree(shapely.box(*zip(*boxes, strict=True)))
+        tree = shapely.STRtree(_polygons(boxes))
         for cache in (self.memory, self.disk):
             if cache is None:
                 continue
             keys = [k for k in cache.cached() if layer in k.layers]
             if not keys:
                 continue
-            tiles = shapely.box(*zip(*(lonlat_box(buffered_mercator(k.tile, self.settings.buffer)) for k in keys),
-                                     strict=True))
+            tiles = _polygons([lonlat_box(buffered_mercator(k.tile, self.settings.buffer)) for k in keys])
             hit, _ = tree.query(tiles, predicate="intersects")
             for i in set(hit.tolist()):
                 cache.drop(keys[i])
+
+
+def _polygons(boxes: Sequence[tuple[float, float, float, float]]) -> NDArray[np.object_]:
+    """One rectangle per ``(minx, miny, maxx, maxy)`` box."""
+    b = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+    return shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])

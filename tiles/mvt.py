@@ -79,7 +79,8 @@ def _points(geoms: NDArray[np.object_], lo: float, hi: float) -> NDArray[np.obje
     multi = inside & (shapely.get_num_geometries(snapped) > 1)
     if multi.any():
         snapped[multi] = shapely.intersection(snapped[multi], shapely.box(lo, lo, hi, hi))
-    return np.where(inside, snapped, None)
+    snapped[~inside] = None
+    return snapped
 
 
 def _snap(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
@@ -89,8 +90,8 @@ def _snap(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     mixed = (shapely.get_type_id(snapped) == 7) & ~shapely.is_empty(snapped)
     if mixed.any():
         snapped[mixed] = [_main_kind(g) for g in snapped[mixed]]
-    empty = shapely.is_empty(snapped) | shapely.is_missing(snapped)
-    return np.where(empty, None, snapped)
+    snapped[shapely.is_empty(snapped) | shapely.is_missing(snapped)] = None
+    return snapped
 
 
 def _main_kind(geom: shapely.Geometry) -> shapely.Geometry:

@@ -57,7 +57,7 @@ class Layer:
     name: str
     geometry: Commands
     ids: NDArray[np.int64]
-    properties: Mapping[str, NDArray[np.object_]]
+    properties: Mapping[str, NDArray[Any]]
 
     @classmethod
     def empty(cls, name: str) -> Layer:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 from tiles.aggregate import Aggregates, Plan, cell_counts, counts_at
 from tiles.grid import (
@@ -190,11 +192,15 @@ def tile_commands(rows: Rows, tile: TileID, buffer: int, scope: Scope | None = N
     return keep, point_commands(tx[keep], ty[keep])
 
 
-def _seen(scope: Scope | None, geoms: np.ndarray | None, lonlat: np.ndarray | None = None) -> np.ndarray | bool:
+def _seen(scope: Scope | None, geoms: NDArray[np.object_] | None,
+          lonlat: NDArray[np.float64] | None = None) -> NDArray[np.bool_] | bool:
     """Which geometries (lon/lat, or points at ``lonlat``) the scope's user sees; all without a scope."""
     if scope is None:
         return True
-    return scope.sees(shapely.points(lonlat) if geoms is None else geoms)
+    if geoms is None:
+        assert lonlat is not None
+        geoms = cast(NDArray[np.object_], shapely.points(lonlat))
+    return scope.sees(geoms)
 
 
 def objects(values: Sequence[object]) -> np.ndarray:
@@ -204,7 +210,8 @@ def objects(values: Sequence[object]) -> np.ndarray:
     return out
 
 
-def cell_features(spec: LayerSpec, plan: Plan, tile: TileID, cells: list[tuple], shapes: list[tuple]) -> Layer:
+def cell_features(spec: LayerSpec, plan: Plan, tile: TileID, cells: list[tuple],
+                  shapes: list[tuple[int, int, bytes]]) -> Layer:
     """Aggregate features: one per cell, with ``count``, ``count_<status>`` and ``length_m`` or ``area_m2``.
 
     Point layers draw each cell as a point at the mean position of its members (ready for circles sized
@@ -239,7 +246,7 @@ def cell_features(spec: LayerSpec, plan: Plan, tile: TileID, cells: list[tuple],
     per = np.maximum(count, 1)
     x = np.rint(((keys >> 32) - tile.x * side + sums[1] / per / metres) * unit)
     y = np.rint(((keys & 0xFFFFFFFF) - tile.y * side + 1 - sums[2] / per / metres) * unit)
-    geoms = shapely.points(x, y)
+    geoms = cast(NDArray[np.object_], shapely.points(x, y))
     shaped = np.isin(keys, np.fromiter(drawn, dtype=np.int64, count=len(drawn)))
     geoms[shaped] = [drawn[k] for k in keys[shaped].tolist()]
     return Layer(spec.id, shape_commands(geoms), np.full(len(keys), -1, dtype=np.int64), properties)

@@ -11,6 +11,8 @@ point lies outside the area is counted at a point inside it, which may fall in a
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -42,8 +44,8 @@ class _Sums:
         self.level = level
         self.cells: dict[tuple[int, int, str], list[float]] = {}
 
-    def add(self, lvl: int, cx: NDArray, cy: NDArray, statuses: list[str], n: NDArray, measure: NDArray,
-            sx: NDArray, sy: NDArray) -> None:
+    def add(self, lvl: int, cx: NDArray[np.int64], cy: NDArray[np.int64], statuses: list[str], n: NDArray[np.int64],
+            measure: NDArray[np.float64], sx: NDArray[np.float64], sy: NDArray[np.float64]) -> None:
         """Add cells of ``lvl`` (point sums relative to their own lower-left corner) into their parents."""
         shift = lvl - self.level
         px, py = cx >> shift, cy >> shift
@@ -107,7 +109,7 @@ def _stored(snap: Snapshot, plan: Plan, tile: TileID, scope: Scope, sums: _Sums)
     return lvl, (np.empty(0, np.int64), np.empty(0, np.int64))
 
 
-def _estimate(cx: NDArray, cy: NDArray, n: NDArray, level: int, bounds: Box) -> float:
+def _estimate(cx: NDArray[np.int64], cy: NDArray[np.int64], n: NDArray[np.float64], level: int, bounds: Box) -> float:
     """Components expected in the cells' parts inside ``bounds`` (evenly spread over each cell)."""
     if not len(n):
         return 0.0
@@ -145,8 +147,9 @@ def _exact(snap: Snapshot, plan: Plan, tile: TileID, scope: Scope, level: int, e
     keys, group = np.unique(np.column_stack([tx[pick], ty[pick], code]), axis=0, return_inverse=True)
     group = group.ravel()
 
-    def total(values: NDArray) -> NDArray:
-        return np.bincount(group, weights=values, minlength=len(keys))
+    def total(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        # numpy's stubs type bincount as intp, also when weighted (it is float64 then)
+        return cast(NDArray[np.float64], np.bincount(group, weights=values, minlength=len(keys)))
 
     sums.add(sums.level, keys[:, 0], keys[:, 1], names[keys[:, 2]].tolist(),
              np.bincount(group, minlength=len(keys)), total(placed.measure[pick]),

@@ -8,6 +8,8 @@ same way from its four children, so a whole pyramid is kept up to date by redoin
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import shapely
 from numpy.typing import NDArray
@@ -76,7 +78,8 @@ def generalise(pieces: NDArray[np.object_], tol: float, lines: bool) -> shapely.
     budget = np.cumsum(shapely.get_num_coordinates(parts)) <= CELL_VERTICES
     budget[0] = True
     parts = parts[budget]
-    return shapely.multilinestrings(parts) if lines else shapely.multipolygons(parts)
+    # one multi-part geometry of all ``parts``: the stubs cannot tell it from an array of them
+    return cast(shapely.Geometry, shapely.multilinestrings(parts) if lines else shapely.multipolygons(parts))
 
 
 def grouped(cx: NDArray[np.int64], cy: NDArray[np.int64], pieces: NDArray[np.object_], tol: float,
