@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from shapely import Geometry
+from shapely.geometry.base import BaseGeometry
 
 Box = tuple[float, float, float, float]
 #: The outline is cut into this many cells a side to find boxes wholly inside it.
@@ -30,7 +30,7 @@ class Area:
     key: str
     layer: str
     name: str
-    geometry: Geometry
+    geometry: BaseGeometry
     bounds: Box = field(init=False)
     wkb: bytes = field(init=False)
     inner: tuple[Box, ...] = field(init=False)
@@ -42,7 +42,7 @@ class Area:
         object.__setattr__(self, "inner", inner_boxes(self.geometry))
         object.__setattr__(self, "_local", threading.local())
 
-    def prepared(self) -> Geometry:
+    def prepared(self) -> BaseGeometry:
         """The outline, prepared for the calling thread."""
         geom = getattr(self._local, "geom", None)
         if geom is None:
@@ -63,7 +63,7 @@ class Area:
         return shapely.intersects(outline, geoms)
 
 
-def inner_boxes(geom: Geometry) -> tuple[Box, ...]:
+def inner_boxes(geom: BaseGeometry) -> tuple[Box, ...]:
     """Up to :data:`_MAX_INNER` large, disjoint boxes wholly inside ``geom``: grid cells inside it, merged along
     rows, then runs spanning the same columns merged down the rows; the largest first."""
     minx, miny, maxx, maxy = geom.bounds

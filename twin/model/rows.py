@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeGuard, cast
 
 import numpy as np
 import shapely
@@ -30,6 +30,11 @@ class GeometryCodec(Protocol):
         ...
 
 
+def all_present(blobs: Sequence[bytes | None]) -> TypeGuard[Sequence[bytes]]:
+    """Whether no geometry is missing (``None``)."""
+    return None not in blobs
+
+
 #: A 2D point in little-endian ISO WKB.
 _WKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
 
@@ -42,15 +47,15 @@ class WkbCodec:
             return np.empty(0, dtype=object)
         xy = self.points(blobs)
         if xy is not None:
-            return shapely.points(xy)
+            return cast(NDArray[np.object_], shapely.points(xy))  # one point per row of xy
         return shapely.from_wkb(np.array([None if b is None else bytes(b) for b in blobs], dtype=object))
 
     def points(self, blobs: Sequence[bytes | None]) -> NDArray[np.float64] | None:
-        if None in blobs:
+        if not all_present(blobs):
             return None
         if not (np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) == _WKB_POINT.itemsize).all():
             return None
-        arr = np.frombuffer(b"".join(blobs), dtype=_WKB_POINT)  # type: ignore[arg-type]
+        arr = np.frombuffer(b"".join(blobs), dtype=_WKB_POINT)
         if not ((arr["order"] == 1) & (arr["type"] == 1)).all():
             return None
         return np.column_stack([arr["x"], arr["y"]])
@@ -68,7 +73,7 @@ class Rows:
 
     spec: LayerSpec
     columns: tuple[str, ...]
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     unmasked: frozenset[str] = frozenset()
     codec: GeometryCodec = WKB
 
@@ -91,7 +96,7 @@ class Rows:
         """``(n, 2)`` lon/lat when every row is a plain point (the fast road for points), else ``None``."""
         return self.codec.points(self.blobs())
 
-    def take(self, rows: list[tuple]) -> Rows:
+    def take(self, rows: list[tuple[Any, ...]]) -> Rows:
         """The same layer, columns and view with other rows (a subset, reordered)."""
         return Rows(self.spec, self.columns, rows, self.unmasked, self.codec)
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
+
+from twin.model.rows import all_present
 
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
 _XY_ENVELOPE = 1 << 1  # envelope indicator 1: [minx, maxx, miny, maxy]
@@ -105,11 +108,11 @@ _POINT_BLOB = np.dtype([("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("s
 def point_coordinates(blobs: Sequence[bytes | None]) -> NDArray[np.float64] | None:
     """``(n, 2)`` coordinates of GeoPackage blobs read straight from the bytes when every one is a plain 2D
     point as twin's store writes it; ``None`` when any is not (empty, another kind, or written differently)."""
-    if None in blobs:
+    if not all_present(blobs):
         return None
     if not (np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) == _POINT_BLOB.itemsize).all():
         return None
-    arr = np.frombuffer(b"".join(blobs), dtype=_POINT_BLOB)  # type: ignore[arg-type]
+    arr = np.frombuffer(b"".join(blobs), dtype=_POINT_BLOB)
     if not ((arr["magic"] == b"GP") & (arr["flags"] == 1) & (arr["order"] == 1) & (arr["type"] == 1)).all():
         return None
     return np.column_stack([arr["x"], arr["y"]])
@@ -121,7 +124,7 @@ def decode_geometries(blobs: list[bytes | None]) -> NDArray[np.object_]:
         return np.empty(0, dtype=object)
     xy = point_coordinates(blobs)
     if xy is not None:
-        return shapely.points(xy)
+        return cast(NDArray[np.object_], shapely.points(xy))  # one point per row of xy
     return decode(blobs)
 
 
