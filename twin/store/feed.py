@@ -67,7 +67,7 @@ class Watcher:
     """A daemon thread that calls ``wait()`` (returns when something may have changed, or after a while) and then
     :meth:`ChangeFeed.sync`, until stopped; failures are logged and retried after a pause."""
 
-    def __init__(self, feed: ChangeFeed, wait: Callable[[threading.Event], None], name: str) -> None:
+    def __init__(self, feed: ChangeFeed, wait: Callable[[threading.Event], object], name: str) -> None:
         self._feed = feed
         self._wait = wait
         self._stop = threading.Event()

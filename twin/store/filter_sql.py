@@ -87,8 +87,8 @@ class _Translator:
                 return f"({self.expr(expr)} {'NOT ' if negated else ''}LIKE {like} ESCAPE '\\')"
             case In(expr, values, negated):
                 hint = _prop(expr)
-                items = ", ".join(self.expr(v, hint) for v in values)
-                return f"({self.expr(expr)} {'NOT IN' if negated else 'IN'} ({items}))"
+                listed = ", ".join(self.expr(v, hint) for v in values)
+                return f"({self.expr(expr)} {'NOT IN' if negated else 'IN'} ({listed}))"
             case Between(expr, low, high, negated):
                 hint = _prop(expr)
                 return (f"({self.expr(expr)} {'NOT ' if negated else ''}BETWEEN {self.expr(low, hint)} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -82,7 +82,7 @@ def _promote(spec: LayerSpec, geoms: np.ndarray, types: np.ndarray) -> np.ndarra
     return out
 
 
-def stored_values(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
+def stored_values(frame: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
     """Rows of plain Python values (``None`` for missing) ready for SQLite."""
     part = frame[columns].astype(object)
     return list(part.where(part.notna(), None).itertuples(index=False, name=None))
@@ -102,12 +102,12 @@ class PlanLookup(Protocol):
         """How many components the layer holds now."""
         ...
 
-    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple]:
+    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple[Any, ...]]:
         """``fid, key, fp, *columns`` of components whose fingerprint is in ``fps``, not written by this changeset
         nor claimed by an earlier chunk, ordered by key; values as :func:`stored_values` gives them."""
         ...
 
-    def stored(self, fid: int, columns: list[str]) -> tuple | None:
+    def stored(self, fid: int, columns: list[str]) -> tuple[Any, ...] | None:
         """``fp, *columns`` of one component, values as :func:`stored_values` gives them."""
         ...
 
@@ -154,7 +154,7 @@ def plan_write(lookup: PlanLookup, spec: LayerSpec, frame: gpd.GeoDataFrame, now
     elif n:
         existing = lookup.existing(np.unique(fps), compare) if not lookup.base_empty and lookup.count() else []
         by_fp: dict[int, list[str]] = defaultdict(list)
-        stored: dict[str, tuple[int, tuple]] = {}
+        stored: dict[str, tuple[int, tuple[Any, ...]]] = {}
         for row in existing:
             by_fp[row[2]].append(row[1])
             stored[row[1]] = (row[0], tuple(row[3:]))

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from twin.errors import StoreError, StoreVersionError
 from twin.store.base import ACCESS_TABLES, AccessResult
@@ -83,7 +84,7 @@ class SqliteAccessDB:
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._errors():
             if not self._ready:
                 if not self.path.exists():

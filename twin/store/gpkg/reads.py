@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import orjson
@@ -42,7 +42,8 @@ _CHUNK = 200_000
 
 def _rtree_clause(boxes: list[list[Box]]) -> tuple[str, list[object]]:
     """R-tree conditions (alias ``r``): for each group, the envelope meets one of its boxes."""
-    groups, params = [], []
+    groups: list[str] = []
+    params: list[object] = []
     for alternatives in boxes:
         ors = ["(r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?)"] * len(alternatives)
         groups.append("(" + " OR ".join(ors) + ")")
@@ -76,7 +77,7 @@ class GpkgSnapshot:
         self._nearest = nearest
         self._members: dict[tuple[object, ...], list[int] | None] = {}
 
-    def execute(self, sql: str, params: Sequence[object], what: str = "the query") -> list[tuple]:
+    def execute(self, sql: str, params: Sequence[object], what: str = "the query") -> list[tuple[Any, ...]]:
         """Run one statement, interrupted once this thread has spent ``budget_s`` seconds of CPU on it.
 
         CPU time, not wall time: under load a cheap query waits for the GIL behind its neighbours, and must be
@@ -95,7 +96,7 @@ class GpkgSnapshot:
         finally:
             self.conn.set_progress_handler(None, 0)
 
-    def _rows(self, spec: LayerSpec, columns: tuple[str, ...], rows: list[tuple],
+    def _rows(self, spec: LayerSpec, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
               unmasked: frozenset[str] = frozenset()) -> Rows:
         return Rows(spec, columns, rows, unmasked, CODEC)
 
@@ -288,7 +289,7 @@ class GpkgSnapshot:
         xy = point_coordinates([b for _, b in rows])
         if xy is None:
             return None
-        points = shapely.points(xy) if len(xy) else np.empty(0, dtype=object)
+        points = cast(NDArray[np.object_], shapely.points(xy)) if len(xy) else np.empty(0, dtype=object)
         keep = area.meets(points) if len(points) else np.zeros(0, dtype=bool)
         return np.array([f for f, _ in rows], dtype=np.int64)[keep], points[keep]
 
@@ -314,7 +315,7 @@ class GpkgSnapshot:
         spec = self.catalogue[layer]
         sql = (f"SELECT t.fid, t.status, t.geom FROM {q(spec.id)} t JOIN {q('rtree_' + spec.id + '_geom')} r "
                "ON r.id = t.fid WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?")
-        found: dict[int, tuple] = {}
+        found: dict[int, tuple[Any, ...]] = {}
         for b in boxes:
             found.update((row[0], row) for row in self.execute(sql, (b[2], b[0], b[3], b[1]),
                                                                 f"reading {spec.id} for a tile"))
@@ -322,7 +323,8 @@ class GpkgSnapshot:
 
     def changed(self, layer: str, since: int, *, removed: bool = True) -> Iterator[tuple[int, Rows]]:
         spec = self.catalogue[layer]
-        queries = [(1, f"SELECT fid, status, geom FROM {q(spec.id)} WHERE changeset > ?", (since,))]
+        queries: list[tuple[int, str, tuple[int, ...]]] = [
+            (1, f"SELECT fid, status, geom FROM {q(spec.id)} WHERE changeset > ?", (since,))]
         if removed:
             queries.insert(0, (-1, f"SELECT fid, status, geom FROM {q(spec.id + '_history')} WHERE changeset_to > ? "
                                    "AND changeset <= ?", (since, since)))

@@ -39,7 +39,7 @@ def _per_thread(build: Callable[[bytes], T]) -> Callable[[bytes], T]:
     name = build.__name__
 
     def cached(wkb: bytes) -> T:
-        cache = _THREAD.__dict__.setdefault(name, {})
+        cache: dict[bytes, T] = _THREAD.__dict__.setdefault(name, {})
         value = cache.get(wkb)
         if value is None:
             if len(cache) >= 128:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -211,7 +212,7 @@ class GeoPackageStore:
     def _columns(self, spec: LayerSpec) -> list[str]:
         return [*ddl.SYSTEM_COLUMNS, *spec.field_names]
 
-    def _frame(self, spec: LayerSpec, rows: list[tuple], extra: Sequence[str] = ()) -> gpd.GeoDataFrame:
+    def _frame(self, spec: LayerSpec, rows: list[tuple[Any, ...]], extra: Sequence[str] = ()) -> gpd.GeoDataFrame:
         cols = [*self._columns(spec), *extra]
         data = {c: [r[i] for r in rows] for i, c in enumerate(cols) if c not in ("geom", "fp")}
         geoms = decode([r[1] for r in rows]) if rows else np.array([], dtype=object)
@@ -230,7 +231,8 @@ class GeoPackageStore:
         spec = self.catalogue[layer]
         if as_of is not None:
             return self._features_as_of(spec, bbox, keys, as_of, limit, offset)
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if bbox is not None:
             where.append(f"fid IN (SELECT id FROM {ddl.q('rtree_' + spec.id + '_geom')} "
                          "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)")
@@ -246,7 +248,7 @@ class GeoPackageStore:
         params += [-1 if limit is None else int(limit), int(offset)]
         return self._frame(spec, self._reader().execute(sql, params).fetchall())
 
-    def geometries(self, layer: str, fids: Sequence[int]) -> dict[int, object]:
+    def geometries(self, layer: str, fids: Sequence[int]) -> dict[int, shapely.Geometry]:
         """Geometries by fid, without building a frame (the live index's hot path)."""
         rows = self._reader().execute(
             f"SELECT fid, geom FROM {ddl.q(self.catalogue[layer].id)} WHERE fid IN (SELECT value FROM json_each(?))",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -130,7 +131,7 @@ class SqliteLookup:
         row = self.conn.execute("SELECT feature_count FROM twin_layers WHERE layer = ?", (self.spec.id,)).fetchone()
         return int(row[0])
 
-    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple]:
+    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple[Any, ...]]:
         cols = ", ".join(f'"{c}"' for c in ["fid", "key", "fp", *columns])
         return self.conn.execute(
             f"SELECT {cols} FROM {ddl.q(self.spec.id)} WHERE fp IN (SELECT value FROM json_each(?)) "
@@ -138,7 +139,7 @@ class SqliteLookup:
             (orjson.dumps(fps.tolist()).decode(), self.changeset),
         ).fetchall()
 
-    def stored(self, fid: int, columns: list[str]) -> tuple | None:
+    def stored(self, fid: int, columns: list[str]) -> tuple[Any, ...] | None:
         cols = ", ".join(f'"{c}"' for c in columns)
         row = self.conn.execute(f"SELECT fp, {cols} FROM {ddl.q(self.spec.id)} WHERE fid = ?", (fid,)).fetchone()
         return None if row is None else tuple(row)
@@ -162,7 +163,7 @@ class SqliteLookup:
 
 
 @contextmanager
-def layer_writer(conn: sqlite3.Connection, spec: LayerSpec, begin: Callable[[], object], end: Callable[[bool], None],
+def layer_writer(conn: sqlite3.Connection, spec: LayerSpec, begin: Callable[[], object], end: Callable[[bool], object],
                  **options: object) -> Iterator[LayerWriter]:
     """Run a :class:`LayerWriter` inside ``begin()`` ... ``end(ok)``; any exception rolls everything back."""
     begin()
