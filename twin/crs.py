@@ -143,7 +143,7 @@ def parse_crs(text: str | int) -> TwinCRS:
     for offset in ("gcj02", "bd09"):
         if low in (offset, OFFSET_URIS[offset].replace("-", "").replace("_", "")):
             return TwinCRS(offset.upper().replace("GCJ02", "GCJ-02").replace("BD09", "BD-09"),
-                           OFFSET_URIS[offset], None, offset)  # type: ignore[arg-type]
+                           OFFSET_URIS[offset], None, offset)
     if raw.isdigit():
         raw = f"EPSG:{raw}"
     if low.endswith(("crs84", "ogc:1.3:crs84")):

@@ -24,7 +24,7 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
         raise InvalidQueryError(f"--bbox must be four numbers minlon,minlat,maxlon,maxlat, not {text!r}") from None
     if len(box) != 4 or box[0] >= box[2] or box[1] >= box[3]:
         raise InvalidQueryError(f"--bbox must be minlon,minlat,maxlon,maxlat with min < max, not {text!r}")
-    return box  # type: ignore[return-value]
+    return box
 
 
 @friendly

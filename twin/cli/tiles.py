@@ -38,7 +38,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
         raise InvalidQueryError(f"--bbox needs 4 numbers minlon,minlat,maxlon,maxlat, got {len(box)}")
     if not (-180 <= box[0] < box[2] <= 180 and -85.06 <= box[1] < box[3] <= 85.06):
         raise InvalidQueryError(f"--bbox {text!r}: needs minlon < maxlon within ±180 and minlat < maxlat within ±85")
-    return box  # type: ignore[return-value]
+    return box
 
 
 @tiles_app.command("build")

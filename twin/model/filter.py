@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from shapely import Geometry
+from shapely.geometry.base import BaseGeometry
 
 Box = tuple[float, float, float, float]
 Value = int | float | str | bool | date | datetime
@@ -125,7 +125,7 @@ class Spatial:
     """``op(feature geometry, literal)``, exactly (GEOS), the literal in lon/lat."""
 
     op: SpatialOp
-    geometry: Geometry
+    geometry: BaseGeometry
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class DWithin:
     """The feature lies within ``metres`` of the literal (lon/lat), measured as :mod:`twin.geodesy` measures:
     in a local equirectangular frame centred on the literal's centroid."""
 
-    geometry: Geometry
+    geometry: BaseGeometry
     metres: float
 
 

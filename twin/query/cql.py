@@ -33,7 +33,7 @@ DISTANCE_UNIT: /(meters|metres|m)\\b/i
 
 
 @v_args(meta=False, inline=True)
-class _Transformer(CQLTransformer):
+class _Transformer(CQLTransformer):  # type: ignore[misc]  # pygeofilter has no type information
     """pygeofilter's CQL2 transformer with the ``dwithin`` rule added."""
 
     def dwithin(self, lhs: Any, rhs: Any, distance: Any, unit: Any = None) -> ast.DistanceWithin:

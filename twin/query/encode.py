@@ -123,7 +123,8 @@ def csv_bytes(*parts: Encoded, layers: Sequence[str] | None = None) -> bytes:
     writer.writerow([*(["layer"] if layers else []), "id", *names, "wkt"])
     for i, enc in enumerate(parts):
         lead = [layers[i]] if layers else []
-        wkt = shapely.to_wkt(enc.geoms, rounding_precision=-1) if len(enc.geoms) else []
+        wkt: Sequence[str] | NDArray[np.str_] = (shapely.to_wkt(enc.geoms, rounding_precision=-1)
+                                                 if len(enc.geoms) else [])
         for key, props, w in zip(enc.ids, enc.properties, wkt, strict=True):
             writer.writerow([*lead, key, *("" if props.get(n) is None else props.get(n) for n in names), w])
     return buf.getvalue().encode("utf-8-sig")

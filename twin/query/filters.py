@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import shapely
 from pygeofilter import ast, values
+from shapely.geometry.base import BaseGeometry
 
 from twin.catalogue import FieldType, LayerSpec
 from twin.crs import TwinCRS
@@ -161,7 +162,7 @@ class _Checker:
                                     "such as S_INTERSECTS(geometry, POLYGON((...)))")
 
 
-def literal_geometry(node: Any, crs: TwinCRS) -> shapely.Geometry:
+def literal_geometry(node: Any, crs: TwinCRS) -> BaseGeometry:
     """A WKT/GeoJSON/BBOX literal of a filter, in lon/lat."""
     if isinstance(node, values.Envelope):
         geom = shapely.box(node.x1, node.y1, node.x2, node.y2)
@@ -185,8 +186,8 @@ def _crs(text: str) -> TwinCRS:
     return resolve_crs(str(text), name="BBOX crs")
 
 
-def _to_lonlat(geom: shapely.Geometry, crs: TwinCRS) -> shapely.Geometry:
-    out = geoms_to_lonlat(np.array([geom], dtype=object), crs)[0]
+def _to_lonlat(geom: BaseGeometry, crs: TwinCRS) -> BaseGeometry:
+    out: BaseGeometry | None = geoms_to_lonlat(np.array([geom], dtype=object), crs)[0]
     if out is None or out.is_empty or not np.isfinite(shapely.bounds(out)).all():
         raise InvalidQueryError("filter geometry is empty or lies outside its CRS")
     if not out.is_valid:
@@ -234,7 +235,7 @@ def envelopes(root: f.Cond) -> tuple[Box, ...]:
     out: list[Box] = []
     for term in terms:
         if isinstance(term, f.Spatial) and term.op != "disjoint":
-            out.append(tuple(float(v) for v in term.geometry.bounds))  # type: ignore[arg-type]
+            out.append(term.geometry.bounds)
         elif isinstance(term, f.DWithin):
             minx, miny, maxx, maxy = term.geometry.bounds
             dlat = term.metres / METRES_PER_DEGREE * 1.01

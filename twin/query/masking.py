@@ -53,6 +53,10 @@ def maskers(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> dict[str
         if rule is MaskRule.drop:
             out[name] = None
         else:
-            fn = _RULES[rule]
-            out[name] = lambda v, fn=fn: None if v is None else fn(str(v))
+            out[name] = _masker(_RULES[rule])
     return out
+
+
+def _masker(fn: Callable[[str], str]) -> Callable[[object], object]:
+    """``fn`` applied to a value as text; ``None`` stays ``None``."""
+    return lambda v: None if v is None else fn(str(v))

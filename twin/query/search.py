@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import shapely
 from pygeofilter import ast, values
+from shapely.geometry.base import BaseGeometry
 
 from twin.access.principal import Principal
 from twin.crs import TwinCRS
@@ -100,7 +101,8 @@ class QueryService:
                 return self._nearest_in_area(snap, spec.id, lon, lat, k, who, unmasked)
             hits = snap.nearest(spec.id, lon, lat, k)
             rows = snap.by_fids(spec.id, hits.fids.tolist(), unmasked)
-        extra = [{"distance_m": round(float(d), 3), "rank": i + 1} for i, d in enumerate(hits.distances)]
+        extra: list[dict[str, object]] = [{"distance_m": round(float(d), 3), "rank": i + 1}
+                                          for i, d in enumerate(hits.distances)]
         return rows, extra[: len(rows.rows)]
 
     def _nearest_in_area(self, snap: Snapshot, layer: str, lon: float, lat: float, k: int, who: Principal,
@@ -148,11 +150,12 @@ class QueryService:
             if len(rows.rows) == k or radius >= reach:
                 break
         d = rows.columns.index("distance_m")
-        extra = [{"distance_m": round(float(r[d]), 3), "rank": i + 1} for i, r in enumerate(rows.rows)]
+        extra: list[dict[str, object]] = [{"distance_m": round(float(r[d]), 3), "rank": i + 1}
+                                          for i, r in enumerate(rows.rows)]
         plain = Rows(rows.spec, rows.columns[:-1], [r[:-1] for r in rows.rows], unmasked, rows.codec)
         return plain, extra
 
-    def search(self, *, geometry: shapely.Geometry | None = None, distance: float = 0.0, near: Near | None = None,
+    def search(self, *, geometry: BaseGeometry | None = None, distance: float = 0.0, near: Near | None = None,
                layers: list[str] | None = None, limit: int = 100, who: Principal | None = None
                ) -> tuple[list[Rows], bool]:
         """Components of every layer meeting ``geometry`` (or within ``distance`` metres of it), or near a point.
@@ -204,7 +207,7 @@ def in_area(rows: Rows, who: Principal) -> np.ndarray:
     return who.area.meets(rows.geometries())
 
 
-def parse_geometry(text: str, crs: TwinCRS, *, name: str = "intersects") -> shapely.Geometry:
+def parse_geometry(text: str, crs: TwinCRS, *, name: str = "intersects") -> BaseGeometry:
     """A WKT or GeoJSON geometry written in ``crs``, as lon/lat."""
     raw = str(text).strip()
     if len(raw) > 200_000:
@@ -217,7 +220,7 @@ def parse_geometry(text: str, crs: TwinCRS, *, name: str = "intersects") -> shap
         raise InvalidQueryError(f"{name} is neither WKT nor GeoJSON: {str(exc)[:200]}") from None
     if geom is None or geom.is_empty:
         raise InvalidQueryError(f"{name} is an empty geometry")
-    out = geoms_to_lonlat(np.array([geom], dtype=object), crs)[0]
+    out: BaseGeometry = geoms_to_lonlat(np.array([geom], dtype=object), crs)[0]
     bounds = shapely.bounds(out)
     if not np.isfinite(bounds).all() or bounds[0] < -180 or bounds[2] > 180 or bounds[1] < -90 or bounds[3] > 90:
         raise InvalidQueryError(f"{name} lies outside lon/lat range once converted from {crs.name}")
