@@ -19,7 +19,7 @@ def haversine(lon: NDArray[np.float64], lat: NDArray[np.float64], lon0: float, l
     """Great-circle distance in metres from (lon0, lat0) to each point."""
     p1, p2 = np.radians(lat0), np.radians(lat)
     dphi, dlmb = p2 - p1, np.radians(np.asarray(lon) - lon0)
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
+    a: NDArray[np.float64] = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
     return 2 * EARTH_RADIUS * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 

@@ -63,7 +63,7 @@ def geohash_encode(lon: NDArray[np.float64], lat: NDArray[np.float64], precision
         code = (code << 1) | bit
     chars = np.array(list(BASE32))
     digits = [(code >> (5 * (precision - 1 - k))) & 31 for k in range(precision)]
-    out = chars[digits[0]]
+    out: NDArray[np.str_] = chars[digits[0]]
     for d in digits[1:]:
         out = np.char.add(out, chars[d])
     return out

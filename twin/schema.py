@@ -45,8 +45,9 @@ def _values(col: pd.Series) -> pd.Series:
 def _strings(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
     out = [_text(v) for v in col.tolist()]
     limit = spec.max_length
-    for r in np.flatnonzero(np.fromiter((v is not None and len(v) > limit for v in out), bool, len(out))):
-        problems.append((int(r), spec.name, f"value is {len(out[r])} characters long; the limit is {limit}"))
+    sizes = np.fromiter((-1 if v is None else len(v) for v in out), np.int64, len(out))
+    for r in np.flatnonzero(sizes > limit):
+        problems.append((int(r), spec.name, f"value is {sizes[r]} characters long; the limit is {limit}"))
         out[r] = None
     return pd.Series(out, dtype=object)
 
@@ -146,7 +147,7 @@ def conform(spec: LayerSpec, frame: pd.DataFrame, default_time: str) -> pd.DataF
     out = pd.DataFrame(index=pd.RangeIndex(n))
     status_spec = FieldSpec.model_construct(name="status", values=spec.statuses)
     time_spec = FieldSpec.model_construct(name="updated_at", type=FieldType.datetime)
-    columns = [(f, None) for f in spec.fields]
+    columns: list[tuple[FieldSpec, str | None]] = [(f, None) for f in spec.fields]
     columns += [(status_spec, spec.statuses[0]), (time_spec, to_gpkg_datetime(default_time))]
     for f, default in columns:
         if f.name not in frame.columns:

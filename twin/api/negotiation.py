@@ -55,9 +55,9 @@ def choose(request: Request, f: str | None, offered: tuple[str, ...]) -> str:
     for _, media in _accepted(header):
         if media in ("*/*", "application/*"):
             return offered[0]
-        key = _ALIASES.get(media)
-        if key in offered:
-            return key
+        alias = _ALIASES.get(media)
+        if alias in offered:
+            return alias
         if media == "text/*" and "html" in offered:
             return "html"
     raise NotAcceptableError(

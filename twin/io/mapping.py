@@ -120,12 +120,12 @@ def build_mapping(columns: list[str], spec: LayerSpec, explicit: dict[str, str],
     for col in columns:
         if col in pairs or col in skip:
             continue
-        dst = _automatic(col, spec, by_name)
-        if dst is None or dst in taken:
+        found = _automatic(col, spec, by_name)
+        if found is None or found in taken:
             ignored.append(col)
         else:
-            pairs[col] = dst
-            taken.add(dst)
+            pairs[col] = found
+            taken.add(found)
     dupes = {d for d in pairs.values() if list(pairs.values()).count(d) > 1}
     if dupes:
         raise ImportRejectedError(f"several columns map to {', '.join(sorted(dupes))}; map each field once")
