@@ -97,8 +97,8 @@ class AuditLog:
                         w.executemany(sql, batch)
                 except Exception:  # the log must outlive a database hiccup; the events are in the service log
                     log.exception("could not write %d audit events", len(batch))
-            for w in waiters:
-                w.set()
+            for waiter in waiters:
+                waiter.set()
             if stop:
                 return
 

@@ -102,4 +102,4 @@ class SessionStore:
             raise AuthenticationError("unknown or already used sign-in code: ask for a new link")
         if row[1] <= stamp(now()):
             raise AuthenticationError(f"sign-in code expired at {row[1]}: ask for a new link")
-        return row[0]
+        return str(row[0])

@@ -8,7 +8,7 @@ scheme). Browsers sign in at ``/login`` (a pasted token, or a one-time code from
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -30,7 +30,7 @@ ANONYMOUS_NOTE = f"Without a token only public layers are served: {SIGN_IN}."
 
 
 def gate(request: Request) -> Gate:
-    return request.app.state.gate
+    return cast(Gate, request.app.state.gate)
 
 
 def authenticate(request: Request,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
@@ -39,7 +39,7 @@ PointCrsParam = Annotated[str | None, Query(alias="point-crs", description="CRS 
 
 
 def service(request: Request) -> QueryService:
-    return request.app.state.service
+    return cast(QueryService, request.app.state.service)
 
 
 def layer_spec(request: Request, layer: str) -> LayerSpec:
@@ -198,7 +198,9 @@ def known_parameters(request: Request) -> None:
 def _declared(route: APIRoute) -> tuple[frozenset[str], bool]:
     """The query parameters ``route`` declares, and whether it takes property parameters (it uses
     :func:`items_request`)."""
-    names, calls, stack = set(), set(), [route.dependant]
+    names: set[str] = set()
+    calls: set[object] = set()
+    stack = [route.dependant]
     while stack:
         dependant: Dependant = stack.pop()
         calls.add(dependant.call)

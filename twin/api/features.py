@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -192,7 +192,8 @@ def queryables_doc(request: Request, who: Who, layer: LayerPath, f: FormatParam 
     return render.json_response(doc, media_type="application/schema+json")
 
 
-def _page_links(request: Request, query: FeatureQuery, returned: int, matched: int, exact: bool) -> list[dict]:
+def _page_links(request: Request, query: FeatureQuery, returned: int, matched: int,
+                exact: bool) -> list[dict[str, Any]]:
     links = []
     more = query.offset + returned < matched if exact else returned == query.limit
     if more:

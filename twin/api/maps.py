@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
@@ -47,7 +47,7 @@ def _tiles_template(request: Request) -> str | None:
         return None
     for name, mark in marks.items():
         path = path.replace(mark, "{" + name + "}")
-    return request.scope.get("root_path", "") + path
+    return _root(request) + path
 
 
 #: Pages and configurations differ per user: never cached, never shared.
@@ -55,7 +55,7 @@ _PRIVATE = {"Cache-Control": "private, no-store"}
 
 
 def _root(request: Request) -> str:
-    return request.scope.get("root_path", "")
+    return cast(str, request.scope.get("root_path", ""))
 
 
 def _config(request: Request, who: Principal) -> dict[str, Any]:

@@ -14,7 +14,7 @@ masked by role. Answers that depend on the caller are ``private`` and vary by ``
 from __future__ import annotations
 
 import gzip
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -121,7 +121,7 @@ class _Routes:
             return Response(result.gz, media_type=meta.MVT_MEDIA_TYPE, headers={**headers, "Content-Encoding": "gzip"})
         return Response(gzip.decompress(result.gz), media_type=meta.MVT_MEDIA_TYPE, headers=headers)
 
-    def document(self, doc: dict, who: Principal, layers: tuple[str, ...], view: View) -> Response:
+    def document(self, doc: dict[str, Any], who: Principal, layers: tuple[str, ...], view: View) -> Response:
         return json_response(doc, headers=self.headers(who, layers, view))
 
     def matrix_sets(self, request: Request) -> Response:
@@ -181,7 +181,7 @@ class _Routes:
         return self.tile_response(request, who, names, view, z, x, y, flt)
 
 
-_TILE_RESPONSES: dict[int | str, dict] = {200: {"content": {meta.MVT_MEDIA_TYPE: {}}}, 204: {}, 304: {}}
+_TILE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {meta.MVT_MEDIA_TYPE: {}}}, 204: {}, 304: {}}
 
 
 def tiles_router(engine: TileEngine, city_bbox: tuple[float, float, float, float]) -> APIRouter:
