@@ -46,6 +46,17 @@ def store(target: str, catalogue: Catalogue) -> Iterator[Store]:
     st.close()
 
 
+@pytest.fixture(scope="session")
+def twin_target(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[str]:
+    """The small twin of :func:`tests.query.twin_fixture.build_twin`, built once per test worker and shared by the
+    tests that only read its components (some add users to it)."""
+    from tests.query.twin_fixture import build_twin
+
+    with fresh(tmp_path_factory.mktemp("twin")) as target:
+        build_twin(target, catalogue).close()
+        yield target
+
+
 def hydrants(n: int, seed: int = 0, *, box: tuple[float, float, float, float] = (121.40, 31.20, 121.50, 31.30),
              kind: str = "above_ground") -> gpd.GeoDataFrame:
     """``n`` random hydrants inside ``box`` (lon/lat)."""

@@ -156,14 +156,16 @@ def _pg_snapshot(target: str) -> dict[str, list[str]]:
     return out
 
 
-def execute(target: str | Path, *statements: str) -> None:
+def execute(target: str | Path, *statements: str) -> list[tuple]:
     """Run SQL on the store's own tables behind twin's back (tables named without a schema), in one transaction:
-    how a test breaks a store the way another program or an older twin might."""
+    how a test looks into a store, or breaks it the way another program or an older twin might. Returns the rows of
+    the last statement."""
+    rows: list[tuple] = []
     if not is_pg(target):
         with closing(sqlite3.connect(target)) as conn, conn:
             for statement in statements:
-                conn.execute(statement)
-        return
+                rows = conn.execute(statement).fetchall()
+        return rows
     import psycopg
 
     from twin.store.postgis.connect import parse_url
@@ -173,4 +175,72 @@ def execute(target: str | Path, *statements: str) -> None:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{parsed.schema}"')
         conn.execute(f'SET search_path TO "{parsed.schema}", public')
         for statement in statements:
-            conn.execute(statement)
+            cur = conn.execute(statement)
+            rows = cur.fetchall() if cur.description else []
+    return rows
+
+
+#: The error the engine's driver raises when :func:`failing_inserts` makes an insert fail.
+INSERT_FAILED = "RaiseException" if ENGINE == "postgis" else "IntegrityError"
+
+
+@contextmanager
+def failing_inserts(target: str | Path, layer: str, message: str = "database or disk is full") -> Iterator[None]:
+    """Make every insert into ``layer`` fail inside the database with ``message``, as a full disk or a broken
+    constraint would, for the duration of the block (a trigger: SQLite's ``RAISE(ABORT)``, PL/pgSQL's
+    ``RAISE EXCEPTION``)."""
+    if is_pg(target):
+        execute(target, "CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS "
+                        f"$$ BEGIN RAISE EXCEPTION '{message}'; END $$",
+                f'CREATE TRIGGER test_disk_full BEFORE INSERT ON "{layer}" FOR EACH ROW '
+                "EXECUTE FUNCTION test_disk_full()")
+        undo = (f'DROP TRIGGER test_disk_full ON "{layer}"', "DROP FUNCTION test_disk_full()")
+    else:
+        execute(target, f'CREATE TRIGGER test_disk_full BEFORE INSERT ON "{layer}" '
+                        f"BEGIN SELECT RAISE(ABORT, '{message}'); END")
+        undo = ("DROP TRIGGER test_disk_full",)
+    try:
+        yield
+    finally:
+        execute(target, *undo)
+
+
+#: The access tables of a store, and the order their rows were written in.
+ACCESS_ORDER = {"users": "created, name", "tokens": "created, id", "audit": "id", "sessions": "created, hash",
+                "sign_in_codes": "created, hash"}
+
+
+def access_snapshot(target: str | Path, tables: tuple[str, ...] = ("users", "tokens", "audit")
+                    ) -> dict[str, list[tuple]] | None:
+    """The rows of the store's access tables, oldest first: its own schema's ``twin_*`` tables on PostGIS, the
+    access database beside a GeoPackage (``None`` while there is none)."""
+    if is_pg(target):
+        import psycopg
+
+        from twin.store.postgis.connect import parse_url
+
+        parsed = parse_url(str(target))
+        with psycopg.connect(parsed.conninfo, autocommit=True) as conn:
+            return {t: conn.execute(f'SELECT * FROM "{parsed.schema}".twin_{t} ORDER BY {ACCESS_ORDER[t]}').fetchall()
+                    for t in tables}
+    db = access_db_path(Path(target))
+    if not db.exists():
+        return None
+    with closing(sqlite3.connect(db)) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+
+
+def nothing_at(target: str | Path) -> bool:
+    """Whether nothing at all is at ``target``: no file (nor its write-ahead log or access database) for a
+    GeoPackage, no schema for PostGIS, as before a store was ever made there."""
+    if is_pg(target):
+        import psycopg
+
+        from twin.store.postgis.connect import parse_url
+
+        parsed = parse_url(str(target))
+        with psycopg.connect(parsed.conninfo, autocommit=True) as conn:
+            return conn.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                                (parsed.schema,)).fetchone() is None
+    path = Path(target)
+    return not any(p.exists() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), access_db_path(path)))

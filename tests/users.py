@@ -10,9 +10,9 @@ from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import open_store
 
 
-def add_user(store: Path, name: str, role: str, area: str | None = None, *, layers: Path = DEFAULT_LAYERS_DIR,
+def add_user(store: str | Path, name: str, role: str, area: str | None = None, *, layers: Path = DEFAULT_LAYERS_DIR,
              policy: Path | None = None) -> str:
-    """Create a user in the access database beside ``store``; returns the token."""
+    """Create a user in the access tables of the store at ``store`` (a path or a URL); returns the token."""
     opened = open_store(store, load_catalogue(layers), create=False)
     gate = Gate(opened, AccessSettings(policy=policy))
     try:

@@ -15,12 +15,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.query.twin_fixture import build_twin
 from tests.users import add_user, bearer
 from twin.catalogue import Catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
@@ -31,9 +29,9 @@ ROLES = ("planner", "gis_editor", "admin")
 _serial = itertools.count()
 
 
-def add_users(store_path: Path, roles: tuple[str, ...] = ROLES, area: str | None = None) -> dict[str, str]:
-    """Create one user per role on the access database beside ``store_path``; their tokens by role."""
-    return {role: add_user(store_path, f"{role}-{os.getpid()}-{next(_serial)}", role, area) for role in roles}
+def add_users(target: str, roles: tuple[str, ...] = ROLES, area: str | None = None) -> dict[str, str]:
+    """Create one user per role in the access tables of the store at ``target``; their tokens by role."""
+    return {role: add_user(target, f"{role}-{os.getpid()}-{next(_serial)}", role, area) for role in roles}
 
 
 @dataclass
@@ -42,7 +40,7 @@ class Server:
 
     url: str
     store: Store
-    path: Path
+    target: str
     tokens: dict[str, str] = field(default_factory=dict)
 
     def headers(self, role: str = "planner") -> dict[str, str]:
@@ -55,14 +53,14 @@ class Server:
 
 
 @contextmanager
-def running(store_path: Path, **settings: object) -> Iterator[str]:
-    """Serve ``store_path`` with uvicorn in a child process (GDAL holds the GIL while it reads, so the server
+def running(target: str, **settings: object) -> Iterator[str]:
+    """Serve the store at ``target`` with uvicorn in a child process (GDAL holds the GIL while it reads, so the server
     cannot share the test's process); yields the base URL and stops the server afterwards."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    env = {**os.environ, "TWIN_STORE": str(store_path), "TWIN_LAYERS": str(DEFAULT_LAYERS_DIR),
+    env = {**os.environ, "TWIN_STORE": str(target), "TWIN_LAYERS": str(DEFAULT_LAYERS_DIR),
            **{f"TWIN_{k.upper()}": str(v) for k, v in settings.items()}}
     cmd = [sys.executable, "-m", "uvicorn", "twin.api.app:create_app", "--factory", "--fd", str(sock.fileno()),
            "--log-level", "warning"]
@@ -96,16 +94,9 @@ def _wait_until_up(url: str, proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def twin_path(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path:
-    path = tmp_path_factory.mktemp("twin") / "twin.gpkg"
-    build_twin(path, catalogue).close()
-    return path
-
-
-@pytest.fixture(scope="session")
-def server(twin_path: Path, catalogue: Catalogue) -> Iterator[Server]:
-    tokens = add_users(twin_path)
-    store = open_store(twin_path, catalogue, create=False)
-    with running(twin_path) as url:
-        yield Server(url, store, twin_path, tokens)
+def server(twin_target: str, catalogue: Catalogue) -> Iterator[Server]:
+    tokens = add_users(twin_target)
+    store = open_store(twin_target, catalogue, create=False)
+    with running(twin_target) as url:
+        yield Server(url, store, twin_target, tokens)
     store.close()

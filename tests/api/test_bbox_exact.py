@@ -13,18 +13,18 @@ from twin.settings import DEFAULT_LAYERS_DIR, TwinSettings
 from twin.store import open_store
 
 
-def test_points_a_hair_outside_the_bbox_are_not_returned(tmp_path, catalogue):
+def test_points_a_hair_outside_the_bbox_are_not_returned(target, catalogue):
     edge = 121.4737
     # float32 cannot tell these apart from the edge (its step here is ~7.6e-6 degrees, ~0.7 m)
     xs = np.array([edge - 2e-6, edge - 1e-7, edge, edge + 1e-7, edge + 2e-6])
     frame = gpd.GeoDataFrame({"kind": ["above_ground"] * 5}, geometry=shapely.points(xs, np.full(5, 31.23)),
                              crs="EPSG:4326")
-    store = open_store(tmp_path / "s.gpkg", catalogue)
+    store = open_store(target, catalogue)
     store.upsert("hydrant", frame, author="t", source="t")
     store.upsert("hydrant", frame.set_geometry(shapely.points(xs + 0.01, np.full(5, 31.3))),
                  author="t", source="t")  # a wider extent, so the bbox is not the whole layer
     store.close()
-    with TestClient(create_app(TwinSettings(store=str(tmp_path / "s.gpkg"), layers=DEFAULT_LAYERS_DIR))) as client:
+    with TestClient(create_app(TwinSettings(store=target, layers=DEFAULT_LAYERS_DIR))) as client:
         client.headers["Authorization"] = "Bearer " + client.app.state.gate.add_user("planner", "planner")
         got = client.get("/collections/hydrant/items", params={"bbox": f"{edge},31.2,121.5,31.25"}).json()
         xs_got = sorted(f["geometry"]["coordinates"][0] for f in got["features"])
@@ -33,7 +33,7 @@ def test_points_a_hair_outside_the_bbox_are_not_returned(tmp_path, catalogue):
         assert sorted(f["geometry"]["coordinates"][0] for f in left["features"]) == [edge - 2e-6, edge - 1e-7, edge]
 
 
-@geopackage_only
+@geopackage_only  # the R-tree's float32 boxes and the exact test in Python are the GeoPackage engine's
 def test_only_components_at_the_edge_of_the_bbox_take_the_exact_test(tmp_path, catalogue, monkeypatch):
     import twin.store.gpkg.sqlfuncs as sqlfuncs
     from twin.crs import parse_crs

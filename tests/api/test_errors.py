@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,8 +24,8 @@ def test_every_domain_error_has_a_4xx_or_503() -> None:
         assert code
 
 
-def test_a_500_hides_its_details(twin_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(TwinSettings(store=str(twin_path), service=ServiceSettings(warm_index=False)))
+def test_a_500_hides_its_details(twin_target: str, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(TwinSettings(store=twin_target, service=ServiceSettings(warm_index=False)))
 
     def boom() -> None:
         raise RuntimeError("secret connection string user=admin")

@@ -55,12 +55,12 @@ def test_csv_has_header_wkt_and_bom(server: Server) -> None:
     assert shapely.from_wkt(rows[0]["wkt"]).equals_exact(stored, 1e-9)
 
 
-def test_large_geojson_is_streamed_and_valid(tmp_path: Path, catalogue: Catalogue) -> None:
-    store = open_store(tmp_path / "big.gpkg", catalogue)
+def test_large_geojson_is_streamed_and_valid(target: str, catalogue: Catalogue) -> None:
+    store = open_store(target, catalogue)
     store.upsert("hydrant", hydrants(2500, seed=3), author="test", source="test")
     store.close()
-    token = add_users(tmp_path / "big.gpkg", ("planner",))["planner"]
-    with running(tmp_path / "big.gpkg", warm_index="false") as url:
+    token = add_users(target, ("planner",))["planner"]
+    with running(target, warm_index="false") as url:
         r = httpx.get(url + "/collections/hydrant/items", params={"limit": 10000}, timeout=60, headers=bearer(token))
     assert r.headers.get("transfer-encoding") == "chunked"
     doc = r.json()

@@ -12,7 +12,6 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote, unquote, urlencode
 
 import anyio
@@ -85,9 +84,9 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(twin_path: Path) -> Iterator[Api]:
-    token = add_users(twin_path, ("admin",))["admin"]
-    app = create_app(TwinSettings(store=twin_path, service=ServiceSettings(warm_index=False)))
+def api(twin_target: str) -> Iterator[Api]:
+    token = add_users(twin_target, ("admin",))["admin"]
+    app = create_app(TwinSettings(store=twin_target, service=ServiceSettings(warm_index=False)))
     with TestClient(app, raise_server_exceptions=False, headers=bearer(token)) as client:
         doc = client.get("/api").json()
         key = client.get("/collections/hydrant/items", params={"limit": 1}).json()["features"][0]["id"]

@@ -6,10 +6,9 @@ Imports are sent as a GIS editor (a role that writes); reads that check them as 
 from __future__ import annotations
 
 import io
-import sqlite3
 import zipfile
 from collections.abc import Iterator
-from contextlib import chdir, contextmanager
+from contextlib import chdir
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,6 +20,7 @@ import shapely
 from typer.testing import CliRunner
 
 from tests.api.conftest import Server, add_users, running
+from tests.engines import INSERT_FAILED, failing_inserts, fresh
 from tests.query.twin_fixture import build_twin
 from tests.users import bearer
 from twin.catalogue import Catalogue
@@ -30,13 +30,13 @@ from twin.store import open_store
 
 @pytest.fixture(scope="module")
 def writable(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[Server]:
-    path = tmp_path_factory.mktemp("imports") / "twin.gpkg"
-    build_twin(path, catalogue).close()
-    tokens = add_users(path)
-    store = open_store(path, catalogue, create=False)
-    with running(path, warm_index="false") as url:
-        yield Server(url, store, path, tokens)
-    store.close()
+    with fresh(tmp_path_factory.mktemp("imports")) as target:
+        build_twin(target, catalogue).close()
+        tokens = add_users(target)
+        store = open_store(target, catalogue, create=False)
+        with running(target, warm_index="false") as url:
+            yield Server(url, store, target, tokens)
+        store.close()
 
 
 def _hydrants(n: int, seed: int) -> gpd.GeoDataFrame:
@@ -153,11 +153,10 @@ def test_imports_need_a_role_that_writes(writable: Server, role: str | None, sta
     assert _count(writable) == before
 
 
-def test_upload_size_is_bounded(tmp_path: Path, catalogue: Catalogue) -> None:
-    path = tmp_path / "twin.gpkg"
-    build_twin(path, catalogue).close()
-    tokens = add_users(path, ("gis_editor",))
-    with running(path, max_upload_mb=1, warm_index="false") as url:
+def test_upload_size_is_bounded(target: str, catalogue: Catalogue) -> None:
+    build_twin(target, catalogue).close()
+    tokens = add_users(target, ("gis_editor",))
+    with running(target, max_upload_mb=1, warm_index="false") as url:
         r = httpx.post(f"{url}/collections/hydrant/import", headers=bearer(tokens["gis_editor"]), timeout=120,
                        files=[("file", ("big.csv", b"kind,lon,lat\n" + b"underground,121.47,31.23\n" * 60_000))])
         assert r.status_code == 413 and "TWIN_MAX_UPLOAD_MB" in r.json()["description"]
@@ -174,11 +173,11 @@ def _essentials(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in _VOLATILE}
 
 
-def _cli_import(store: Path, path: Path, options: dict[str, str], *flags: str) -> dict:
+def _cli_import(store: str, path: Path, options: dict[str, str], *flags: str) -> dict:
     """``twin import`` of ``path`` with the form's options as flags; its JSON report."""
     out = path.with_suffix(".report.json")
     args = [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", v)]
-    result = runner.invoke(cli_app, ["import", str(path), "--layer", "hydrant", "--store", str(store), *args,
+    result = runner.invoke(cli_app, ["import", str(path), "--layer", "hydrant", "--store", store, *args,
                                      *flags, "--report", str(out)])
     assert result.exit_code == 0, result.output
     return orjson.loads(out.read_bytes())
@@ -219,7 +218,7 @@ def test_realistic_files_import_over_http_as_on_the_command_line(writable: Serve
     dry = _post(writable, files, **options)
     assert dry.status_code == 200, dry.text[:500]
     report = dry.json()["report"]
-    assert _essentials(report) == _essentials(_cli_import(writable.path, path, options, "--dry-run"))
+    assert _essentials(report) == _essentials(_cli_import(writable.target, path, options, "--dry-run"))
     n = report["read"] - bad
     assert (report["inserted"], report["rejected"]) == (n, bad) and _count(writable) == before
     assert dry.json()["preview"]["twin:actions"] == {"insert": n, **({"reject": bad} if bad else {})}
@@ -227,7 +226,7 @@ def test_realistic_files_import_over_http_as_on_the_command_line(writable: Serve
     assert done.status_code == 200, done.text[:500]
     assert done.json()["report"]["inserted"] == n and isinstance(done.json()["changeset"], int)
     assert _count(writable) == before + n
-    again = _cli_import(writable.path, path, options)  # the CLI finds every component the HTTP import made
+    again = _cli_import(writable.target, path, options)  # the CLI finds every component the HTTP import made
     assert (again["inserted"], again["unchanged"]) == (0, n)
 
 
@@ -261,28 +260,13 @@ def test_the_form_and_the_command_line_refuse_the_same_options_alike(writable: S
     r = _post(writable, [("h.csv", csv.read_bytes())], **form)
     assert r.status_code in (400, 422), r.text[:300]
     with chdir(tmp_path):
-        result = runner.invoke(cli_app, ["import", "h.csv", "--layer", "hydrant", "--store", str(writable.path),
+        result = runner.invoke(cli_app, ["import", "h.csv", "--layer", "hydrant", "--store", writable.target,
                                          *flags])
     assert result.exit_code == 1
     assert " ".join(result.output.split()) == f"error: {r.json()['description']}"
 
 
 # -- every outcome is audited ---------------------------------------------------------------------------------------
-
-@contextmanager
-def _failing_inserts(store: Path, layer: str) -> Iterator[None]:
-    """Make every insert into ``layer`` fail inside SQLite, as a full disk would, for the duration of the block."""
-    conn = sqlite3.connect(store)
-    conn.execute(f"CREATE TRIGGER test_disk_full BEFORE INSERT ON {layer} "
-                 "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
-    conn.commit()
-    try:
-        yield
-    finally:
-        conn.execute("DROP TRIGGER test_disk_full")
-        conn.commit()
-        conn.close()
-
 
 def _import_events(server: Server, **params: str) -> list[dict]:
     params = {"action": "import", "layer": "hydrant", **params}
@@ -294,7 +278,7 @@ def test_an_import_failing_inside_the_store_is_audited_and_answered_without_inte
     path = tmp_path / "h.geojson"
     _hydrants(50, 21).to_file(path, engine="pyogrio")
     before = _count(writable)
-    with _failing_inserts(writable.path, "hydrant"):
+    with failing_inserts(writable.target, "hydrant"):
         r = _post(writable, [(path.name, path.read_bytes())], map="类型=kind", dry_run=False)
     assert r.status_code == 500
     body = r.json()
@@ -302,8 +286,8 @@ def test_an_import_failing_inside_the_store_is_audited_and_answered_without_inte
     assert _count(writable) == before
     (event,) = [e for e in _import_events(writable, outcome="failed") if body["request_id"] in e["detail"]]
     assert (event["status"], event["role"], event["count"]) == (500, "gis_editor", None)
-    assert event["detail"].startswith("internal error (IntegrityError)")
-    listed = runner.invoke(cli_app, ["audit", "--outcome", "failed", "--json", "--store", str(writable.path)])
+    assert event["detail"].startswith(f"internal error ({INSERT_FAILED})")
+    listed = runner.invoke(cli_app, ["audit", "--outcome", "failed", "--json", "--store", writable.target])
     assert body["request_id"] in listed.output
 
 

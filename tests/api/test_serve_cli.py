@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
@@ -23,10 +22,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_twin_serve_answers(twin_path: Path) -> None:
-    token = add_users(twin_path, ("planner",))["planner"]
+def test_twin_serve_answers(twin_target: str) -> None:
+    token = add_users(twin_target, ("planner",))["planner"]
     port = _free_port()
-    proc = subprocess.Popen([*TWIN, "serve", "--store", str(twin_path), "--port", str(port)],
+    proc = subprocess.Popen([*TWIN, "serve", "--store", twin_target, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -47,7 +46,7 @@ def test_twin_serve_answers(twin_path: Path) -> None:
         proc.wait(timeout=20)
 
 
-def test_twin_serve_refuses_a_missing_store(tmp_path: Path) -> None:
-    out = subprocess.run([*TWIN, "serve", "--store", str(tmp_path / "none.gpkg")],
+def test_twin_serve_refuses_a_missing_store(target: str) -> None:
+    out = subprocess.run([*TWIN, "serve", "--store", target],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "no store here" in out.stderr

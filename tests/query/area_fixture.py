@@ -133,12 +133,13 @@ def _points(rng: np.random.Generator, n: int, areas: list[shapely.Geometry]) -> 
     return pts
 
 
-def build_area_twin(path: Path, layers: Path, seed: int = 11) -> Store:
-    """Create the store at ``path`` with the catalogue in ``layers`` (see :func:`access_catalogue`)."""
+def build_area_twin(target: str | Path, layers: Path, seed: int = 11) -> Store:
+    """Create the store at ``target`` (a path or a PostGIS URL) with the catalogue in ``layers`` (see
+    :func:`access_catalogue`)."""
     rng = np.random.default_rng(seed)
     people = People(rng)
     catalogue: Catalogue = load_catalogue(layers)
-    store = open_store(path, catalogue)
+    store = open_store(target, catalogue)
 
     def put(layer: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         store.upsert(layer, frame, author="test", source="fixture")

@@ -9,13 +9,11 @@ import json
 import math
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.query.twin_fixture import build_twin
 from twin.catalogue import Catalogue
 from twin.errors import InvalidQueryError, MaskedFieldError
 from twin.model import filter as f
@@ -39,10 +37,8 @@ CRS84 = resolve_crs(None)
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> QueryService:
-    path: Path = tmp_path_factory.mktemp("cql") / "twin.gpkg"
-    build_twin(path, catalogue).close()
-    store = open_store(path, catalogue, create=False)
+def service(twin_target: str, catalogue: Catalogue) -> QueryService:
+    store = open_store(twin_target, catalogue, create=False)
     yield QueryService(store, budget_s=10)
     store.close()
 

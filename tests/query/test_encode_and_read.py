@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 import shapely
 
-from tests.query.twin_fixture import COUNTS, build_twin
+from tests.query.twin_fixture import COUNTS
 from twin.catalogue import Catalogue
 from twin.model.query import BBox, FeatureQuery
 from twin.query import encode
@@ -22,11 +21,9 @@ from twin.store.gpkg.blob import encode as encode_blobs
 
 
 @pytest.fixture(scope="module")
-def snap(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[Snapshot]:
+def snap(twin_target: str, catalogue: Catalogue) -> Iterator[Snapshot]:
     """One snapshot of a small real twin, shared by the tests that only read it."""
-    path: Path = tmp_path_factory.mktemp("read") / "twin.gpkg"
-    build_twin(path, catalogue).close()
-    store = open_store(str(path), catalogue, create=False)
+    store = open_store(twin_target, catalogue, create=False)
     with store.read() as view:
         yield view
     store.close()

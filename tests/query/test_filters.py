@@ -1,5 +1,5 @@
-"""CQL2 checked into the filter tree, and the tree as the GeoPackage engine's SQL: bound parameters only,
-identifiers only from the catalogue, clear errors."""
+"""CQL2 checked into the filter tree, and the tree as each engine's SQL: bound parameters only, identifiers only
+from the catalogue, clear errors."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from twin.query.cql import parse_filter
 from twin.query.crs import resolve_crs
 from twin.query.filters import check_filter, queryables
 from twin.store.gpkg.filter_sql import column, where
+from twin.store.postgis.filter_sql import where as pg_where
 
 CRS84 = resolve_crs(None)
 
@@ -47,6 +48,17 @@ def test_any_string_literal_stays_a_parameter(catalogue: Catalogue, value: str) 
     sql, params = _sql(catalogue, "road = '" + value.replace("'", "''") + "'")
     assert params == [value]
     assert sql == '(t."road" = ?)'
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=60))
+def test_any_string_literal_stays_a_parameter_in_postgresql_too(catalogue: Catalogue, value: str) -> None:
+    evil = "x'; DROP TABLE hydrant; --"
+    quoted = [v.replace("'", "''") for v in (evil, value)]
+    text = f"road = '{quoted[0]}' AND kind IN ('a', 'b') AND road <> '{quoted[1]}'"
+    sql, params = pg_where(_check(catalogue, text).root, "twin")
+    assert evil not in sql and "DROP" not in sql and "%s" in sql
+    assert params == [evil, "a", "b", value]
 
 
 @settings(max_examples=300)

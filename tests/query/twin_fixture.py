@@ -1,4 +1,4 @@
-"""A small real twin: a few hundred components of six layers around People's Square, in one store file."""
+"""A small real twin: a few hundred components of six layers around People's Square, in one store."""
 
 from __future__ import annotations
 
@@ -75,10 +75,11 @@ def districts() -> gpd.GeoDataFrame:
                             geometry=[west, east], crs="EPSG:4326")
 
 
-def build_twin(path: Path, catalogue: Catalogue, seed: int = 7) -> Store:
-    """Create the store at ``path`` with every layer of :data:`COUNTS` filled through the real store API."""
+def build_twin(target: str | Path, catalogue: Catalogue, seed: int = 7) -> Store:
+    """Create the store at ``target`` (a path or a PostGIS URL) with every layer of :data:`COUNTS` filled through
+    the real store API."""
     rng = np.random.default_rng(seed)
-    store = open_store(path, catalogue)
+    store = open_store(target, catalogue)
     frames = {"hydrant": hydrants(rng, COUNTS["hydrant"]), "street_light": street_lights(rng, COUNTS["street_light"]),
               "pipeline": pipelines(rng, COUNTS["pipeline"]),
               "residential_compound": compounds(rng, COUNTS["residential_compound"]),
