@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute
 
+from tests.engines import fresh
 from tests.query.twin_fixture import build_twin
 from tests.users import bearer
 from twin.access import Gate
@@ -39,30 +40,32 @@ REQUIRED = {"/collections/{collectionId}/nearest": "?point=121.45,31.25", "/sear
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path:
+def twin(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[tuple[str, Path]]:
+    """The store (where it is) and the policy that opens the district layer."""
     folder = tmp_path_factory.mktemp("anonymous")
-    build_twin(folder / "twin.gpkg", catalogue).close()
     (folder / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    return folder
+    with fresh(folder) as target:
+        build_twin(target, catalogue).close()
+        yield target, folder / "policy.yaml"
 
 
-def _client(twin: Path, policy: Path | None) -> Iterator[TestClient]:
-    app = create_app(TwinSettings(store=str(twin / "twin.gpkg"), access_policy=policy,
+def _client(target: str, policy: Path | None) -> Iterator[TestClient]:
+    app = create_app(TwinSettings(store=target, access_policy=policy,
                                   service=ServiceSettings(warm_index=False)))
     with TestClient(app) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def private(twin: Path) -> Iterator[TestClient]:
+def private(twin: tuple[str, Path]) -> Iterator[TestClient]:
     """The packaged policy: no layer is public."""
-    yield from _client(twin, None)
+    yield from _client(twin[0], None)
 
 
 @pytest.fixture(scope="module")
-def open_district(twin: Path) -> Iterator[TestClient]:
+def open_district(twin: tuple[str, Path]) -> Iterator[TestClient]:
     """A policy under which the districts are public."""
-    yield from _client(twin, twin / "policy.yaml")
+    yield from _client(*twin)
 
 
 def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:

@@ -23,6 +23,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
+from tests.engines import fresh
 from tests.query.area_fixture import access_catalogue, build_area_twin
 from tests.users import bearer
 from twin.access import Gate
@@ -73,12 +74,13 @@ class Service:
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     folder = tmp_path_factory.mktemp("api-access")
     layers = access_catalogue(folder / "layers")
-    build_area_twin(folder / "twin.gpkg", layers).close()
     (folder / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    app = create_app(TwinSettings(store=str(folder / "twin.gpkg"), layers=layers,
-                                     access_policy=folder / "policy.yaml", service=ServiceSettings(warm_index=False)))
-    with TestClient(app) as client:
-        yield Service(client, app.state.gate, app.state.service.store)
+    with fresh(folder) as target:
+        build_area_twin(target, layers).close()
+        app = create_app(TwinSettings(store=target, layers=layers, access_policy=folder / "policy.yaml",
+                                      service=ServiceSettings(warm_index=False)))
+        with TestClient(app) as client:
+            yield Service(client, app.state.gate, app.state.service.store)
 
 
 @pytest.fixture(scope="module")

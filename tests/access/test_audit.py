@@ -1,12 +1,11 @@
-"""The audit trail: events written in batches from any thread, kept on disk, and queried back by filters,
-directly and over ``GET /audit`` (administrators only)."""
+"""The audit trail: events written in batches from any thread, kept in the store's access tables, and queried back
+by filters, directly and over ``GET /audit`` (administrators only)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,12 +16,12 @@ from twin.api.app import create_app
 from twin.catalogue import Catalogue
 from twin.errors import InvalidQueryError
 from twin.settings import ServiceSettings, TwinSettings
-from twin.store.gpkg.access import SqliteAccessDB
+from twin.store import Store, open_store
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    db = SqliteAccessDB(tmp_path / "city.access.db")
+def log(store: Store) -> Iterator[AuditLog]:
+    db = store.access()
     audit = AuditLog(db)
     yield audit
     audit.close()
@@ -77,8 +76,9 @@ def test_bad_queries_are_refused_clearly(log: AuditLog, kwargs: dict[str, object
     assert set(ACTIONS) >= {"login", "import", "edit", "export", "denied"}
 
 
-def test_events_from_many_threads_are_all_kept_and_survive_a_restart(tmp_path: Path) -> None:
-    db = SqliteAccessDB(tmp_path / "a.access.db")
+def test_events_from_many_threads_are_all_kept_and_survive_a_restart(target: str, catalogue: Catalogue) -> None:
+    store = open_store(target, catalogue)
+    db = store.access()
     log = AuditLog(db)
 
     def work(n: int) -> None:
@@ -92,7 +92,9 @@ def test_events_from_many_threads_are_all_kept_and_survive_a_restart(tmp_path: P
         t.join()
     log.close()
     db.close()
-    again = SqliteAccessDB(tmp_path / "a.access.db")
+    store.close()
+    store = open_store(target, catalogue, create=False)
+    again = store.access()
     reopened = AuditLog(again)
     try:
         assert len(reopened.query(limit=10_000)) == 2000
@@ -100,12 +102,13 @@ def test_events_from_many_threads_are_all_kept_and_survive_a_restart(tmp_path: P
     finally:
         reopened.close()
         again.close()
+        store.close()
 
 
 @pytest.fixture
-def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
-    build_twin(tmp_path / "twin.gpkg", catalogue).close()
-    settings = TwinSettings(store=str(tmp_path / "twin.gpkg"), service=ServiceSettings(warm_index=False))
+def client(target: str, catalogue: Catalogue) -> Iterator[TestClient]:
+    build_twin(target, catalogue).close()
+    settings = TwinSettings(store=target, service=ServiceSettings(warm_index=False))
     with TestClient(create_app(settings)) as c:
         yield c
 

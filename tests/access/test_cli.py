@@ -1,13 +1,11 @@
 """``twin user`` and ``twin audit`` on the command line, and the audit trail of the command line's own writes,
-against a real store file and its real access database."""
+against a real store of this run's engine and its real access tables."""
 
 from __future__ import annotations
 
 import getpass
 import re
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
+from tests.engines import access_snapshot, clone, drop, fresh, is_pg
 from tests.query.twin_fixture import build_twin
 from twin.access import AccessSettings, Gate
 from twin.access.users import now, stamp
@@ -29,8 +28,7 @@ from twin.cli import common as cli_common
 from twin.cli.access import UP_USER, up_login
 from twin.errors import AuthenticationError
 from twin.settings import DEFAULT_LAYERS_DIR, TwinSettings
-from twin.store import open_store
-from twin.store.gpkg.access import access_db_path
+from twin.store import exists, open_store
 
 TOKEN = re.compile(r"twin_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 OPERATOR = f"local:{getpass.getuser()}"
@@ -39,18 +37,19 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[str]:
     """A small twin with two districts (areas) and hydrants (not areas), built once; tests work on copies."""
-    path = tmp_path_factory.mktemp("access-cli") / "template.gpkg"
-    build_twin(path, catalogue).close()
-    return path
+    with fresh(tmp_path_factory.mktemp("access-cli"), "template") as target:
+        build_twin(target, catalogue).close()
+        yield target
 
 
 @pytest.fixture
-def store(tmp_path: Path, template: Path) -> Path:
-    path = tmp_path / "city.gpkg"
-    path.write_bytes(template.read_bytes())
-    return path
+def store(tmp_path: Path, template: str, catalogue: Catalogue) -> Iterator[str]:
+    """A copy of the template (where the store is: a path or a URL)."""
+    target = clone(template, tmp_path, catalogue, "city")
+    yield target
+    drop(target)
 
 
 @pytest.fixture(autouse=True)
@@ -59,11 +58,11 @@ def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_common.console, "width", 250)
 
 
-def twin(store: Path, *args: str) -> Result:
-    return runner.invoke(app, [*args, "--store", str(store)])
+def twin(store: str, *args: str) -> Result:
+    return runner.invoke(app, [*args, "--store", store])
 
 
-def ok(store: Path, *args: str) -> Result:
+def ok(store: str, *args: str) -> Result:
     result = twin(store, *args)
     assert result.exit_code == 0, result.output
     return result
@@ -75,16 +74,8 @@ def token_of(result: Result) -> str:
     return found.pop()
 
 
-def snapshot(db: Path) -> dict[str, list[tuple[object, ...]]] | None:
-    """Everything the access database holds (``None`` when there is no database)."""
-    if not db.exists():
-        return None
-    with closing(sqlite3.connect(db)) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in ("users", "tokens", "audit")}
-
-
 @pytest.fixture
-def gate(store: Path, catalogue: Catalogue) -> Iterator[Gate]:
+def gate(store: str, catalogue: Catalogue) -> Iterator[Gate]:
     """The store's gate, as the service would build it: an independent reader of what the commands wrote."""
     st_ = open_store(store, catalogue, create=False)
     g = Gate(st_, AccessSettings())
@@ -104,7 +95,7 @@ def committee_file(folder: Path, rows: int = 1) -> Path:
     return path
 
 
-def committee_key(store: Path, catalogue: Catalogue) -> str:
+def committee_key(store: str, catalogue: Catalogue) -> str:
     st_ = open_store(store, catalogue, create=False)
     try:
         return str(st_.features("committee").key.iloc[0])
@@ -114,7 +105,7 @@ def committee_key(store: Path, catalogue: Catalogue) -> str:
 
 # -- twin user add ------------------------------------------------------------------------------------------------
 
-def test_user_add_prints_a_working_token_once_with_how_to_use_it(store: Path, gate: Gate) -> None:
+def test_user_add_prints_a_working_token_once_with_how_to_use_it(store: str, gate: Gate) -> None:
     result = ok(store, "user", "add", "alice", "--role", "planner")
     token = token_of(result)
     assert "shown only once" in result.stdout
@@ -124,11 +115,11 @@ def test_user_add_prints_a_working_token_once_with_how_to_use_it(store: Path, ga
     assert gate.sign_in_with_code(link.group(1))[0].name == "alice"
     who = gate.authenticate(token)
     assert (who.name, who.role.name, who.area) == ("alice", "planner", None)
-    assert snapshot(access_db_path(store))["tokens"][0][2] != token.split("_")[2]  # only the hash is kept
+    assert access_snapshot(store)["tokens"][0][2] != token.split("_")[2]  # only the hash is kept
 
 
 def test_user_add_scopes_an_area_officer_to_a_committee_imported_from_the_command_line(
-        store: Path, tmp_path: Path, gate: Gate, catalogue: Catalogue) -> None:
+        store: str, tmp_path: Path, gate: Gate, catalogue: Catalogue) -> None:
     ok(store, "import", str(committee_file(tmp_path)), "--layer", "committee")
     key = committee_key(store, catalogue)
     result = ok(store, "user", "add", "li", "--role", "area_officer", "--area", key, "--days", "30")
@@ -137,7 +128,7 @@ def test_user_add_scopes_an_area_officer_to_a_committee_imported_from_the_comman
     assert who.area is not None and (who.area.key, who.area.layer) == (key, "committee")
 
 
-def test_user_add_gives_an_app_an_optional_area(store: Path, gate: Gate) -> None:
+def test_user_add_gives_an_app_an_optional_area(store: str, gate: Gate) -> None:
     scoped = gate.authenticate(token_of(ok(store, "user", "add", "app1", "--role", "app", "--area", WEST)))
     whole = gate.authenticate(token_of(ok(store, "user", "add", "app2", "--role", "app")))
     assert scoped.area is not None and scoped.area.name == "西区" and whole.area is None
@@ -158,49 +149,51 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_refused_user_add_exits_1_with_one_line_and_writes_nothing(store: Path, case: str) -> None:
+def test_refused_user_add_exits_1_with_one_line_and_writes_nothing(store: str, case: str) -> None:
     ok(store, "user", "add", "alice", "--role", "planner")
-    before = snapshot(access_db_path(store))
+    before = access_snapshot(store)
     args, message = REFUSED[case]
     result = twin(store, "user", "add", *args)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.output
     assert TOKEN.search(result.output) is None
-    assert snapshot(access_db_path(store)) == before
+    assert access_snapshot(store) == before
 
 
-def test_refused_first_user_add_does_not_create_the_access_database(store: Path) -> None:
+def test_refused_first_user_add_writes_no_access_data(store: str) -> None:
     result = twin(store, "user", "add", "bob", "--role", "mayor")
     assert result.exit_code == 1 and "unknown role" in result.stderr
-    assert not any(store.parent.glob("city.access.db*"))
+    assert not any((access_snapshot(store) or {}).values())
+    if not is_pg(store):  # not even an empty access database beside the GeoPackage
+        assert not any(Path(store).parent.glob("city.access.db*"))
 
 
-def test_user_add_on_a_missing_store_says_so(tmp_path: Path) -> None:
-    result = twin(tmp_path / "none.gpkg", "user", "add", "bob", "--role", "planner")
+def test_user_add_on_a_missing_store_says_so(tmp_path: Path, target: str) -> None:
+    result = twin(target, "user", "add", "bob", "--role", "planner")
     assert result.exit_code == 1 and "no store here" in result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert not exists(target) and list(tmp_path.iterdir()) == []
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.one_of(st.from_regex(r"[A-Za-z0-9_.@-]{1,70}", fullmatch=True),
                       st.text(st.characters(codec="utf-8"), max_size=70)))
-def test_user_names_are_created_exactly_when_valid(store: Path, name: str) -> None:
+def test_user_names_are_created_exactly_when_valid(store: str, name: str) -> None:
     valid = re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name) is not None
-    before = snapshot(access_db_path(store))
-    result = runner.invoke(app, ["user", "add", "--role", "planner", "--store", str(store), "--", name])
+    before = access_snapshot(store)
+    result = runner.invoke(app, ["user", "add", "--role", "planner", "--store", store, "--", name])
     existing = before is not None and any(row[0] == name for row in before["users"])
     if valid and not existing:
         assert result.exit_code == 0, result.output
-        assert name in [r[0] for r in snapshot(access_db_path(store))["users"]]
+        assert name in [r[0] for r in access_snapshot(store)["users"]]
     else:
         assert result.exit_code != 0
-        assert snapshot(access_db_path(store)) == before
+        assert access_snapshot(store) == before
 
 
 # -- twin user list / revoke / token --------------------------------------------------------------------------------
 
-def test_user_list_shows_role_area_created_expiry_and_revoked(store: Path) -> None:
+def test_user_list_shows_role_area_created_expiry_and_revoked(store: str) -> None:
     ok(store, "user", "add", "alice", "--role", "planner")
     ok(store, "user", "add", "bob", "--role", "area_officer", "--area", WEST, "--days", "30")
     ok(store, "user", "revoke", "alice")
@@ -215,11 +208,11 @@ def test_user_list_shows_role_area_created_expiry_and_revoked(store: Path) -> No
     assert "planner" in alice
 
 
-def test_user_list_without_users_says_how_to_add_the_first_admin(store: Path) -> None:
+def test_user_list_without_users_says_how_to_add_the_first_admin(store: str) -> None:
     assert "twin user add NAME --role admin" in ok(store, "user", "list").stdout
 
 
-def test_user_revoke_revokes_the_user_and_every_token(store: Path, gate: Gate) -> None:
+def test_user_revoke_revokes_the_user_and_every_token(store: str, gate: Gate) -> None:
     first = token_of(ok(store, "user", "add", "alice", "--role", "planner"))
     second = token_of(ok(store, "user", "token", "alice"))
     assert "revoked alice and 2 live tokens" in ok(store, "user", "revoke", "alice").stdout
@@ -230,7 +223,7 @@ def test_user_revoke_revokes_the_user_and_every_token(store: Path, gate: Gate) -
     assert again.exit_code == 1 and "no live user 'alice'" in again.stderr
 
 
-def test_user_token_issues_a_new_token_that_works_alongside_the_old_one(store: Path, gate: Gate) -> None:
+def test_user_token_issues_a_new_token_that_works_alongside_the_old_one(store: str, gate: Gate) -> None:
     first = token_of(ok(store, "user", "add", "alice", "--role", "planner"))
     result = ok(store, "user", "token", "alice", "--days", "2")
     second = token_of(result)
@@ -242,26 +235,26 @@ def test_user_token_issues_a_new_token_that_works_alongside_the_old_one(store: P
 
 @pytest.mark.parametrize("days", ["0", "-1", "3651", "1000000000000"])
 @pytest.mark.parametrize("command", ["add", "token"])
-def test_a_token_lifetime_outside_1_to_3650_days_is_refused_and_writes_nothing(store: Path, command: str,
+def test_a_token_lifetime_outside_1_to_3650_days_is_refused_and_writes_nothing(store: str, command: str,
                                                                                 days: str) -> None:
     ok(store, "user", "add", "alice", "--role", "planner")
-    before = snapshot(access_db_path(store))
+    before = access_snapshot(store)
     args = ["add", "bob", "--role", "planner"] if command == "add" else ["token", "alice"]
     result = twin(store, "user", *args, f"--days={days}")
     assert result.exit_code == 1, result.output
     assert f"a token lives 1 to 3650 days, not {days}" in result.stderr and TOKEN.search(result.output) is None
-    assert snapshot(access_db_path(store)) == before
+    assert access_snapshot(store) == before
 
 
-def test_user_token_for_an_unknown_user_writes_nothing(store: Path) -> None:
+def test_user_token_for_an_unknown_user_writes_nothing(store: str) -> None:
     ok(store, "user", "add", "alice", "--role", "planner")
-    before = snapshot(access_db_path(store))
+    before = access_snapshot(store)
     result = twin(store, "user", "token", "nobody")
     assert result.exit_code == 1 and "no live user 'nobody'" in result.stderr
-    assert snapshot(access_db_path(store)) == before
+    assert access_snapshot(store) == before
 
 
-def test_admin_actions_are_in_the_audit_trail_newest_first(store: Path) -> None:
+def test_admin_actions_are_in_the_audit_trail_newest_first(store: str) -> None:
     ok(store, "user", "add", "alice", "--role", "planner")
     ok(store, "user", "token", "alice", "--days", "3")
     ok(store, "user", "revoke", "alice")
@@ -273,11 +266,11 @@ def test_admin_actions_are_in_the_audit_trail_newest_first(store: Path) -> None:
 
 # -- twin audit, and the trail of the command line's writes ---------------------------------------------------------
 
-def _events(store: Path, *args: str) -> list[dict[str, object]]:
+def _events(store: str, *args: str) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in ok(store, "audit", "--json", *args).stdout.splitlines()]
 
 
-def test_cli_import_is_audited_as_the_local_operator(store: Path, tmp_path: Path) -> None:
+def test_cli_import_is_audited_as_the_local_operator(store: str, tmp_path: Path) -> None:
     src = committee_file(tmp_path, rows=3)
     ok(store, "import", str(src), "--layer", "committee", "--dry-run")
     ok(store, "import", str(src), "--layer", "committee")
@@ -288,7 +281,7 @@ def test_cli_import_is_audited_as_the_local_operator(store: Path, tmp_path: Path
     assert str(real["detail"]).startswith("changeset ") and str(dry["detail"]).startswith("dry run of ")
 
 
-def test_refused_and_failed_cli_imports_are_audited_with_the_error(store: Path, tmp_path: Path) -> None:
+def test_refused_and_failed_cli_imports_are_audited_with_the_error(store: str, tmp_path: Path) -> None:
     empty = tmp_path / "empty.geojson"
     empty.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
     assert twin(store, "import", str(empty), "--layer", "hydrant").exit_code == 1
@@ -300,13 +293,13 @@ def test_refused_and_failed_cli_imports_are_audited_with_the_error(store: Path, 
     assert "unknown layer 'no_such_layer'" in str(failed["detail"])
 
 
-def test_cli_export_is_audited_with_its_count(store: Path, tmp_path: Path) -> None:
+def test_cli_export_is_audited_with_its_count(store: str, tmp_path: Path) -> None:
     ok(store, "export", "hydrant", "--format", "csv", "--out", str(tmp_path / "h.csv"))
     (event,) = _events(store, "--action", "export")
     assert (event["user"], event["layer"], event["count"], event["outcome"]) == (OPERATOR, "hydrant", 200, "ok")
 
 
-def test_audit_filters_by_outcome_layer_and_time(store: Path, tmp_path: Path) -> None:
+def test_audit_filters_by_outcome_layer_and_time(store: str, tmp_path: Path) -> None:
     empty = tmp_path / "empty.geojson"
     empty.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
     twin(store, "import", str(empty), "--layer", "hydrant")
@@ -319,7 +312,7 @@ def test_audit_filters_by_outcome_layer_and_time(store: Path, tmp_path: Path) ->
     assert [e["user"] for e in _events(store, "--user", OPERATOR)] == [OPERATOR] * 3  # user add too
 
 
-def test_audit_table_shows_the_events(store: Path, tmp_path: Path) -> None:
+def test_audit_table_shows_the_events(store: str, tmp_path: Path) -> None:
     ok(store, "import", str(committee_file(tmp_path)), "--layer", "committee")
     out = ok(store, "audit").stdout
     row = next(line for line in out.splitlines() if "committee" in line)
@@ -333,19 +326,19 @@ def test_audit_table_shows_the_events(store: Path, tmp_path: Path) -> None:
     (["--action", "dance"], "unknown audit action 'dance'"),
     (["--limit", "0"], "limit must be 1 to 10000"),
 ])
-def test_audit_refuses_bad_filters_in_one_line(store: Path, args: list[str], message: str) -> None:
+def test_audit_refuses_bad_filters_in_one_line(store: str, args: list[str], message: str) -> None:
     result = twin(store, "audit", *args)
     assert result.exit_code == 1 and message in result.stderr and result.stderr.strip().count("\n") == 0
 
 
 # -- twin up's sign-in link -----------------------------------------------------------------------------------------
 
-def _settings(store: Path) -> TwinSettings:
-    return TwinSettings(store=str(store), layers=DEFAULT_LAYERS_DIR)
+def _settings(store: str) -> TwinSettings:
+    return TwinSettings(store=store, layers=DEFAULT_LAYERS_DIR)
 
 
 def test_up_login_creates_twin_up_once_then_issues_a_new_token_each_start(
-        store: Path, gate: Gate, capsys: pytest.CaptureFixture[str]) -> None:
+        store: str, gate: Gate, capsys: pytest.CaptureFixture[str]) -> None:
     tokens, codes = [], []
     for _ in range(2):
         up_login(_settings(store), "0.0.0.0", 8123)
@@ -366,7 +359,7 @@ def test_up_login_creates_twin_up_once_then_issues_a_new_token_each_start(
     assert [u.name for u in gate.list_users(include_revoked=True)] == [UP_USER]
 
 
-def test_up_login_respects_a_revoked_twin_up(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_login_respects_a_revoked_twin_up(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     up_login(_settings(store), "127.0.0.1", 8000)
     ok(store, "user", "revoke", UP_USER)
     capsys.readouterr()

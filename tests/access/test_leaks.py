@@ -37,6 +37,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.engines import fresh
 from tests.query.area_fixture import access_catalogue, build_area_twin, star
 from tests.users import bearer
 from twin.access import Area, Gate, Role
@@ -134,7 +135,7 @@ class World:
     views: dict[tuple[str, str | None], View] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return f"World({self.store.path.name})"
+        return f"World({self.store.location})"
 
     @property
     def layers(self) -> list[str]:
@@ -192,19 +193,20 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("leaks")
     layers = access_catalogue(folder / "layers")
-    store = build_area_twin(folder / "twin.gpkg", layers)
     (folder / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    frames = {layer: store.features(layer).sort_values("fid").reset_index(drop=True) for layer in store.catalogue}
-    _check_values_are_unique(frames, store.catalogue)
-    store.close()
-    app = create_app(TwinSettings(store=str(folder / "twin.gpkg"), layers=layers,
-                                     access_policy=folder / "policy.yaml", service=ServiceSettings(warm_index=False)))
-    with TestClient(app) as client:
-        service_store = app.state.service.store
-        areas = [k for layer in ("district", "subdistrict", "committee") for k in frames[layer]["key"]]
-        geoms = {k: g for layer in ("district", "subdistrict", "committee")
-                 for k, g in zip(frames[layer]["key"], frames[layer].geometry, strict=True)}
-        yield World(client, app.state.gate, service_store, frames, areas, geoms)
+    with fresh(folder) as target:
+        store = build_area_twin(target, layers)
+        frames = {layer: store.features(layer).sort_values("fid").reset_index(drop=True) for layer in store.catalogue}
+        _check_values_are_unique(frames, store.catalogue)
+        store.close()
+        app = create_app(TwinSettings(store=target, layers=layers, access_policy=folder / "policy.yaml",
+                                      service=ServiceSettings(warm_index=False)))
+        with TestClient(app) as client:
+            service_store = app.state.service.store
+            areas = [k for layer in ("district", "subdistrict", "committee") for k in frames[layer]["key"]]
+            geoms = {k: g for layer in ("district", "subdistrict", "committee")
+                     for k, g in zip(frames[layer]["key"], frames[layer].geometry, strict=True)}
+            yield World(client, app.state.gate, service_store, frames, areas, geoms)
 
 
 def ascii_json(value: str) -> bytes:
@@ -560,22 +562,22 @@ def test_collections_count_and_extent_only_the_area(world: World, data: st.DataO
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[World]:
+def own_world(tmp_path: Path, target: str) -> Iterator[World]:
     """A world of its own, for the test that adds areas to it."""
     layers = access_catalogue(tmp_path / "layers")
-    build_area_twin(tmp_path / "twin.gpkg", layers, seed=5).close()
+    build_area_twin(target, layers, seed=5).close()
     (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    app = create_app(TwinSettings(store=str(tmp_path / "twin.gpkg"), layers=layers,
-                                     access_policy=tmp_path / "policy.yaml", service=ServiceSettings(warm_index=False)))
+    app = create_app(TwinSettings(store=target, layers=layers, access_policy=tmp_path / "policy.yaml",
+                                  service=ServiceSettings(warm_index=False)))
     with TestClient(app) as client:
         store = app.state.service.store
         frames = {layer: store.features(layer).sort_values("fid").reset_index(drop=True) for layer in store.catalogue}
         yield World(client, app.state.gate, store, frames, [], {})
 
 
-def test_new_random_areas_bound_every_path(fresh: World) -> None:
+def test_new_random_areas_bound_every_path(own_world: World) -> None:
     """Areas drawn by hypothesis (random star polygons) become committees; their officers see only them."""
-    world = fresh
+    world = own_world
     counter = iter(range(10**6))
 
     @cases(40)

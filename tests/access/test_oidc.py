@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
+from tests.engines import fresh
 from tests.query.area_fixture import build_area_twin
 from tests.users import bearer
 from twin.access import AccessSettings
@@ -46,14 +47,14 @@ def jwks(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, rsa.RSAPrivat
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, jwks: Path) -> Iterator[tuple[TestClient, Store]]:
-    folder = tmp_path_factory.mktemp("oidc")
-    build_area_twin(folder / "twin.gpkg", DEFAULT_LAYERS_DIR).close()
-    settings = TwinSettings(store=folder / "twin.gpkg", service=ServiceSettings(warm_index=False),
-                            oidc=OidcProviderSettings(jwks=str(jwks), issuer=ISSUER, audience=AUDIENCE,
-                                                      role_map=ROLE_MAP))
-    app = create_app(settings)
-    with TestClient(app) as client:
-        yield client, app.state.service.store
+    with fresh(tmp_path_factory.mktemp("oidc")) as target:
+        build_area_twin(target, DEFAULT_LAYERS_DIR).close()
+        settings = TwinSettings(store=target, service=ServiceSettings(warm_index=False),
+                                oidc=OidcProviderSettings(jwks=str(jwks), issuer=ISSUER, audience=AUDIENCE,
+                                                          role_map=ROLE_MAP))
+        app = create_app(settings)
+        with TestClient(app) as client:
+            yield client, app.state.service.store
 
 
 def sign(keys: dict[str, rsa.RSAPrivateKey], *, key: str = "idp", kid: str | None = "k1", **claims: object) -> str:
@@ -179,10 +180,10 @@ def test_oidc_settings_must_come_together(tmp_path: Path, jwks: Path) -> None:
         AccessSettings.of(TwinSettings(store=tmp_path / "x.gpkg", oidc=OidcProviderSettings(jwks=str(jwks))))
 
 
-def test_an_unreadable_jwks_stops_the_service_at_start(tmp_path: Path) -> None:
-    build_area_twin(tmp_path / "twin.gpkg", DEFAULT_LAYERS_DIR).close()
+def test_an_unreadable_jwks_stops_the_service_at_start(tmp_path: Path, target: str) -> None:
+    build_area_twin(target, DEFAULT_LAYERS_DIR).close()
     (tmp_path / "jwks.json").write_text('{"keys": "nope"}', encoding="utf-8")
     for jwks in (tmp_path / "missing.json", tmp_path / "jwks.json"):
         with pytest.raises(AccessConfigError, match=f"OIDC JWKS {jwks}"):
-            create_app(TwinSettings(store=tmp_path / "twin.gpkg", service=ServiceSettings(warm_index=False),
+            create_app(TwinSettings(store=target, service=ServiceSettings(warm_index=False),
                                     oidc=OidcProviderSettings(jwks=str(jwks), issuer=ISSUER, audience=AUDIENCE)))

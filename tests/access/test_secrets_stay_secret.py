@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,13 +23,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.access.test_oidc import AUDIENCE, ISSUER, ROLE_MAP, jwks, keys, sign  # noqa: F401  (fixtures)
+from tests.engines import ACCESS_ORDER, access_snapshot, fresh, is_pg
 from tests.query.twin_fixture import build_twin
 from tests.users import add_user, bearer
 from twin.access import AccessSettings, Gate
 from twin.access.users import now, split_token, stamp
 from twin.catalogue import Catalogue
 from twin.store import open_store
-from twin.store.gpkg.access import access_db_path
 
 TWIN = [sys.executable, "-c", "from twin.cli import main; main()"]
 COOKIE = "twin_session"
@@ -42,7 +40,7 @@ class Served:
     """A running ``twin serve``: its address, its store, where it printed to, and the secrets it was sent."""
 
     url: str
-    store: Path
+    store: str
     printed: Path
     catalogue: Catalogue
     secrets: set[str] = field(default_factory=set)
@@ -64,9 +62,14 @@ class Served:
         return client
 
     def sql(self, sql: str, *params: object) -> None:
-        with closing(sqlite3.connect(access_db_path(self.store), timeout=30)) as conn:
-            conn.execute(sql, params)
-            conn.commit()
+        """One statement on the store's access tables (named ``{sessions}``, ``{tokens}`` ...), behind the server."""
+        gate = self.gate()
+        try:
+            with gate.db.write() as w:
+                w.execute(sql, params)
+        finally:
+            gate.close()
+            gate.store.close()
 
 
 def _free_port() -> int:
@@ -78,15 +81,20 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue, jwks: Path) -> Iterator[Served]:  # noqa: F811
     folder = tmp_path_factory.mktemp("secrets")
-    store = folder / "twin.gpkg"
-    build_twin(store, catalogue).close()
-    add_user(store, "first-admin", "admin")
+    with fresh(folder) as target:
+        build_twin(target, catalogue).close()
+        add_user(target, "first-admin", "admin")
+        yield from _serve(target, folder, catalogue, jwks)
+
+
+def _serve(target: str, folder: Path, catalogue: Catalogue, jwks: Path) -> Iterator[Served]:  # noqa: F811
+    """``twin serve`` of the store at ``target`` in a child process, as an operator starts it."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TWIN_WARM_INDEX": "false", "TWIN_OIDC_JWKS": str(jwks),
            "TWIN_OIDC_ISSUER": ISSUER, "TWIN_OIDC_AUDIENCE": AUDIENCE, "TWIN_OIDC_ROLE_MAP": json.dumps(ROLE_MAP)}
     printed = folder / "serve.log"
     with printed.open("wb") as out:
-        proc = subprocess.Popen([*TWIN, "serve", "--store", str(store), "--port", str(port)], stdout=out,
+        proc = subprocess.Popen([*TWIN, "serve", "--store", target, "--port", str(port)], stdout=out,
                                 stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -99,7 +107,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue, jwks:
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "twin serve did not start"
                 time.sleep(0.1)
-        yield Served(url, store, printed, catalogue)
+        yield Served(url, target, printed, catalogue)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -154,10 +162,13 @@ def test_no_token_code_or_session_id_reaches_the_log_or_the_audit_trail(
     printed = served.printed.read_text(encoding="utf-8", errors="replace")
     assert '"GET /login?token=[redacted]&next=/map HTTP/1.1" 303' in printed  # the access log is on, redacted
     assert '"GET /login?code=[redacted]&next=/map HTTP/1.1" 401' in printed
-    on_disk = b"".join(p.read_bytes() for p in served.store.parent.glob(served.store.stem + ".access.db*"))
+    stored = repr(access_snapshot(served.store, tuple(ACCESS_ORDER)))
+    on_disk = b"" if is_pg(served.store) else b"".join(  # the access database's files, write-ahead log included
+        p.read_bytes() for p in Path(served.store).parent.glob(Path(served.store).stem + ".access.db*"))
     for secret in served.secrets:
         assert secret not in printed, f"{secret[:12]}… is in the server's log"
         assert secret not in trail.text, f"{secret[:12]}… is in the audit trail"
+        assert secret not in stored, f"{secret[:12]}… is in the access tables"
         assert secret.encode() not in on_disk, f"{secret[:12]}… is in the access database's files"
 
 
@@ -189,7 +200,7 @@ def test_a_revoked_users_session_stops_working(served: Served) -> None:
 def test_an_expired_session_stops_working(served: Served) -> None:
     browser = served.sign_in(served.token("qian"))
     assert browser.get("/whoami").json()["name"] == "qian"
-    served.sql("UPDATE sessions SET expires = ? WHERE user = 'qian'", stamp(now() - timedelta(seconds=1)))
+    served.sql('UPDATE {sessions} SET expires = ? WHERE "user" = ?', stamp(now() - timedelta(seconds=1)), "qian")
     assert browser.get("/whoami").json()["name"] is None
     assert browser.get("/collections/hydrant/items?limit=1").status_code == 401
 

@@ -1,13 +1,11 @@
-"""Users and API tokens in a real access database: hashed at rest, expiring, revocable, unforgeable."""
+"""Users and API tokens in a real store's access tables: hashed at rest, expiring, revocable, unforgeable."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import re
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,22 +13,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.engines import ACCESS_ORDER, access_snapshot, fresh
 from twin.access.users import UserRegistry, now, stamp
+from twin.catalogue import Catalogue
 from twin.errors import AccessConfigError, AuthenticationError
+from twin.store import Store, open_store
+from twin.store.base import AccessDB
 from twin.store.gpkg.access import SqliteAccessDB, access_db_path
 
 TOKEN = re.compile(r"^twin_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[SqliteAccessDB]:
-    access = SqliteAccessDB(tmp_path / "city.access.db")
+def db(store: Store) -> Iterator[AccessDB]:
+    access = store.access()
     yield access
     access.close()
 
 
 @pytest.fixture
-def users(db: SqliteAccessDB) -> UserRegistry:
+def users(db: AccessDB) -> UserRegistry:
     return UserRegistry(db)
 
 
@@ -41,7 +43,7 @@ def _parts(token: str) -> tuple[str, str]:
 
 
 def _file_bytes(db: SqliteAccessDB) -> bytes:
-    """Everything on disk: the database and its write-ahead log."""
+    """Everything on disk: the access database and its write-ahead log."""
     return b"".join(p.read_bytes() for p in db.path.parent.glob(db.path.name + "*"))
 
 
@@ -49,17 +51,17 @@ def test_the_access_database_sits_beside_the_store() -> None:
     assert access_db_path(Path("/data/city.gpkg")) == Path("/data/city.access.db")
 
 
-def test_a_token_works_and_only_its_hash_is_stored(db: SqliteAccessDB, users: UserRegistry) -> None:
+def test_a_token_works_and_only_its_hash_is_stored(store: Store, db: AccessDB, users: UserRegistry) -> None:
     token = users.add("wang.jianguo", "planner", None, days=30)
     token_id, secret = _parts(token)
     user = users.authenticate(token)
     assert (user.name, user.role, user.area) == ("wang.jianguo", "planner", None)
-    with closing(sqlite3.connect(db.path)) as conn:
-        rows = conn.execute("SELECT id, hash FROM tokens").fetchall()
-    assert rows == [(token_id, hashlib.sha256(secret.encode()).hexdigest())]
-    on_disk = _file_bytes(db)
-    assert secret.encode() not in on_disk and token.encode() not in on_disk
-    assert token_id.encode() in on_disk  # the id finds the row; it is no secret
+    assert db.read("SELECT id, hash FROM {tokens}") == [(token_id, hashlib.sha256(secret.encode()).hexdigest())]
+    stored = repr(access_snapshot(store.location, tuple(ACCESS_ORDER)))
+    assert secret not in stored and token not in stored and token_id in stored  # the id finds the row
+    if isinstance(db, SqliteAccessDB):  # nor anywhere in the file or its write-ahead log
+        on_disk = _file_bytes(db)
+        assert secret.encode() not in on_disk and token.encode() not in on_disk
 
 
 def test_every_token_is_new(users: UserRegistry) -> None:
@@ -68,7 +70,7 @@ def test_every_token_is_new(users: UserRegistry) -> None:
     assert len({_parts(t)[0] for t in tokens}) == len({_parts(t)[1] for t in tokens}) == 40
 
 
-def test_an_expired_token_is_refused(db: SqliteAccessDB, users: UserRegistry) -> None:
+def test_an_expired_token_is_refused(db: AccessDB, users: UserRegistry) -> None:
     token = users.add("li", "planner", None, days=90)
     users.authenticate(token)
     past = stamp(now() - timedelta(seconds=1))
@@ -153,11 +155,12 @@ def test_malformed_tokens_are_refused_before_any_lookup(users: UserRegistry, bad
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserRegistry]:
-    """One registry for every example (a fresh database per example would dominate the run)."""
-    access = SqliteAccessDB(tmp_path_factory.mktemp("tokens") / "t.access.db")
-    yield UserRegistry(access)
-    access.close()
+def shared(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[UserRegistry]:
+    """One registry for every example (a fresh store per example would dominate the run)."""
+    with fresh(tmp_path_factory.mktemp("tokens")) as target, open_store(target, catalogue) as store:
+        access = store.access()
+        yield UserRegistry(access)
+        access.close()
 
 
 _serial = itertools.count()
@@ -187,9 +190,10 @@ def test_user_names_are_checked(users: UserRegistry, name: str, ok: bool) -> Non
         assert users.list() == []
 
 
-def test_the_database_is_shared_between_connections(tmp_path: Path) -> None:
+def test_the_access_tables_are_shared_between_connections(store: Store, catalogue: Catalogue) -> None:
     """A user added through one handle (the command line) is seen through another (the server)."""
-    one, two = SqliteAccessDB(tmp_path / "a.access.db"), SqliteAccessDB(tmp_path / "a.access.db")
+    other = open_store(store.location, catalogue, create=False)
+    one, two = store.access(), other.access()
     try:
         token = UserRegistry(one).add("lin", "planner", None, days=1)
         assert UserRegistry(two).authenticate(token).name == "lin"
@@ -199,3 +203,4 @@ def test_the_database_is_shared_between_connections(tmp_path: Path) -> None:
     finally:
         one.close()
         two.close()
+        other.close()
