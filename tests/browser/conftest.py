@@ -15,7 +15,7 @@ import pytest
 from tests.maps.conftest import (  # noqa: F401  (shared fixtures)
     area_key,
     city,
-    city_path,
+    city_target,
     city_url,
     own_city,
     pristine_city,

@@ -14,7 +14,7 @@ from tests.users import add_user
 
 
 @pytest.fixture
-def own_tab(browser: object, own_city: Path) -> Iterator[Tab]:
+def own_tab(browser: object, own_city: str) -> Iterator[Tab]:
     token = add_user(own_city, "editor", "gis_editor")
     with running(own_city) as url:
         tab = open_tab(browser, url, token)

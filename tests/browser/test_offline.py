@@ -22,10 +22,10 @@ BLANK_PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060
                           "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
 
-def test_static_map_opens_with_every_outside_request_refused(browser: object, city_path: Path,
+def test_static_map_opens_with_every_outside_request_refused(browser: object, city_target: str,
                                                             tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    result = CliRunner().invoke(app, ["map", "--store", str(city_path), "--out", str(out), "--layer",
+    result = CliRunner().invoke(app, ["map", "--store", city_target, "--out", str(out), "--layer",
                                       "hydrant,residential_compound,pipeline", "--bbox", ",".join(map(str, BOX))])
     assert result.exit_code == 0, result.output
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -41,8 +41,8 @@ def test_static_map_opens_with_every_outside_request_refused(browser: object, ci
 
 
 @pytest.fixture
-def amap_tab(browser: object, city_path: Path, tokens: dict[str, str]) -> Iterator[Tab]:
-    with running(city_path, MapSettings(basemaps="amap", geojson_max=GEOJSON_MAX)) as url:
+def amap_tab(browser: object, city_target: str, tokens: dict[str, str]) -> Iterator[Tab]:
+    with running(city_target, MapSettings(basemaps="amap", geojson_max=GEOJSON_MAX)) as url:
         tab = open_tab(browser, url, tokens["planner"])
         # Amap tiles would come from the internet: answer them here with a blank tile, and record them
         tab.page.route("**/*autonavi.com/**", lambda route: route.fulfill(body=BLANK_PNG, content_type="image/png"))

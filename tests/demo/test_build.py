@@ -10,6 +10,7 @@ import shapely
 
 from tests.demo.conftest import SEED, build_tiny
 from tests.demo.personal import assert_personal_data_is_fictitious
+from tests.engines import is_pg, snapshot
 from twin.catalogue import Catalogue
 from twin.demo import SCALES, build_demo
 from twin.demo.build import open_for_demo, provenance
@@ -61,8 +62,8 @@ def test_changesets_record_the_demo_and_what_is_synthetic(tiny: Store) -> None:
     assert "synthetic" in notes["street_light"] and "OpenStreetMap" in notes["heritage_building"]
 
 
-def _snapshot(path: Path, catalogue: Catalogue) -> dict[str, tuple[list, np.ndarray]]:
-    st = open_store(path, catalogue, create=False)
+def _snapshot(target: str, catalogue: Catalogue) -> dict[str, tuple[list, np.ndarray]]:
+    st = open_store(target, catalogue, create=False)
     try:
         out = {}
         for layer in ("committee", "hydrant", "residential_compound", "pipeline"):
@@ -73,17 +74,18 @@ def _snapshot(path: Path, catalogue: Catalogue) -> dict[str, tuple[list, np.ndar
         st.close()
 
 
-def test_same_seed_same_twin_and_reruns_are_idempotent(tmp_path: Path, tiny_path: Path,
+def test_same_seed_same_twin_and_reruns_are_idempotent(tmp_path: Path, target: str, tiny_target: str,
                                                        catalogue: Catalogue) -> None:
-    again, _ = build_tiny(tmp_path)
-    first, second = _snapshot(tiny_path, catalogue), _snapshot(again, catalogue)
+    again = target
+    build_tiny(again, tmp_path)
+    first, second = _snapshot(tiny_target, catalogue), _snapshot(again, catalogue)
     for layer in first:
         assert first[layer][0] == second[layer][0], layer
         np.testing.assert_array_equal(first[layer][1], second[layer][1])
     st = open_store(again, catalogue, create=False)
     before = st.changesets(limit=1)[0].id
     st.close()
-    _, output = build_tiny(tmp_path)  # the same command on the same store: a no-op re-import
+    output = build_tiny(again, tmp_path)  # the same command on the same store: a no-op re-import
     st = open_store(again, catalogue, create=False)
     try:
         rerun = [cs for cs in st.changesets(limit=100) if cs.id > before]
@@ -94,36 +96,34 @@ def test_same_seed_same_twin_and_reruns_are_idempotent(tmp_path: Path, tiny_path
     assert "~0" in output
 
 
-def test_another_seed_is_refused_and_force_starts_afresh(tmp_path: Path, tiny_path: Path,
-                                                         catalogue: Catalogue) -> None:
-    path = tmp_path / "copy.gpkg"
-    path.write_bytes(tiny_path.read_bytes())
-    before = path.read_bytes()
+def test_another_seed_is_refused_and_force_starts_afresh(own_tiny: str, catalogue: Catalogue) -> None:
+    before = snapshot(own_tiny)
+    file = None if is_pg(own_tiny) else Path(own_tiny).read_bytes()
     with pytest.raises(StoreError, match=r"scale=tiny seed=7; pass --force"):
-        open_for_demo(path, catalogue, SCALES["tiny"], SEED + 1, force=False)
-    assert path.read_bytes() == before
-    st = open_for_demo(path, catalogue, SCALES["tiny"], SEED + 1, force=True)
+        open_for_demo(own_tiny, catalogue, SCALES["tiny"], SEED + 1, force=False)
+    assert snapshot(own_tiny) == before
+    if file is not None:  # not a byte of the file changed either
+        assert Path(own_tiny).read_bytes() == file
+    st = open_for_demo(own_tiny, catalogue, SCALES["tiny"], SEED + 1, force=True)
     try:
         assert st.changesets(limit=1) == [] and st.count("hydrant") == 0
     finally:
         st.close()
 
 
-def test_a_store_with_other_data_is_refused(tmp_path: Path, catalogue: Catalogue, tiny: Store) -> None:
-    path = tmp_path / "mine.gpkg"
-    st = open_store(path, catalogue)
+def test_a_store_with_other_data_is_refused(target: str, catalogue: Catalogue, tiny: Store) -> None:
+    st = open_store(target, catalogue)
     st.upsert("district", tiny.features("district").iloc[:1][["name", "geometry"]], author="me", source="x")
     st.close()
     with pytest.raises(StoreError, match="data not built by twin demo"):
-        open_for_demo(path, catalogue, SCALES["tiny"], SEED, force=False)
+        open_for_demo(target, catalogue, SCALES["tiny"], SEED, force=False)
 
 
 @pytest.mark.slow
-def test_small_scale_is_about_100k_components_and_a_window_on_the_city(tmp_path: Path, tiny: Store,
+def test_small_scale_is_about_100k_components_and_a_window_on_the_city(tmp_path: Path, target: str, tiny: Store,
                                                                         catalogue: Catalogue) -> None:
-    path = tmp_path / "small.gpkg"
-    build_demo(path, catalogue, SCALES["small"], SEED, workdir=tmp_path / "files", progress=lambda _: None)
-    small = open_store(path, catalogue, create=False)
+    build_demo(target, catalogue, SCALES["small"], SEED, workdir=tmp_path / "files", progress=lambda _: None)
+    small = open_store(target, catalogue, create=False)
     try:
         total = sum(small.count(layer) for layer in catalogue)
         assert 85_000 < total < 120_000

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from tests.users import bearer
 from twin.cli import app
+from twin.store import exists
 
 
 def test_demo_and_up_are_commands() -> None:
@@ -25,16 +26,14 @@ def test_demo_and_up_are_commands() -> None:
     assert "small" in CliRunner().invoke(app, ["demo", "--help"]).output
 
 
-def test_unknown_scale_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--scale", "huge", "--store", str(tmp_path / "x.gpkg")])
+def test_unknown_scale_is_refused_before_anything_is_written(tmp_path: Path, target: str) -> None:
+    result = CliRunner().invoke(app, ["demo", "--scale", "huge", "--store", target])
     assert result.exit_code == 2 and "choose one of small, full" in result.output
-    assert not (tmp_path / "x.gpkg").exists()
+    assert not exists(target) and list(tmp_path.iterdir()) == []
 
 
-def test_a_different_seed_on_a_demo_store_fails_with_one_clear_line(tmp_path: Path, tiny_path: Path) -> None:
-    path = tmp_path / "copy.gpkg"
-    path.write_bytes(tiny_path.read_bytes())
-    result = CliRunner().invoke(app, ["demo", "--scale", "tiny", "--seed", "99", "--store", str(path)])
+def test_a_different_seed_on_a_demo_store_fails_with_one_clear_line(own_tiny: str) -> None:
+    result = CliRunner().invoke(app, ["demo", "--scale", "tiny", "--seed", "99", "--store", own_tiny])
     assert result.exit_code == 1 and "pass --force" in result.output and "Traceback" not in result.output
 
 
@@ -44,14 +43,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(path: Path, log: Path) -> tuple[subprocess.Popen, int]:
+def _serve(target: str, log: Path) -> tuple[subprocess.Popen, int]:
     """Start ``twin up`` on a free port, its output going to ``log``; retried when another process grabbed the
     port first."""
     for _ in range(3):
         port = _free_port()
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "-c", "from twin.cli import main; main()", "up", "--store",
-                                     str(path), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                     target, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "80"})
         deadline = time.monotonic() + 90
         while proc.poll() is None and time.monotonic() < deadline:
@@ -68,10 +67,8 @@ def _serve(path: Path, log: Path) -> tuple[subprocess.Popen, int]:
     raise AssertionError("no free port for twin up")
 
 
-def test_up_serves_an_existing_store_without_rebuilding_it(tmp_path: Path, tiny_path: Path) -> None:
-    path = tmp_path / "served.gpkg"
-    path.write_bytes(tiny_path.read_bytes())
-    proc, port = _serve(path, tmp_path / "up.log")
+def test_up_serves_an_existing_store_without_rebuilding_it(tmp_path: Path, own_tiny: str) -> None:
+    proc, port = _serve(own_tiny, tmp_path / "up.log")
     try:
         log = (tmp_path / "up.log").read_text()
         link = re.search(rf"http://127\.0\.0\.1:{port}/login\?code=\S+&next=/map", log)  # a one-time sign-in code
@@ -92,8 +89,8 @@ def test_up_serves_an_existing_store_without_rebuilding_it(tmp_path: Path, tiny_
     assert not (tmp_path / "files").exists()  # nothing was built
 
 
-def test_demo_build_is_in_the_audit_trail(tiny_path: Path) -> None:
-    result = CliRunner().invoke(app, ["audit", "--action", "import", "--json", "--store", str(tiny_path)])
+def test_demo_build_is_in_the_audit_trail(tiny_target: str) -> None:
+    result = CliRunner().invoke(app, ["audit", "--action", "import", "--json", "--store", tiny_target])
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
     build = [e for e in events if "twin demo --scale tiny" in (e["detail"] or "")]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -44,11 +41,9 @@ def test_generated_people_and_phones_are_fictitious_for_any_seed(seed: int, n: i
     assert all(FICTITIOUS_LANDLINE.fullmatch(t) for t in landlines.tolist())
 
 
-def test_demo_personal_values_are_served_masked(tiny: Store, tiny_path: Path, tmp_path: Path) -> None:
-    path = tmp_path / "demo.gpkg"
-    shutil.copyfile(tiny_path, path)
-    planner = bearer(add_user(path, "planner-1", "planner"))
-    with TestClient(create_app(TwinSettings(store=str(path), service=ServiceSettings(warm_index=False)))) as client:
+def test_demo_personal_values_are_served_masked(tiny: Store, own_tiny: str) -> None:
+    planner = bearer(add_user(own_tiny, "planner-1", "planner"))
+    with TestClient(create_app(TwinSettings(store=own_tiny, service=ServiceSettings(warm_index=False)))) as client:
         for layer, (person, phone, _) in PERSONAL.items():
             stored = tiny.features(layer).set_index("key")
             r = client.get(f"/collections/{layer}/items", params={"limit": 10_000}, headers=planner)

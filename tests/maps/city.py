@@ -35,10 +35,11 @@ def _along_roads(roads: np.ndarray, spacing_deg: float) -> np.ndarray:
     return np.concatenate(pts) if pts else np.empty(0, dtype=object)
 
 
-def build_city(path: Path, catalogue: Catalogue) -> Store:
-    """Create the store at ``path``: districts, hydrants, street lights, pipelines, compounds, sites, heritage."""
+def build_city(target: str | Path, catalogue: Catalogue) -> Store:
+    """Create the store at ``target`` (a path or a URL): districts, hydrants, street lights, pipelines, compounds,
+    sites, heritage."""
     rng = np.random.default_rng(11)
-    store = open_store(path, catalogue)
+    store = open_store(target, catalogue)
     box = shapely.box(*BOX)
     districts = load_districts()
     store.upsert("district", districts[districts["name"].isin(DISTRICTS)].reset_index(drop=True), author="test",

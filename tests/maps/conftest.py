@@ -1,13 +1,14 @@
-"""Fixtures of the map tests: a small demo-like twin (real districts and roads) and a server over a copy of it."""
+"""Fixtures of the map tests: a small demo-like twin (real districts and roads), in a store of this run's engine, and
+a server over a copy of it."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.engines import clone, drop, fresh
 from tests.maps.city import build_city
 from tests.maps.server import running
 from tests.users import add_user
@@ -16,23 +17,24 @@ from twin.store import Store, open_store
 
 
 @pytest.fixture(scope="session")
-def pristine_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Path:
-    """The city as built, never opened again: the source of every copy."""
-    path = tmp_path_factory.mktemp("pristine") / "city.gpkg"
-    build_city(path, catalogue).close()
-    return path
+def pristine_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[str]:
+    """The city as built, never changed again: the source of every copy (where it is: a path or a URL)."""
+    with fresh(tmp_path_factory.mktemp("pristine"), "city") as target:
+        build_city(target, catalogue).close()
+        yield target
 
 
 @pytest.fixture(scope="session")
-def city_path(tmp_path_factory: pytest.TempPathFactory, pristine_city: Path) -> Path:
-    path = tmp_path_factory.mktemp("city") / "city.gpkg"
-    shutil.copy(pristine_city, path)
-    return path
+def city_target(tmp_path_factory: pytest.TempPathFactory, pristine_city: str, catalogue: Catalogue) -> Iterator[str]:
+    """The shared city: tests read it and add users to it."""
+    target = clone(pristine_city, tmp_path_factory.mktemp("city"), catalogue, "city")
+    yield target
+    drop(target)
 
 
 @pytest.fixture(scope="session")
-def city(city_path: Path, catalogue: Catalogue) -> Iterator[Store]:
-    store = open_store(city_path, catalogue, create=False)
+def city(city_target: str, catalogue: Catalogue) -> Iterator[Store]:
+    store = open_store(city_target, catalogue, create=False)
     yield store
     store.close()
 
@@ -49,22 +51,22 @@ def area_key(city: Store) -> str:
 
 
 @pytest.fixture(scope="session")
-def tokens(city_path: Path, area_key: str) -> dict[str, str]:
+def tokens(city_target: str, area_key: str) -> dict[str, str]:
     """A token for a user of each role of the shared city, by role; the area officer works for :data:`OFFICER_AREA`."""
-    return {role: add_user(city_path, f"test-{role}", role, area_key if role == "area_officer" else None)
+    return {role: add_user(city_target, f"test-{role}", role, area_key if role == "area_officer" else None)
             for role in ("admin", "gis_editor", "planner", "area_officer")}
 
 
 @pytest.fixture(scope="session")
-def city_url(city_path: Path) -> Iterator[str]:
+def city_url(city_target: str) -> Iterator[str]:
     """A server over the shared city (read-only tests)."""
-    with running(city_path) as url:
+    with running(city_target) as url:
         yield url
 
 
 @pytest.fixture
-def own_city(tmp_path: Path, pristine_city: Path) -> Path:
+def own_city(tmp_path: Path, pristine_city: str, catalogue: Catalogue) -> Iterator[str]:
     """A private copy of the city, for tests that write."""
-    path = tmp_path / "city.gpkg"
-    shutil.copy(pristine_city, path)
-    return path
+    target = clone(pristine_city, tmp_path, catalogue, "city")
+    yield target
+    drop(target)

@@ -15,7 +15,7 @@ GEOJSON_MAX = 100
 
 
 @contextmanager
-def running(store: Path, map_settings: MapSettings | None = None, **settings: object) -> Iterator[str]:
+def running(store: str | Path, map_settings: MapSettings | None = None, **settings: object) -> Iterator[str]:
     """Serve ``store`` (``settings``: more :class:`TwinSettings`); yields the base URL, then stops the server."""
     app = create_app(TwinSettings(store=store, service=ServiceSettings(warm_index=False),
                                   map=map_settings or MapSettings(geojson_max=GEOJSON_MAX), **settings))

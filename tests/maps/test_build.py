@@ -104,16 +104,16 @@ def test_max_features_cuts_and_says_so(city: Store) -> None:
     assert "仅显示前 50 个" in fmap.get_root().render()
 
 
-def test_missing_store_and_unreachable_service_are_clear(tmp_path: Path) -> None:
+def test_missing_store_and_unreachable_service_are_clear(target: str) -> None:
     with pytest.raises(StoreError, match="no store here"):
-        build_map(tmp_path / "nothing.gpkg")
+        build_map(target)
     with pytest.raises(StoreError, match="cannot be reached"):
         build_map("http://127.0.0.1:9/", layers=["hydrant"])
 
 
-def test_twin_map_writes_a_self_contained_file(city_path: Path, tmp_path: Path) -> None:
+def test_twin_map_writes_a_self_contained_file(city_target: str, tmp_path: Path) -> None:
     out = tmp_path / "report" / "map.html"
-    result = CliRunner().invoke(app, ["map", "--store", str(city_path), "--out", str(out), "--layer", "hydrant",
+    result = CliRunner().invoke(app, ["map", "--store", city_target, "--out", str(out), "--layer", "hydrant",
                                       "--layer", "pipeline,district", "--bbox", ",".join(map(str, BOX)),
                                       "--title", "黄浦区消火栓"])
     assert result.exit_code == 0, result.output
@@ -129,9 +129,9 @@ def test_twin_map_writes_a_self_contained_file(city_path: Path, tmp_path: Path) 
     (["--layer", "nosuch"], "nosuch"),
     (["--filter", "kind = "], "filter"),
 ])
-def test_twin_map_reports_bad_options(city_path: Path, tmp_path: Path, args: list[str], message: str) -> None:
+def test_twin_map_reports_bad_options(city_target: str, tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "map.html"
-    result = CliRunner().invoke(app, ["map", "--store", str(city_path), "--out", str(out), *args])
+    result = CliRunner().invoke(app, ["map", "--store", city_target, "--out", str(out), *args])
     assert result.exit_code == 1
     assert message in result.output
     assert not out.exists()

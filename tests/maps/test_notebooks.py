@@ -14,9 +14,9 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "maps_shown"), [("planner_exploration.ipynb", 3),
                                                   ("gis_import_walkthrough.ipynb", 1)])
-def test_notebook_runs(name: str, maps_shown: int, own_city: Path, tmp_path: Path,
+def test_notebook_runs(name: str, maps_shown: int, own_city: str, tmp_path: Path,
                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TWIN_STORE", str(own_city))
+    monkeypatch.setenv("TWIN_STORE", own_city)
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]

@@ -103,9 +103,9 @@ def test_roads_are_gzipped_cached_and_revalidated(city_url: str) -> None:
     assert plain.json() == fc  # httpx undid the gzip of the first answer
 
 
-def test_online_basemaps_are_opt_in(city_path: Path, tokens: dict[str, str]) -> None:
+def test_online_basemaps_are_opt_in(city_target: str, tokens: dict[str, str]) -> None:
     settings = MapSettings(basemaps="amap,tianditu", tianditu_key="k123", geojson_max=GEOJSON_MAX)
-    with running(city_path, settings) as url:
+    with running(city_target, settings) as url:
         bases = {b["id"]: b for b in get(url + "/map/config.json", tokens["planner"]).json()["basemaps"]}
     assert bases["amap"]["crs"] == "gcj02" and bases["tianditu"]["crs"] == "wgs84"
     assert "tk=k123" in bases["tianditu"]["url"]
@@ -133,7 +133,7 @@ def _post(url: str, token: str, files: list[Path], **data: str) -> httpx.Respons
                       headers=bearer(token))
 
 
-def test_import_dry_run_then_confirm(own_city: Path, tmp_path: Path, catalogue: Catalogue) -> None:
+def test_import_dry_run_then_confirm(own_city: str, tmp_path: Path, catalogue: Catalogue) -> None:
     files = messy_shapefile(tmp_path / "shp")
     before = open_store(own_city, catalogue, create=False)
     count = before.count("hydrant")
@@ -161,7 +161,7 @@ def test_import_dry_run_then_confirm(own_city: Path, tmp_path: Path, catalogue: 
         assert counts["hydrant"] == count + 11
 
 
-def test_import_refusals_are_clear_and_write_nothing(own_city: Path, tmp_path: Path) -> None:
+def test_import_refusals_are_clear_and_write_nothing(own_city: str, tmp_path: Path) -> None:
     files = messy_shapefile(tmp_path / "shp", n=3, bad=3)
     token, planner = add_user(own_city, "editor", "gis_editor"), add_user(own_city, "planner", "planner")
     with running(own_city) as url:
@@ -196,7 +196,7 @@ def _site_rules(folder: Path) -> tuple[Path, Path]:
     return layers, policy
 
 
-def test_pages_follow_the_sites_policy(own_city: Path, tmp_path: Path) -> None:
+def test_pages_follow_the_sites_policy(own_city: str, tmp_path: Path) -> None:
     layers, policy = _site_rules(tmp_path / "site")
     users = {role: add_user(own_city, role, role, layers=layers, policy=policy)
              for role in ("admin", "viewer", "hydrant_editor")}

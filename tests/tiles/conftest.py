@@ -4,6 +4,7 @@ the access gate, and tile decoders (mapbox-vector-tile, GDAL)."""
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,6 +16,7 @@ import shapely
 from fastapi import Depends, FastAPI
 
 from tests.conftest import hydrants
+from tests.engines import fresh
 from tiles import TileEngine, TileSettings
 from twin.access import Area, Gate
 from twin.api import auth, errors
@@ -87,22 +89,23 @@ def fill(store: Store) -> None:
 
 
 @pytest.fixture
-def city(tmp_path: Path, catalogue: Catalogue) -> Store:
+def city(target: str, catalogue: Catalogue) -> Iterator[Store]:
     """A store with 400 hydrants, 120 pipelines and 150 compounds in one 10 km box."""
-    st = open_store(tmp_path / "city.gpkg", catalogue)
+    st = open_store(target, catalogue)
     fill(st)
     yield st
     st.close()
 
 
 @pytest.fixture(scope="session")
-def areas_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Store:
+def areas_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[Store]:
     """``city``'s components plus 24 committees and their sub-districts over the same box; shared, so read-only."""
-    st = open_store(tmp_path_factory.mktemp("areas") / "areas.gpkg", catalogue)
-    fill(st)
-    admin_areas(st)
-    yield st
-    st.close()
+    with fresh(tmp_path_factory.mktemp("areas"), "areas") as target:
+        st = open_store(target, catalogue)
+        fill(st)
+        admin_areas(st)
+        yield st
+        st.close()
 
 
 @pytest.fixture(scope="session")

@@ -89,12 +89,12 @@ def test_planner_sees_masked_attributes_and_admin_sees_them_as_stored(served: st
         assert client.get(_mvt("residential_compound", t), headers=admin, params=params).status_code == 200
 
 
-def test_fields_dropped_by_masking_are_left_out_of_tilejson_and_tiles(tmp_path: Path) -> None:
+def test_fields_dropped_by_masking_are_left_out_of_tilejson_and_tiles(tmp_path: Path, target: str) -> None:
     layers = tmp_path / "layers"
     shutil.copytree(DEFAULT_LAYERS_DIR, layers)
     spec = layers / "residential_compound.yaml"
     spec.write_text(spec.read_text(encoding="utf-8").replace("sensitive: phone", "sensitive: drop"), encoding="utf-8")
-    store = open_store(tmp_path / "drop.gpkg", load_catalogue(layers))
+    store = open_store(target, load_catalogue(layers))
     store.upsert("residential_compound", compounds(150, seed=3), author="test", source="test")
     gate, engine = Gate(store), TileEngine(store, TileSettings(warm=False))
     t = _tile(16)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
-from pathlib import Path
 
 import mapbox_vector_tile
 import numpy as np
@@ -14,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import hydrants
+from tests.engines import drop, execute, new_target
 from tests.tiles.conftest import BOX, compounds, decode, pipelines
 from tiles import TileEngine, TileFilter, TileSettings
 from tiles.grid import mercator_bounds, tiles_in
@@ -80,11 +79,10 @@ def test_point_cells_sit_at_the_mean_position_of_their_members(engine: TileEngin
         assert np.hypot(xy[:, 0] - x, xy[:, 1] - y).min() <= 1.0
 
 
-def _tables(path: Path) -> tuple[dict, dict]:
-    with sqlite3.connect(path) as conn:
-        cells = {r[:5]: r[5:] for r in conn.execute("SELECT * FROM twin_tiles_cells")}
-        shapes = {r[:4]: shapely.normalize(shapely.from_wkb(r[4])) for r in conn.execute(
-            "SELECT * FROM twin_tiles_shapes")}
+def _tables(target: str) -> tuple[dict, dict]:
+    cells = {r[:5]: r[5:] for r in execute(target, "SELECT * FROM twin_tiles_cells")}
+    shapes = {r[:4]: shapely.normalize(shapely.from_wkb(bytes(r[4]))) for r in execute(
+        target, "SELECT * FROM twin_tiles_shapes")}
     return cells, shapes
 
 
@@ -97,8 +95,8 @@ edits = st.lists(st.tuples(st.sampled_from(["hydrant", "pipeline", "residential_
 @given(edits)
 def test_incremental_upkeep_equals_a_rebuild(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue,
                                               script: list[tuple[str, str, int]]) -> None:
-    folder = tmp_path_factory.mktemp("agg")
-    store = open_store(folder / "t.gpkg", catalogue)
+    target = new_target(tmp_path_factory.mktemp("agg"))
+    store = open_store(target, catalogue)
     small = (121.44, 31.24, 121.47, 31.27)
     store.upsert("hydrant", hydrants(60, seed=1, box=small), author="t", source="t")
     store.upsert("pipeline", pipelines(30, seed=2, box=small), author="t", source="t")
@@ -111,15 +109,15 @@ def test_incremental_upkeep_equals_a_rebuild(tmp_path_factory: pytest.TempPathFa
             _change(store, layer, action, seed)
         for layer in ("hydrant", "pipeline", "residential_compound"):
             engine.refresh(layer)
-        incremental = _tables(store.path)
-        with sqlite3.connect(store.path) as conn:
-            conn.execute("DELETE FROM twin_tiles_state")
+        incremental = _tables(target)
+        execute(target, "DELETE FROM twin_tiles_state")
         for layer in ("hydrant", "pipeline", "residential_compound"):
             engine.aggregates.sync(layer)
-        rebuilt = _tables(store.path)
+        rebuilt = _tables(target)
     finally:
         engine.close()
         store.close()
+        drop(target)
     assert incremental[0].keys() == rebuilt[0].keys()
     for key, (n, *sums) in rebuilt[0].items():
         assert incremental[0][key][0] == n and np.allclose(incremental[0][key][1:], sums, rtol=1e-9, atol=1e-6), key

@@ -3,7 +3,6 @@ tiles, in memory and on disk; and only the tiles a change meets are dropped."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import shapely
 
 from tests.conftest import hydrants
+from tests.engines import drop, execute, new_target
 from tests.tiles.conftest import BOX, decode
 from tiles import TileEngine, TileSettings
 from tiles.cache import CacheKey, DiskCache, Entry, MemoryCache
@@ -87,7 +87,7 @@ def test_writes_by_another_process_are_seen_before_serving(engine: TileEngine, c
         "st = open_store(sys.argv[1], load_catalogue(DEFAULT_LAYERS_DIR), create=False); "
         "st.edit(sys.argv[2], author='other', properties={'status': 'retired'}); st.close()"
     )
-    subprocess.run([sys.executable, "-c", script, str(city.path), key], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", script, city.location, key], check=True, timeout=120)
     assert _features(engine, "residential_compound", tile)[key]["status"] == "retired"
     counts = decode(engine.tile(("residential_compound",), low).gz)
     assert sum(f["properties"].get("count_retired", 0) for f in counts["residential_compound"]["features"]) == \
@@ -162,8 +162,7 @@ def test_warm_up_builds_every_layers_aggregates_in_the_background(city: Store) -
         built: set[str] = set()
         while not wanted <= built and time.monotonic() < deadline:
             time.sleep(0.05)
-            with sqlite3.connect(city.path) as conn:
-                built = {r[0] for r in conn.execute("SELECT layer FROM twin_tiles_state")}
+            built = {r[0] for r in execute(city.location, "SELECT layer FROM twin_tiles_state")}
         assert wanted <= built
     finally:
         engine.close()
@@ -176,7 +175,8 @@ def test_a_disk_cache_is_never_reused_for_another_store(city: Store, catalogue: 
     first = TileEngine(city, settings)
     first.tile(("hydrant",), tile)
     first.close()
-    other = open_store(tmp_path / "other.gpkg", catalogue)  # changeset 1 too, other components
+    target = new_target(tmp_path, "other")
+    other = open_store(target, catalogue)  # changeset 1 too, other components
     other.upsert("hydrant", hydrants(400, seed=99, box=BOX), author="test", source="test")
     second = TileEngine(other, settings)
     try:
@@ -186,3 +186,4 @@ def test_a_disk_cache_is_never_reused_for_another_store(city: Store, catalogue: 
     finally:
         second.close()
         other.close()
+        drop(target)

@@ -12,6 +12,7 @@ from pmtiles.reader import MmapSource, Reader
 from typer.testing import CliRunner
 
 from tests.conftest import hydrants
+from tests.engines import drop, new_target
 from tests.tiles.conftest import BOX, admin_areas, decode, pipelines
 from tiles import TileEngine, TileSettings
 from tiles.grid import buffered_mercator, lonlat_box, tiles_in
@@ -26,7 +27,7 @@ SMALL = (121.44, 31.24, 121.46, 31.26)
 
 
 def _build(store: Store, out: Path, *args: str) -> str:
-    result = CliRunner().invoke(app, ["tiles", "build", "--store", str(store.path), "--out", str(out), *args])
+    result = CliRunner().invoke(app, ["tiles", "build", "--store", store.location, "--out", str(out), *args])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -93,13 +94,14 @@ def test_service_serves_the_pyramid_while_current_and_draws_the_rest(pyramid: Pa
 def test_build_refuses_bad_options_clearly(city: Store, tmp_path: Path, args: list[str],
                                            words: str) -> None:
     out = tmp_path / "x.pmtiles"
-    result = CliRunner().invoke(app, ["tiles", "build", "--store", str(city.path), "--out", str(out), *args])
+    result = CliRunner().invoke(app, ["tiles", "build", "--store", city.location, "--out", str(out), *args])
     assert result.exit_code == 1 and words in " ".join(result.output.split())
     assert not out.exists()
 
 
 def test_a_pyramid_of_another_store_is_not_served(pyramid: Path, catalogue: Catalogue, tmp_path: Path) -> None:
-    other = open_store(tmp_path / "other.gpkg", catalogue)  # same layers, same changeset numbers, other data
+    target = new_target(tmp_path, "other")
+    other = open_store(target, catalogue)  # same layers, same changeset numbers, other data
     other.upsert("hydrant", hydrants(400, seed=77, box=BOX), author="test", source="test")
     other.upsert("pipeline", pipelines(120, seed=78), author="test", source="test")
     engine = TileEngine(other, TileSettings(pyramid=pyramid, warm=False))
@@ -110,6 +112,7 @@ def test_a_pyramid_of_another_store_is_not_served(pyramid: Path, catalogue: Cata
     finally:
         engine.close()
         other.close()
+        drop(target)
 
 
 def test_a_file_that_is_not_a_pyramid_is_refused(city: Store, tmp_path: Path) -> None:
