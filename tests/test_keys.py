@@ -73,6 +73,7 @@ def upsert(store, frame):
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=60),
        st.randoms(use_true_random=False))
 def test_keys_are_unique_deterministic_and_order_independent(tmp_path_factory, catalogue, cells, rnd):
+    from tests.engines import fresh
     from twin.store import open_store
 
     frame = hydrants(len(cells))
@@ -80,21 +81,20 @@ def test_keys_are_unique_deterministic_and_order_independent(tmp_path_factory, c
     frame = frame.set_geometry(shapely.points([121.47 + 0.00005 * x for x, _ in cells],
                                               [31.23 + 0.00005 * y for _, y in cells]))
     shuffled = frame.sample(frac=1.0, random_state=rnd.randint(0, 2**31)).reset_index(drop=True)
-    a = open_store(tmp_path_factory.mktemp("a") / "a.gpkg", catalogue)
-    b = open_store(tmp_path_factory.mktemp("b") / "b.gpkg", catalogue)
-    keyed_a = upsert(a, frame)
-    keyed_b = upsert(b, shuffled)
-    assert keyed_a.key.is_unique and len(keyed_a) == len(frame)
+    folder = tmp_path_factory.mktemp("keys")
+    with fresh(folder, "a") as where_a, fresh(folder, "b") as where_b, open_store(where_a, catalogue) as a, \
+            open_store(where_b, catalogue) as b:
+        keyed_a = upsert(a, frame)
+        keyed_b = upsert(b, shuffled)
+        assert keyed_a.key.is_unique and len(keyed_a) == len(frame)
+        assert by_key(keyed_a) == by_key(keyed_b)
+        again = upsert(a, shuffled)  # re-importing the same data changes nothing and adds nothing
+        assert by_key(again) == by_key(keyed_a)
+        assert a.changesets(limit=1)[0].unchanged == len(frame)
 
-    def by_key(df):
-        return {k: (round(g.x, 9), round(g.y, 9), r) for k, g, r in zip(df.key, df.geometry, df.road, strict=True)}
 
-    assert by_key(keyed_a) == by_key(keyed_b)
-    again = upsert(a, shuffled)  # re-importing the same data changes nothing and adds nothing
-    assert by_key(again) == by_key(keyed_a)
-    assert a.changesets(limit=1)[0].unchanged == len(frame)
-    a.close()
-    b.close()
+def by_key(df):
+    return {k: (round(g.x, 9), round(g.y, 9), r) for k, g, r in zip(df.key, df.geometry, df.road, strict=True)}
 
 
 def test_key_tells_roughly_where_the_component_is(store):

@@ -1,13 +1,13 @@
-"""``twin import`` and ``twin export`` on the command line, against a real store file."""
+"""``twin import`` and ``twin export`` on the command line, against a real store of this run's engine."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.engines import INSERT_FAILED, failing_inserts, nothing_at
 from tests.io.conftest import hydrant_frame, write
 from twin.catalogue import load_catalogue
 from twin.cli import app
@@ -27,9 +27,9 @@ def _count(path) -> int:
         st.close()
 
 
-def test_import_prints_a_report_and_writes_json(tmp_path):
+def test_import_prints_a_report_and_writes_json(tmp_path, target):
     src = write(hydrant_frame(), tmp_path / "h.gpkg")
-    store = tmp_path / "twin.gpkg"
+    store = target
     result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(store),
                                  "--report", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
@@ -39,36 +39,37 @@ def test_import_prints_a_report_and_writes_json(tmp_path):
     assert _count(store) == 8
 
 
-def test_dry_run_with_mapping_shows_samples_and_writes_nothing(tmp_path):
+def test_dry_run_with_mapping_shows_samples_and_writes_nothing(tmp_path, target):
     frame = hydrant_frame().rename(columns={"road": "路名"})
     src = write(frame, tmp_path / "h.geojson")
-    store = tmp_path / "twin.gpkg"
+    store = target
     result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(store), "--dry-run",
                                  "--map", "路名=road"])
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "sample: insert" in result.output and "路名 → road" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.geojson"]  # no store, -wal, -shm or access db
+    assert nothing_at(target)  # nor a schema
 
 
-def test_refused_import_exits_1_with_a_clear_message(tmp_path):
+def test_refused_import_exits_1_with_a_clear_message(tmp_path, target):
     shp = write(hydrant_frame(), tmp_path / "h.shp")
     shp.with_suffix(".dbf").unlink()
-    result = runner.invoke(app, ["import", str(shp), "--layer", "hydrant", "--store", str(tmp_path / "t.gpkg"),
+    result = runner.invoke(app, ["import", str(shp), "--layer", "hydrant", "--store", target,
                                  "--report", str(tmp_path / "r.json")])
     assert result.exit_code == 1
     assert "attribute table" in result.output
     assert "attribute table" in json.loads((tmp_path / "r.json").read_text())["error"]
 
 
-def test_bad_extent_is_refused(tmp_path):
+def test_bad_extent_is_refused(tmp_path, target):
     src = write(hydrant_frame(), tmp_path / "h.gpkg")
-    result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(tmp_path / "t.gpkg"),
+    result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", target,
                                  "--extent", "1,2,3"])
     assert result.exit_code == 1 and "minx,miny,maxx,maxy" in result.output
 
 
-def test_export_writes_the_file_and_reports_renamed_fields(tmp_path):
-    store = tmp_path / "twin.gpkg"
+def test_export_writes_the_file_and_reports_renamed_fields(tmp_path, target):
+    store = target
     runner.invoke(app, ["import", str(write(hydrant_frame(), tmp_path / "h.gpkg")), "--layer", "hydrant",
                         "--store", str(store)])
     result = runner.invoke(app, ["export", "hydrant", "--format", "shp", "--out", str(tmp_path / "out.shp"),
@@ -84,10 +85,10 @@ def _audit(store, *args: str) -> list[dict]:
     return [json.loads(line) for line in result.output.splitlines()]
 
 
-def test_a_csv_report_says_which_columns_held_the_coordinates(tmp_path):
+def test_a_csv_report_says_which_columns_held_the_coordinates(tmp_path, target):
     src = tmp_path / "lights.csv"
     src.write_text("纬度,经度,lamp_type\n31.2301,121.4702,led\n31.2302,121.4705,led\n", encoding="utf-8")
-    result = runner.invoke(app, ["import", str(src), "--layer", "street_light", "--store", str(tmp_path / "t.gpkg"),
+    result = runner.invoke(app, ["import", str(src), "--layer", "street_light", "--store", target,
                                  "--dry-run", "--report", str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     assert "coordinates" in result.output and "lon: 经度, lat: 纬度" in result.output
@@ -96,19 +97,18 @@ def test_a_csv_report_says_which_columns_held_the_coordinates(tmp_path):
     assert data["coordinates"] == {"lon": "经度", "lat": "纬度"} and "found by their names" in data["coordinates_how"]
 
 
-def test_a_refused_import_into_a_store_that_does_not_exist_creates_nothing(tmp_path):
+def test_a_refused_import_into_a_store_that_does_not_exist_creates_nothing(tmp_path, target):
     src = tmp_path / "h.geojson"
     src.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
     for flags in ([], ["--dry-run"], ["--extent", "121.6,31.1,121.4,31.3"]):
-        result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(tmp_path / "t.gpkg"),
+        result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", target,
                                      *flags])
         assert result.exit_code == 1, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.geojson"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.geojson"] and nothing_at(target)
 
 
-def test_an_import_into_a_new_store_creates_it_and_audits_it(tmp_path):
-    store = tmp_path / "new" / "twin.gpkg"
-    store.parent.mkdir()
+def test_an_import_into_a_new_store_creates_it_and_audits_it(tmp_path, target):
+    store = target
     result = runner.invoke(app, ["import", str(write(hydrant_frame(), tmp_path / "h.gpkg")), "--layer", "hydrant",
                                  "--store", str(store)])
     assert result.exit_code == 0, result.output
@@ -117,8 +117,8 @@ def test_an_import_into_a_new_store_creates_it_and_audits_it(tmp_path):
     assert (event["outcome"], event["count"]) == ("ok", 8)
 
 
-def test_an_import_refused_for_its_options_is_audited(tmp_path):
-    store = tmp_path / "twin.gpkg"
+def test_an_import_refused_for_its_options_is_audited(tmp_path, target):
+    store = target
     src = write(hydrant_frame(), tmp_path / "h.gpkg")
     assert runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(store)]).exit_code == 0
     mapping = tmp_path / "m.yaml"
@@ -130,25 +130,22 @@ def test_an_import_refused_for_its_options_is_audited(tmp_path):
     assert [e["detail"].split(": ", 1)[1][:10] for e in refused] == ["--map 'non", f"{mapping}"[:10], "--extent '"]
 
 
-def test_an_import_failing_inside_the_store_is_audited_as_failed(tmp_path):
-    store = tmp_path / "twin.gpkg"
+def test_an_import_failing_inside_the_store_is_audited_as_failed(tmp_path, target):
+    store = target
     src = write(hydrant_frame(), tmp_path / "h.gpkg")
     assert runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(store)]).exit_code == 0
-    conn = sqlite3.connect(store)
-    conn.execute("CREATE TRIGGER disk_full BEFORE INSERT ON hydrant BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-    conn.commit()
-    conn.close()
     moved = hydrant_frame().assign(geometry=hydrant_frame().geometry.translate(0.001, 0.0))
-    result = runner.invoke(app, ["import", str(write(moved, tmp_path / "moved.gpkg")), "--layer", "hydrant",
-                                 "--store", str(store)])
+    with failing_inserts(store, "hydrant", "disk full"):
+        result = runner.invoke(app, ["import", str(write(moved, tmp_path / "moved.gpkg")), "--layer", "hydrant",
+                                     "--store", str(store)])
     assert result.exit_code != 0
     assert _count(store) == 8
     (failed,) = _audit(store, "--outcome", "failed")
-    assert failed["layer"] == "hydrant" and failed["detail"].endswith("moved.gpkg: IntegrityError: disk full")
+    assert failed["layer"] == "hydrant" and failed["detail"].endswith(f"moved.gpkg: {INSERT_FAILED}: disk full")
 
 
-def test_an_interrupted_import_is_audited_as_failed(tmp_path):
-    store = tmp_path / "twin.gpkg"
+def test_an_interrupted_import_is_audited_as_failed(tmp_path, target):
+    store = target
     assert runner.invoke(app, ["import", str(write(hydrant_frame(), tmp_path / "h.gpkg")), "--layer", "hydrant",
                                "--store", str(store)]).exit_code == 0
     cfg = settings(store)

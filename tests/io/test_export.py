@@ -8,6 +8,7 @@ import pyogrio
 import pytest
 import shapely
 
+from tests.engines import drop, new_target
 from tests.io.conftest import hydrant_frame, run, write
 from twin.catalogue import Catalogue
 from twin.errors import ExportError
@@ -42,7 +43,8 @@ def filled(store, tmp_path):
 def test_round_trip_keeps_keys_and_coordinates(tmp_path, filled, catalogue: Catalogue, fmt, crs):
     report = export_layer(filled, "hydrant", tmp_path / "out", ExportOptions(format=fmt, crs=crs, page_size=15))
     assert report.count == 40 and len(report.paths) == 1
-    fresh = open_store(tmp_path / "fresh.gpkg", catalogue)
+    target = new_target(tmp_path, "fresh")
+    fresh = open_store(target, catalogue)
     given = crs if crs == "gcj02" or fmt == "csv" else None  # GCJ-02 files say WGS84; CSV says nothing
     try:
         back = run(fresh, tmp_path / report.paths[0], crs=given)
@@ -52,6 +54,7 @@ def test_round_trip_keeps_keys_and_coordinates(tmp_path, filled, catalogue: Cata
         assert (again.inserted, again.updated, again.unchanged) == (0, 0, 40)
     finally:
         fresh.close()
+        drop(target)
 
 
 def test_shapefile_export_writes_utf8_cpg_and_cuts_long_field_names(tmp_path, filled):
@@ -122,7 +125,8 @@ def test_polygon_layer_round_trip_keeps_keys_and_shapes(tmp_path, store, catalog
                              geometry=squares, crs=4326)
     store.upsert("construction_site", frame, author="t", source="t")
     report = export_layer(store, "construction_site", tmp_path / "cs", ExportOptions(format=fmt))
-    fresh = open_store(tmp_path / "fresh.gpkg", catalogue)
+    target = new_target(tmp_path, "fresh")
+    fresh = open_store(target, catalogue)
     try:
         assert run(fresh, tmp_path / report.paths[0], layer="construction_site").inserted == 6
         a = store.features("construction_site").set_index("key").sort_index()
@@ -134,3 +138,4 @@ def test_polygon_layer_round_trip_keeps_keys_and_shapes(tmp_path, store, catalog
         assert same.all()
     finally:
         fresh.close()
+        drop(target)

@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 
 from tests.engines import ENGINE, drop, new_target
 from tests.query.area_fixture import BOX, access_catalogue, build_area_twin
-from tiles import TileEngine
+from tiles import TileEngine, TileSettings
 from tiles.grid import TMS, TileID
-from tiles.settings import TileSettings
 from tiles.view import MASKED
 from twin.model.query import BBox, FeatureQuery, Near, SortKey
 from twin.model.rows import Rows

@@ -114,7 +114,7 @@ def test_the_server_listens_on_loopback_and_its_own_socket_only(cluster: Cluster
         assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
         assert conn.execute("SHOW unix_socket_directories").fetchone() == (str(cluster.folder / "run"),)
         rules = conn.execute("SELECT type, address, auth_method FROM pg_hba_file_rules ORDER BY line_number").fetchall()
-    assert rules == [("local", None, "trust"), ("host", "127.0.0.1", "trust")]
+    assert rules == [("local", None, "trust"), ("host", "127.0.0.1", "trust")] * 2  # the second pair: replication
     with psycopg.connect(host=str(cluster.folder / "run"), port=port, user="postgres", dbname="twin") as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
@@ -122,9 +122,9 @@ def test_the_server_listens_on_loopback_and_its_own_socket_only(cluster: Cluster
 def test_the_server_is_tuned_for_bulk_loads_on_this_machine(cluster: Cluster, url: str) -> None:
     with cluster.connect(url) as conn:
         shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in (
-            "shared_buffers", "maintenance_work_mem", "max_wal_size", "jit", "fsync", "wal_level")}
+            "shared_buffers", "maintenance_work_mem", "max_wal_size", "jit", "fsync", "wal_level", "hot_standby")}
     assert shown == {"shared_buffers": "2GB", "maintenance_work_mem": "1GB", "max_wal_size": "8GB", "jit": "off",
-                     "fsync": "off", "wal_level": "minimal"}
+                     "fsync": "off", "wal_level": "replica", "hot_standby": "on"}  # a standby can follow
 
 
 def test_createdb_makes_a_fresh_postgis_database_and_dropdb_removes_it(cluster: Cluster, url: str) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tests.conftest import hydrants
+from tests.engines import geopackage_only
 from twin.store.gpkg.rtree_bulk import bulk_load, round_down, round_up
 
 
@@ -63,6 +64,7 @@ def test_bulk_load_refuses_a_non_empty_index():
         bulk_load(conn, "r", np.array([2]), np.array([[0.0, 0.0, 1.0, 1.0]]))
 
 
+@geopackage_only
 def test_first_import_builds_a_valid_index_and_later_writes_keep_it_valid(store):
     with store.writer("hydrant", author="t", source="t") as w:
         w.add(hydrants(3000, seed=1))
