@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import shapely
@@ -107,7 +108,7 @@ def _references(store: Store, box: BBox) -> dict[str, NDArray[np.object_]]:
 
 
 def _median_distance(tree: shapely.STRtree, x: Array, y: Array, lon0: float, lat0: float) -> float:
-    pts = to_local(shapely.points(x, y), lon0, lat0)
+    pts = to_local(cast(NDArray[np.object_], shapely.points(x, y)), lon0, lat0)
     _, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
     return float(np.median(dist))
 

@@ -50,7 +50,8 @@ def identities(frame: pd.DataFrame, fields: tuple[str, ...]) -> NDArray[np.objec
         text = col.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
         missing |= (text == "").to_numpy()
         parts.append(text.str.casefold())
-    joined = parts[0].str.cat(parts[1:], sep=_SEP) if len(parts) > 1 else parts[0]
+    # pandas takes a list of Series as ``others``; pandas-stubs do not say so
+    joined = parts[0].str.cat(parts[1:], sep=_SEP) if len(parts) > 1 else parts[0]  # type: ignore[arg-type]
     out = np.array(joined.tolist(), dtype=object)
     out[missing] = None
     return out

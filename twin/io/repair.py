@@ -9,11 +9,14 @@ takes (a line in a point layer) are reported as ``wrong_kind``: the importer ref
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
 
 from twin.catalogue import GeometryKind
 
@@ -37,7 +40,7 @@ class Checked:
     wrong_kind: dict[int, str] = field(default_factory=dict)  # position in batch -> geometry type
 
 
-def _keep_kind(geom: shapely.Geometry, kind: GeometryKind) -> shapely.Geometry | None:
+def _keep_kind(geom: shapely.Geometry, kind: GeometryKind) -> BaseGeometry | None:
     """The parts of ``geom`` of the layer's dimension, as one geometry (``None`` if there are none)."""
     parts = shapely.get_parts(geom)
     dims = shapely.get_dimensions(parts)
@@ -48,10 +51,11 @@ def _keep_kind(geom: shapely.Geometry, kind: GeometryKind) -> shapely.Geometry |
     if kind is GeometryKind.point_or_polygon and len(set(shapely.get_dimensions(keep).tolist())) > 1:
         keep = keep[shapely.get_dimensions(keep) == 2]
     if len(keep) == 1:
-        return keep[0]
+        return cast(BaseGeometry, keep[0])
     dim = int(shapely.get_dimensions(keep[0]))
-    build = {0: shapely.multipoints, 1: shapely.multilinestrings, 2: shapely.multipolygons}[dim]
-    return build(shapely.get_parts(keep))
+    build: dict[int, Callable[[Geoms], object]] = {0: shapely.multipoints, 1: shapely.multilinestrings,
+                                                   2: shapely.multipolygons}
+    return cast(BaseGeometry, build[dim](shapely.get_parts(keep)))  # one multi-part geometry of all of keep
 
 
 def _collections(geoms: Geoms, types: NDArray[np.int64], kind: GeometryKind, out: Checked) -> None:
