@@ -39,7 +39,7 @@ def allocate(total: int, weights: NDArray[np.float64], minimum: int) -> NDArray[
     ``minimum`` times their number when that is more.
     """
     spare = max(total - minimum * len(weights), 0)
-    share = weights / weights.sum() * spare
+    share: NDArray[np.float64] = weights / weights.sum() * spare
     out = np.floor(share).astype(np.int64)
     out[np.argsort(-(share - out), kind="stable")[: spare - int(out.sum())]] += 1
     return out + minimum
@@ -50,7 +50,8 @@ def _weights(city: City, polygons: NDArray[np.object_]) -> NDArray[np.float64]:
     area = shapely.area(polygons)
     urban = np.array([(city.urbanity_at(x, y) ** 3 * city.settled_at(x, y)).sum() + 1e-6
                       for x, y in (_cells_in(city, poly) for poly in polygons)])
-    return AREA_SHARE * area / area.sum() + (1 - AREA_SHARE) * urban / urban.sum()
+    weight: NDArray[np.float64] = AREA_SHARE * area / area.sum() + (1 - AREA_SHARE) * urban / urban.sum()
+    return weight
 
 
 def _cells_in(city: City, polygon: shapely.Geometry) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -25,6 +25,7 @@ from twin.demo.networks import POINT_LAYERS, Network
 from twin.demo.scale import Scale
 from twin.demo.tiles import Tile, city_tiles
 from twin.errors import StoreError
+from twin.io import ImportReport
 from twin.store import Store, open_store, remove
 
 Progress = Callable[[str], None]
@@ -79,7 +80,7 @@ class DemoBuild:
         lap, self._clock = now - self._clock, now
         return lap
 
-    def _record(self, layer: str, source: str, report: importing.ImportReport) -> None:
+    def _record(self, layer: str, source: str, report: ImportReport) -> None:
         result = LayerResult(layer, source, report.inserted, report.updated, report.unchanged, round(self._lap(), 1))
         self.results.append(result)
         self.progress(f"{layer:<22} +{result.inserted:,} ~{result.updated:,} ={result.unchanged:,}  "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -69,7 +70,7 @@ class City:
 
     def district_of(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.intp]:
         """Index of the district containing each point, or -1."""
-        pts = shapely.points(x, y)
+        pts = cast(NDArray[np.object_], shapely.points(x, y))
         hit_pt, hit_poly = self.district_tree.query(pts, predicate="within")
         out = np.full(len(pts), -1, dtype=np.intp)
         out[hit_pt[::-1]] = hit_poly[::-1]  # the first district wins where outlines overlap
@@ -123,4 +124,4 @@ def _huangpu(districts: gpd.GeoDataFrame, district_xy: NDArray[np.object_], road
     border = shapely.intersection(pudong, shapely.buffer(shapely.union_all(west), 40.0))
     river = shapely.buffer(border, HUANGPU_HALF_WIDTH - 40.0)
     near = road_xy[shapely.intersects(road_xy, river)]
-    return shapely.difference(river, shapely.buffer(shapely.union_all(near), ROAD_CLEARANCE))
+    return cast(shapely.Geometry, shapely.difference(river, shapely.buffer(shapely.union_all(near), ROAD_CLEARANCE)))

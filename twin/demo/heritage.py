@@ -39,7 +39,8 @@ def protection_level(heritage: pd.Series, operator: pd.Series) -> NDArray[np.obj
     """The layer's protection level from OSM ``heritage`` and ``heritage:operator``."""
     op = operator.fillna("").astype(str)
     h = heritage.fillna("").astype(str)
-    return np.select(
+    # numpy's stubs take neither pandas masks as conditions nor None as the default
+    return np.select(  # type: ignore[call-overload, no-any-return]
         [op.str.contains("优秀历史建筑"), (h == "2") | op.str.contains("全国重点"), h == "4", h != ""],
         ["excellent_historic", "national", "municipal", "registered"], default=None).astype(object)
 

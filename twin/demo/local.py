@@ -45,7 +45,7 @@ class LocalFrame:
         """Back to lon/lat, rounded to 1e-7 degree (1 cm) as a surveyed file would be."""
 
         def fn(c: Array) -> Array:
-            return np.round(np.column_stack(self.to_lonlat(c[:, 0], c[:, 1])), 7)
+            return np.column_stack(self.to_lonlat(c[:, 0], c[:, 1])).round(7)
 
         return shapely.transform(np.asarray(geoms, dtype=object), fn)
 

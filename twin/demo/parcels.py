@@ -11,6 +11,7 @@ more evenly. Contact people and phones are visibly synthetic (王某某07, 15412
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -54,7 +55,8 @@ def tile_shares(net: Network, tiles: list[Tile], kind: Kind, total: int) -> dict
     cell = geohash_encode(lon, lat, TILE_PRECISION)
     w = 0.05 + city.urbanity[city.settled] ** kind.urban_power
     codes, inverse = np.unique(cell, return_inverse=True)
-    counts = allocate(total, np.bincount(inverse, weights=w), 0)
+    # numpy's stubs type bincount as intp, also when weighted (it is float64 then)
+    counts = allocate(total, cast(NDArray[np.float64], np.bincount(inverse, weights=w)), 0)
     wanted = {t.cell for t in tiles}
     return {c: int(n) for c, n in zip(codes.tolist(), counts.tolist(), strict=True) if c in wanted}
 
@@ -114,12 +116,13 @@ def place(net: Network, tile: Tile, kind: Kind, rng: np.random.Generator, region
     return shapely.simplify(best, 0.5), i * 100_000 + (k % 25_000) * 2
 
 
-def tile_parcels(net: Network, tile: Tile, wanted: dict[Kind, int]) -> dict[Kind, tuple[list, list]]:
+def tile_parcels(net: Network, tile: Tile,
+                 wanted: dict[Kind, int]) -> dict[Kind, tuple[list[shapely.Geometry], list[int]]]:
     """Place the tile's parcels of every kind without overlaps; returns polygons and street numbers."""
     rng = rng_for(net.seed, "parcels", tile.cell)
     region = net.city.settled_region(tile.box)
     placed: list[shapely.Geometry] = []
-    out: dict[Kind, tuple[list, list]] = {k: ([], []) for k in wanted}
+    out: dict[Kind, tuple[list[shapely.Geometry], list[int]]] = {k: ([], []) for k in wanted}
     for kind, n in wanted.items():
         for _ in range(8 * n):
             if len(out[kind][0]) >= n:
@@ -142,7 +145,7 @@ def _district(net: Network, geoms: NDArray[np.object_]) -> tuple[NDArray[np.str_
     return zh[d], code[d]
 
 
-def compounds(net: Network, tile: Tile, geoms: list, streets: list) -> gpd.GeoDataFrame:
+def compounds(net: Network, tile: Tile, geoms: list[shapely.Geometry], streets: list[int]) -> gpd.GeoDataFrame:
     """Residential compounds: name, address, households, year built, property manager, phone, status."""
     rng = rng_for(net.seed, "compound", tile.cell)
     g = np.array(geoms, dtype=object)
@@ -166,7 +169,7 @@ def compounds(net: Network, tile: Tile, geoms: list, streets: list) -> gpd.GeoDa
     return _lonlat(net, frame, g)
 
 
-def sites(net: Network, tile: Tile, geoms: list, streets: list) -> gpd.GeoDataFrame:
+def sites(net: Network, tile: Tile, geoms: list[shapely.Geometry], streets: list[int]) -> gpd.GeoDataFrame:
     """Construction sites: permit, project, contractor, dates, manager, phone and a status matching the dates."""
     rng = rng_for(net.seed, "construction_site", tile.cell)
     g = np.array(geoms, dtype=object)

@@ -9,6 +9,8 @@ materials, depths and pressure classes that go with the kind.
 
 from __future__ import annotations
 
+from typing import cast
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -61,7 +63,7 @@ def runs(city: City) -> tuple[NDArray[np.object_], NDArray[np.intp]]:
     where = np.concatenate([a, b, along[inner]])
     xy = np.concatenate([ends, coords[inner]])
     order = np.lexsort((where, run))
-    return shapely.linestrings(xy[order], indices=run[order]), source
+    return cast(NDArray[np.object_], shapely.linestrings(xy[order], indices=run[order])), source
 
 
 def _intensity(city: City, cls: NDArray[np.intp], length: NDArray[np.float64], target_m: float) -> float:

@@ -7,6 +7,7 @@ road); ``street`` is the synthetic branch-street grid of :mod:`twin.demo.streets
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,8 +49,8 @@ def class_index(highway: NDArray[np.object_]) -> NDArray[np.intp]:
     return np.array([lookup.get(str(h), fallback) for h in highway], dtype=np.intp)
 
 
-def table(attribute: str) -> NDArray[np.generic]:
-    """One rule for every class, in :data:`CLASSES` order, for vectorised look-ups."""
+def table(attribute: str) -> NDArray[Any]:
+    """One rule for every class, in :data:`CLASSES` order, for vectorised look-ups (of that rule's type)."""
     return np.array([getattr(c, attribute) for c in CLASSES.values()])
 
 

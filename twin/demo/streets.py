@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 import shapely
@@ -72,7 +73,9 @@ def make_blocks(city: City, scale: float, seed: int) -> Blocks:
     """Every block of the road network (the faces between main roads, district borders and the map edge)."""
     edge_of_map = shapely.box(*city.grid.bounds).boundary
     edges = np.concatenate([city.road_xy, shapely.boundary(city.district_xy), [edge_of_map]])
-    polygons, cuts, dangles, rings = shapely.polygonize_full(shapely.get_parts(shapely.union_all(edges)))
+    # one array in: each of the four results is one GeometryCollection
+    polygons, cuts, dangles, rings = cast(tuple[shapely.GeometryCollection, ...],
+                                          shapely.polygonize_full(shapely.get_parts(shapely.union_all(edges))))
     faces = shapely.buffer(shapely.get_parts(polygons), -SETBACK, quad_segs=2)
     loose = shapely.get_parts(shapely.union_all([cuts, dangles, rings]))  # roads ending inside a block
     hits = shapely.STRtree(loose).query(faces, predicate="dwithin", distance=SETBACK)
