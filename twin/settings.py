@@ -27,7 +27,6 @@ class ServiceSettings(BaseSettings):
     query_budget_s: float = Field(2.0, gt=0, description="Longest a single query may run before a 400.")
     max_upload_mb: int = Field(200, gt=0, description="Largest file accepted by POST .../import.")
     import_enabled: bool = Field(True, description="Accept POST .../import (turn off on a read-only service).")
-    warm_index: bool = Field(True, description="Build the nearest-k index of every layer at start-up.")
     threads: int = Field(16, ge=1, le=256, description="Requests served at once per process (each thread keeps "
                                                         "its own read connections, so this bounds memory).")
     host: str = Field("127.0.0.1", description="Address `twin serve` listens on.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,14 +25,6 @@ from twin.settings import TwinSettings
 from twin.store import open_store
 
 log = logging.getLogger("twin.api")
-
-
-def _warm(service: QueryService) -> None:
-    for layer in service.catalogue:
-        try:
-            service.store.warm(layer)
-        except Exception:  # a background warm-up must never kill the service; look-ups will retry
-            log.exception("warming the index of %s failed", layer)
 
 
 def create_app(settings: TwinSettings | None = None) -> FastAPI:
@@ -58,8 +49,6 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
         gc.set_threshold(20_000, 20, 20)
         to_thread.current_default_thread_limiter().total_tokens = svc.threads
         store.follow()
-        if svc.warm_index:
-            threading.Thread(target=_warm, args=(service,), name="twin-index-warm", daemon=True).start()
         yield
         engine.close()
         gate.close()

@@ -392,11 +392,6 @@ class Store(Protocol):
         """A token naming the state just committed, for :meth:`read`'s ``after``."""
         ...
 
-    def warm(self, layer: str) -> None:
-        """Build now what the engine keeps in memory for ``layer`` (the GeoPackage engine's nearest-k index), so the
-        first request does not wait for it; nothing where the engine keeps nothing."""
-        ...
-
     def bulk(self, access: Path | None = None) -> Bulk:
         """Part-by-part dump and load of the whole store (with its access tables), for ``twin store copy``."""
         ...

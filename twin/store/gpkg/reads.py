@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -38,6 +38,11 @@ _PROGRESS_STEPS = 50_000
 #: handing SQL the matching ids; beyond it, row by row inside the query.
 SCOPE_CANDIDATES = 20_000
 _CHUNK = 200_000
+#: The nearest search's first window (half-width in metres, about a street light's spacing in the centre), the
+#: most R-tree candidates it ranks per window, and the half-width past which the whole planet has been searched.
+_FIRST_WINDOW_M = 30.0
+_WINDOW_ROWS = 4096
+_WHOLE_EARTH_M = 2.1e7
 
 
 def _rtree_clause(boxes: list[list[Box]]) -> tuple[str, list[object]]:
@@ -69,12 +74,10 @@ def _select_list(spec: LayerSpec) -> str:
 class GpkgSnapshot:
     """The reads of one request or tile, in one read transaction on this thread's connection."""
 
-    def __init__(self, conn: sqlite3.Connection, catalogue: Catalogue, budget_s: float,
-                 nearest: NearestIndex) -> None:
+    def __init__(self, conn: sqlite3.Connection, catalogue: Catalogue, budget_s: float) -> None:
         self.conn = conn
         self.catalogue = catalogue
         self.budget_s = budget_s
-        self._nearest = nearest
         self._members: dict[tuple[object, ...], list[int] | None] = {}
 
     def execute(self, sql: str, params: Sequence[object], what: str = "the query") -> list[tuple[Any, ...]]:
@@ -275,7 +278,34 @@ class GpkgSnapshot:
         return self._rows(spec, row_columns(spec), [found[f] for f in fids if f in found], unmasked)
 
     def nearest(self, layer: str, lon: float, lat: float, k: int) -> Hits:
-        return self._nearest.nearest(self.catalogue[layer].id, lon, lat, k)
+        """The ``k`` nearest, from the file's own R-tree (nothing held in memory, nothing to build at start-up).
+
+        Windows growing fourfold around the point are searched until one holds ``k`` components: the ``k``-th
+        smallest of their distances is a reach in metres that holds every true nearest, and one search of that
+        radius ranks them exactly, ties broken by fid (as the PostGIS engine does after its KNN scan).
+        """
+        spec = self.catalogue[layer]
+        joined = (f"FROM {q('rtree_' + spec.id + '_geom')} r JOIN {q(spec.id)} t ON t.fid = r.id "
+                  "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?")
+        metres = _FIRST_WINDOW_M
+        while True:
+            box = degree_box(lon, lat, metres)
+            found = self.execute(f"SELECT twin_distance(t.geom, ?, ?) {joined} LIMIT ?",
+                                 [lon, lat, box[2], box[0], box[3], box[1], _WINDOW_ROWS], "the nearest search")
+            near = sorted(d for (d,) in found if d is not None)
+            if len(near) >= k or metres >= _WHOLE_EARTH_M:
+                break
+            metres *= 4
+        if not near:
+            return Hits(np.empty(0, np.int64), np.empty(0))
+        reach = near[min(k, len(near)) - 1] * (1 + 1e-9) + 1e-6
+        box = degree_box(lon, lat, reach)
+        rows = [(d, fid) for fid, d in self.execute(f"SELECT t.fid, twin_distance(t.geom, ?, ?) {joined}",
+                                                    [lon, lat, box[2], box[0], box[3], box[1]], "the nearest search")
+                if d is not None and d <= reach]
+        rows.sort()
+        return Hits(np.array([f for _, f in rows[:k]], dtype=np.int64),
+                    np.array([d for d, _ in rows[:k]], dtype=np.float64))
 
     def area_points(self, layer: str, area: Area, limit: int) -> tuple[NDArray[np.int64], NDArray[np.object_]] | None:
         spec = self.catalogue[layer]
@@ -376,10 +406,3 @@ class GpkgSnapshot:
         return self.conn.execute(
             "SELECT cx, cy, geom FROM twin_tiles_shapes WHERE layer = ? AND level = ? "
             "AND cx BETWEEN ? AND ? AND cy BETWEEN ? AND ?", (layer, level, x[0], x[1], y[0], y[1])).fetchall()
-
-
-class NearestIndex(Protocol):
-    """What answers nearest-k for a GeoPackage snapshot (the live index)."""
-
-    def nearest(self, layer: str, lon: float, lat: float, k: int) -> Hits:
-        ...

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -32,7 +32,6 @@ from twin.store.gpkg.aggregates import GpkgAggregateWriter
 from twin.store.gpkg.blob import decode, envelope, register_sql_functions
 from twin.store.gpkg.bulk import GpkgBulk
 from twin.store.gpkg.connections import ReaderPool
-from twin.store.gpkg.index import LiveIndex
 from twin.store.gpkg.reads import GpkgSnapshot
 from twin.store.gpkg.writing import LayerWriter, layer_writer
 
@@ -70,8 +69,6 @@ class GeoPackageStore:
         self.catalogue = catalogue
         self._readers = ReaderPool(self.path, setup=sqlfuncs.setup_reader)
         self._write_lock = threading.Lock()
-        self._index: LiveIndex | None = None
-        self._index_lock = threading.Lock()
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
             raise StoreError(f"{self.path}: no store here; build one with `twin demo` or `twin import`")
@@ -108,17 +105,6 @@ class GeoPackageStore:
         """Whether this process may write the file (else tile aggregates are computed per tile)."""
         return os.access(self.path, os.W_OK)
 
-    @property
-    def index(self) -> LiveIndex:
-        """The live nearest-k index of every layer, built per layer on first use."""
-        with self._index_lock:
-            if self._index is None:
-                self._index = LiveIndex(self)
-            return self._index
-
-    def warm(self, layer: str) -> None:
-        self.index.size(layer)
-
     def position(self) -> str:
         """The latest changeset (one file has no replicas: every read sees every commit)."""
         return str(self.feed.seen)
@@ -132,7 +118,7 @@ class GeoPackageStore:
         if outer:
             conn.execute("BEGIN")
         try:
-            yield GpkgSnapshot(conn, self.catalogue, budget_s, self.index)
+            yield GpkgSnapshot(conn, self.catalogue, budget_s)
         finally:
             if outer:
                 conn.execute("COMMIT")
@@ -170,8 +156,6 @@ class GeoPackageStore:
         """Close every reader connection and the writer."""
         if self._watcher is not None:
             self._watcher.stop()
-        if self._index is not None:
-            self._index.close()
         self._feed_conn.close()
         self._readers.close()
         self._writer.close()
@@ -247,14 +231,6 @@ class GeoPackageStore:
         sql += " LIMIT ? OFFSET ?"
         params += [-1 if limit is None else int(limit), int(offset)]
         return self._frame(spec, self._reader().execute(sql, params).fetchall())
-
-    def geometries(self, layer: str, fids: Sequence[int]) -> dict[int, shapely.Geometry]:
-        """Geometries by fid, without building a frame (the live index's hot path)."""
-        rows = self._reader().execute(
-            f"SELECT fid, geom FROM {ddl.q(self.catalogue[layer].id)} WHERE fid IN (SELECT value FROM json_each(?))",
-            (_json_list([int(f) for f in fids]),),
-        ).fetchall()
-        return dict(zip((r[0] for r in rows), decode([r[1] for r in rows]), strict=True))
 
     def _features_as_of(self, spec: LayerSpec, bbox: BBox | None, keys: Sequence[str] | None, as_of: str,
                         limit: int | None, offset: int) -> gpd.GeoDataFrame:
@@ -335,23 +311,6 @@ class GeoPackageStore:
             ).fetchall()
         return LayerChanges(_boxes(removed), _boxes(added), last)
 
-    def index_entries(self, layer: str) -> tuple[int, Iterator[tuple[int, BBox]]]:
-        """The layer's R-tree entries as ``(fid, (minx, miny, maxx, maxy))``, with the changeset they reflect."""
-        spec = self.catalogue[layer]
-        conn = _connect(self.path)
-        conn.execute("BEGIN")
-        last = _last_changeset(conn, spec.id)
-        cur = conn.execute(f"SELECT id, minx, miny, maxx, maxy FROM {ddl.q('rtree_' + spec.id + '_geom')}")
-
-        def rows() -> Iterator[tuple[int, BBox]]:
-            try:
-                for fid, a, b, c, d in cur:
-                    yield fid, (a, b, c, d)
-            finally:
-                conn.close()
-
-        return last, rows()
-
     # -- writes ------------------------------------------------------------------------------
     @contextmanager
     def writer(self, layer: str, *, author: str, source: str, kind: str = "import", source_crs: str | None = None,
@@ -394,11 +353,12 @@ class GeoPackageStore:
             if row is None:
                 raise FeatureNotFoundError(key)
             current = self._frame(spec, [row])
-            values = {c: current.at[0, c] for c in ("status", "updated_at", *spec.field_names)}
+            values: dict[str, object] = {c: current.at[0, c] for c in ("status", "updated_at", *spec.field_names)}
             values.update(properties or {})
             if properties and "updated_at" not in properties:
                 values["updated_at"] = None
-            geom = current.geometry.iloc[0] if geometry is None else geometry
+            # Store.edit takes any object as the geometry: GeoDataFrame refuses what is not one
+            geom = cast(shapely.Geometry, current.geometry.iloc[0] if geometry is None else geometry)
             w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326"), int(row[0]), key)
         assert w.changeset is not None
         return w.changeset

@@ -109,9 +109,6 @@ class PostgisStore:
             raise StoreError(f"{self.location}: a PostGIS store keeps its users and audit trail in its own schema")
         return PgBulk(self)
 
-    def warm(self, layer: str) -> None:
-        """PostGIS keeps nothing of its own in memory: its GiST indexes answer nearest-k."""
-
     def access(self, override: Path | None = None) -> PgAccessDB:
         """The access tables of the store's schema (shared by every server of the deployment)."""
         if override is not None:
