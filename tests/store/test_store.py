@@ -404,6 +404,13 @@ def test_a_failing_subscriber_does_not_make_a_committed_write_look_failed(store,
     assert seen == [cs]
 
 
+def test_a_store_following_the_changes_closes_at_once(store):
+    store.follow()  # as a service does: the poller (GeoPackage) or LISTEN (PostGIS) in a thread of its own
+    started = time.monotonic()
+    store.close()  # a server stopping does not wait out the follower's quiet time (5 s on PostGIS)
+    assert time.monotonic() - started < 1
+
+
 def test_each_store_has_its_own_id(tmp_path, catalogue, store):
     with fresh(tmp_path, "other") as target, open_store(target, catalogue) as other:
         assert len(store.store_id) == 32 and store.store_id != other.store_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import psycopg
 
@@ -19,6 +20,8 @@ from twin.store.postgis.connect import Target, connect
 log = logging.getLogger(__name__)
 #: Longest wait without a notification before the feed reads the log all the same.
 QUIET_S = 5.0
+#: How often a waiting listener looks whether it was told to stop (closing a store waits at most this long).
+TICK_S = 0.2
 
 
 class Listener:
@@ -40,13 +43,16 @@ class Listener:
         return self._conn
 
     def wait(self, stop: threading.Event) -> None:
-        """Return after a notification, after :data:`QUIET_S`, or when the connection broke."""
+        """Return after a notification, after :data:`QUIET_S`, when ``stop`` is set, or when the connection
+        broke."""
         conn = self._connected(stop)
         if conn is None:
             return
+        quiet_until = time.monotonic() + QUIET_S
         try:
-            for _ in conn.notifies(timeout=QUIET_S, stop_after=1):
-                pass
+            while not stop.is_set() and time.monotonic() < quiet_until:
+                if any(True for _ in conn.notifies(timeout=TICK_S, stop_after=1)):
+                    break
         except psycopg.OperationalError:
             log.warning("change listener lost its connection; reconnecting")
             conn.close()
