@@ -54,7 +54,7 @@ class Network:
     @cached_property
     def road_label(self) -> NDArray[np.str_]:
         zh = roads.table("zh")[self.road_class]
-        return np.char.add(np.char.add(zh, " #"), self.city.roads["link_id"].astype(str).to_numpy())
+        return np.char.add(np.char.add(zh, " #"), self.city.roads["link_id"].astype(str).to_numpy(dtype=str))
 
 
 @dataclass

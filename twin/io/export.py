@@ -21,6 +21,7 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
+from pyproj import CRS
 
 from twin.catalogue import GeometryKind, LayerSpec
 from twin.crs import LONLAT, TwinCRS, parse_crs, transform_geoms
@@ -92,7 +93,7 @@ def _pages(store: Store, spec: LayerSpec, options: ExportOptions) -> Iterator[gp
         yield page[[*columns, page.geometry.name]].reset_index(drop=True)
 
 
-def _label(crs: TwinCRS) -> object:
+def _label(crs: TwinCRS) -> str | CRS:
     """The CRS written into the file: GCJ-02 and BD-09 have no code, so their files say WGS84."""
     return "EPSG:4326" if crs.offset or crs.proj is None else crs.proj
 

@@ -191,7 +191,7 @@ class ChunkWriter:
 
 
 def _sample_row(frame: gpd.GeoDataFrame, i: int, row: int) -> dict[str, Any]:
-    values = {k: v for k, v in frame.iloc[i].drop(labels=[frame.geometry.name]).items() if v is not None}
+    values = {str(k): v for k, v in frame.iloc[i].drop(labels=[frame.geometry.name]).items() if v is not None}
     wkt = shapely.to_wkt(frame.geometry.iloc[i], rounding_precision=6)
     return {"row": row, **{k: (v if isinstance(v, int | float | str) else str(v)) for k, v in values.items()},
             "geometry": wkt if len(wkt) <= 80 else wkt[:77] + "..."}

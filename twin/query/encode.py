@@ -136,5 +136,5 @@ def geodataframe(enc: Encoded, crs: TwinCRS) -> gpd.GeoDataFrame:
                              None else None)
     names = list(enc.properties[0]) if enc.properties else []
     for n in names:
-        frame[n] = [p.get(n) for p in enc.properties]
+        frame[n] = [p.get(n) for p in enc.properties]  # type: ignore[assignment]  # pandas-stubs: no list[object]
     return frame
