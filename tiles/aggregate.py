@@ -24,7 +24,7 @@ from tiles import shapes as shp
 from tiles.grid import TileID, cell_bounds, cell_index, cell_size, lonlat_box, to_mercator
 from twin.catalogue import GeometryKind
 from twin.store import Snapshot, Store
-from twin.store.base import AggregateWriter
+from twin.store.base import AggregateWriter, CellRow
 
 log = logging.getLogger("tiles")
 #: Cells per tile side are ``2**DEPTH``: 16 x 16 cells of 256 tile units.
@@ -117,7 +117,7 @@ class Aggregates:
         return None if found is None or found[1] != plan.signature else found[0]
 
     @staticmethod
-    def cells(snap: Snapshot, plan: Plan, tile: TileID) -> list[tuple]:
+    def cells(snap: Snapshot, plan: Plan, tile: TileID) -> list[CellRow]:
         """``(cx, cy, status, n, measure, sx, sy)`` of the cells inside ``tile``."""
         level, x, y = _in_tile(plan, tile)
         return list(snap.cells(plan.layer, level, x, y))

@@ -39,6 +39,7 @@ from twin.catalogue import GeometryKind, LayerSpec
 from twin.model.rows import Rows
 from twin.query.masking import maskers
 from twin.store import Snapshot, Store
+from twin.store.base import CellRow
 
 #: Drawing modes, from richest to leanest; the next is tried when a tile is over the size limit.
 MODES = ("full", "lean", "cells")
@@ -210,7 +211,7 @@ def objects(values: Sequence[object]) -> np.ndarray:
     return out
 
 
-def cell_features(spec: LayerSpec, plan: Plan, tile: TileID, cells: list[tuple],
+def cell_features(spec: LayerSpec, plan: Plan, tile: TileID, cells: list[CellRow],
                   shapes: list[tuple[int, int, bytes]]) -> Layer:
     """Aggregate features: one per cell, with ``count``, ``count_<status>`` and ``length_m`` or ``area_m2``.
 

@@ -29,6 +29,7 @@ from tiles.grid import (
 )
 from tiles.scope import Box, Scope, meeting_both
 from twin.store import Snapshot
+from twin.store.base import CellRow
 
 #: Edge cells are split further while they are estimated to hold more components than this.
 EXACT_MEMBERS = 32
@@ -60,11 +61,11 @@ class _Sums:
             acc[2] += key[5]
             acc[3] += key[6]
 
-    def rows(self) -> list[tuple]:
+    def rows(self) -> list[CellRow]:
         return [(*key, int(v[0]), v[1], v[2], v[3]) for key, v in self.cells.items() if v[0]]
 
 
-def scoped_cells(snap: Snapshot, plan: Plan, tile: TileID, scope: Scope, points_only: bool) -> list[tuple]:
+def scoped_cells(snap: Snapshot, plan: Plan, tile: TileID, scope: Scope, points_only: bool) -> list[CellRow]:
     """``(cx, cy, status, n, measure, sx, sy)`` of the tile's cells, counting only what the area's user sees.
 
     ``points_only``: the layer holds nothing but points, so no component straddles the area's boundary.

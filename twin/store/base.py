@@ -95,18 +95,9 @@ class LayerChanges:
     last_changeset: int
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One aggregate cell of one status: ``n`` components, their measure (m or m²) and the sums of their
-    representative points relative to the cell's corner (Web Mercator)."""
-
-    cx: int
-    cy: int
-    status: str
-    n: int
-    measure: float
-    sx: float
-    sy: float
+#: One aggregate cell of one status: ``cx, cy, status, n`` components, their ``measure`` (m or m²) and the sums
+#: ``sx, sy`` of their representative points relative to the cell's corner (Web Mercator).
+CellRow = tuple[int, int, str, int, float, float, float]
 
 
 class Snapshot(Protocol):
@@ -169,11 +160,11 @@ class Snapshot(Protocol):
         """The changeset a layer's tile aggregates reflect, with the signature of how they were built."""
         ...
 
-    def cells(self, layer: str, level: int, x: tuple[int, int], y: tuple[int, int]) -> list[Cell]:
+    def cells(self, layer: str, level: int, x: tuple[int, int], y: tuple[int, int]) -> list[CellRow]:
         """Aggregate cells of ``level`` with ``x[0] <= cx <= x[1]`` and ``y[0] <= cy <= y[1]``."""
         ...
 
-    def cells_at(self, layer: str, level: int, cx: NDArray[np.int64], cy: NDArray[np.int64]) -> list[Cell]:
+    def cells_at(self, layer: str, level: int, cx: NDArray[np.int64], cy: NDArray[np.int64]) -> list[CellRow]:
         """Aggregate cells of ``level`` at the listed positions."""
         ...
 
@@ -191,7 +182,7 @@ class AggregateWriter(Protocol):
     def clear(self) -> None:
         ...
 
-    def add_cells(self, level: int, cells: list[Cell]) -> None:
+    def add_cells(self, level: int, cells: list[CellRow]) -> None:
         """Add these counts and sums to the stored cells; cells reaching zero are dropped."""
         ...
 
@@ -214,7 +205,7 @@ ACCESS_TABLES = ("users", "tokens", "sessions", "codes", "audit")
 class AccessResult:
     """What one access statement returned: its rows (``RETURNING`` or ``SELECT``) and how many rows it touched."""
 
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     rowcount: int
 
 
@@ -235,7 +226,7 @@ class AccessDB(Protocol):
 
     location: str
 
-    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """One statement's rows, outside any transaction."""
         ...
 
@@ -314,12 +305,12 @@ class Bulk(Protocol):
     def parts(self) -> list[Part]:
         ...
 
-    def dump(self, part: Part, after: object, limit: int) -> tuple[list[tuple], object]:
+    def dump(self, part: Part, after: object, limit: int) -> tuple[list[tuple[Any, ...]], object]:
         """Up to ``limit`` rows of ``part`` after position ``after`` (``None``: from the start), in order, and the
         position of the last one."""
         ...
 
-    def load(self, part: Part, rows: list[tuple], progress: str) -> None:
+    def load(self, part: Part, rows: list[tuple[Any, ...]], progress: str) -> None:
         """Add rows to ``part`` and record ``progress`` (the copy's state) in the same transaction."""
         ...
 
@@ -347,7 +338,7 @@ class RowDigest:
         self._hash = hashlib.blake2b(digest_size=16)
         self.rows = 0
 
-    def add(self, rows: list[tuple]) -> None:
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
         self._hash.update("".join(map(repr, rows)).encode())
         self.rows += len(rows)
 
@@ -372,7 +363,10 @@ class Store(Protocol):
     catalogue: Catalogue
     engine: str  # "geopackage" or "postgis"
     location: str  # the file or the URL (without a password), for messages
-    feed: Feed
+
+    @property
+    def feed(self) -> Feed:
+        ...
 
     def follow(self) -> None:
         """Start watching for changesets other processes commit (a service does; a command need not)."""

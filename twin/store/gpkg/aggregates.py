@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-CellRow = tuple[int, int, str, int, float, float, float]
+from twin.store.base import CellRow
 
 
 class GpkgAggregateWriter:

@@ -25,13 +25,12 @@ from twin.model.area import Area
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import Hits, Rows, row_columns
-from twin.store.base import estimate_count
+from twin.store.base import CellRow, estimate_count
 from twin.store.gpkg.blob import CODEC, point_coordinates
 from twin.store.gpkg.ddl import q
 from twin.store.gpkg.filter_sql import column, where
 
 Box = tuple[float, float, float, float]
-CellRow = tuple[int, int, str, int, float, float, float]
 #: SQLite virtual-machine steps between two looks at the clock (about a millisecond of work).
 _PROGRESS_STEPS = 50_000
 #: Up to this many R-tree candidates, an area is applied by testing them in one vectorised pass and

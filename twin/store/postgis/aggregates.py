@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import psycopg
 
+from twin.store.base import CellRow
 from twin.store.postgis import ddl
-
-CellRow = tuple[int, int, str, int, float, float, float]
 
 
 class PgAggregateWriter:

@@ -10,6 +10,7 @@ the GeoPackage engine's (:mod:`twin.store.postgis.columns`), geometries as ISO W
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
 import numpy as np
 import psycopg
@@ -23,13 +24,12 @@ from twin.model.area import Area
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import WKB, Hits, Rows, row_columns
-from twin.store.base import estimate_count
+from twin.store.base import CellRow, estimate_count
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import select_list, time_text
 from twin.store.postgis.filter_sql import column, where
 
 Box = tuple[float, float, float, float]
-CellRow = tuple[int, int, str, int, float, float, float]
 _CHUNK = 100_000
 _ENVELOPE = "ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
 
@@ -44,7 +44,7 @@ class PgSnapshot:
         self.s = ddl.schema_ident(schema)
         self.budget_s = budget_s
 
-    def execute(self, sql: str, params: Sequence[object] = (), what: str = "the query") -> list[tuple]:
+    def execute(self, sql: str, params: Sequence[object] = (), what: str = "the query") -> list[tuple[Any, ...]]:
         try:
             return self.conn.execute(sql, params).fetchall()
         except psycopg.errors.QueryCanceled:
@@ -55,7 +55,7 @@ class PgSnapshot:
     def _table(self, layer: str) -> str:
         return f"{self.s}.{ddl.q(layer)}"
 
-    def _rows(self, spec: LayerSpec, columns: tuple[str, ...], rows: list[tuple],
+    def _rows(self, spec: LayerSpec, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
               unmasked: frozenset[str] = frozenset()) -> Rows:
         return Rows(spec, columns, rows, unmasked, WKB)
 
@@ -176,7 +176,7 @@ class PgSnapshot:
         xy = WKB.points([r[1] for r in rows])
         if xy is None:
             return None
-        points = shapely.points(xy) if len(xy) else np.empty(0, dtype=object)
+        points = cast(NDArray[np.object_], shapely.points(xy)) if len(xy) else np.empty(0, dtype=object)
         keep = area.meets(points) if len(points) else np.zeros(0, dtype=bool)
         return np.array([r[0] for r in rows], dtype=np.int64)[keep], points[keep]
 
@@ -196,7 +196,7 @@ class PgSnapshot:
 
     def members(self, layer: str, boxes: Iterable[Box]) -> Rows:
         spec = self.catalogue[layer]
-        found: dict[int, tuple] = {}
+        found: dict[int, tuple[Any, ...]] = {}
         sql = (f"SELECT t.fid, t.status, ST_AsBinary(t.geom) FROM {self._table(spec.id)} t WHERE t.geom && "
                f"{_ENVELOPE} AND ST_XMin(t.geom) <= %s AND ST_XMax(t.geom) >= %s AND ST_YMin(t.geom) <= %s "
                "AND ST_YMax(t.geom) >= %s")
@@ -209,8 +209,8 @@ class PgSnapshot:
 
     def changed(self, layer: str, since: int, *, removed: bool = True) -> Iterator[tuple[int, Rows]]:
         spec = self.catalogue[layer]
-        queries = [(1, f"SELECT fid, status, ST_AsBinary(geom) FROM {self._table(spec.id)} WHERE changeset > %s",
-                    (since,))]
+        queries: list[tuple[int, str, tuple[int, ...]]] = [
+            (1, f"SELECT fid, status, ST_AsBinary(geom) FROM {self._table(spec.id)} WHERE changeset > %s", (since,))]
         if removed:
             queries.insert(0, (-1, f"SELECT fid, status, ST_AsBinary(geom) FROM {self._table(spec.id + '_history')} "
                                    "WHERE changeset_to > %s AND changeset <= %s", (since, since)))
