@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from twin.errors import StoreError
 from twin.store.base import Bulk, Part, Store
@@ -60,7 +61,7 @@ def _state(src: Store, dst: Store, target: Bulk) -> dict[str, object]:
     """Where the copy stands in ``dst``: a fresh start in an empty store, or the resume point of one of ``src``."""
     noted = target.progress()
     if noted is not None:
-        state = json.loads(noted)
+        state: dict[str, object] = json.loads(noted)
         if state.get("source") != src.identity:
             raise StoreError(f"{dst.location} holds part of a copy of another store ({state.get('source')}); "
                              "copy into an empty store")
@@ -74,7 +75,7 @@ def _state(src: Store, dst: Store, target: Bulk) -> dict[str, object]:
 def _copy_part(source: Bulk, target: Bulk, part: Part, state: dict[str, object], chunk: int,
                progress: Progress | None) -> None:
     """Move one part in chunks: a reader thread fetches the next chunk while this thread writes the last."""
-    chunks: queue.Queue[tuple[list[tuple], object] | BaseException | None] = queue.Queue(maxsize=2)
+    chunks: queue.Queue[tuple[list[tuple[Any, ...]], object] | BaseException | None] = queue.Queue(maxsize=2)
     start = state["at"]
 
     def read() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from shapely import Geometry
+from shapely.geometry.base import BaseGeometry
 
 from twin.model.filter import (
     And,
@@ -46,11 +46,11 @@ class SqlDialect(Protocol):
         """A placeholder for ``value`` (as ``prop``'s column stores it, when known), appending the parameter."""
         ...
 
-    def spatial(self, op: SpatialOp, geometry: Geometry, params: list[object]) -> str:
+    def spatial(self, op: SpatialOp, geometry: BaseGeometry, params: list[object]) -> str:
         """The exact test ``op(t.geom, geometry)``."""
         ...
 
-    def dwithin(self, geometry: Geometry, metres: float, params: list[object]) -> str:
+    def dwithin(self, geometry: BaseGeometry, metres: float, params: list[object]) -> str:
         """Whether ``t.geom`` lies within ``metres`` of ``geometry`` (see :class:`twin.model.filter.DWithin`)."""
         ...
 

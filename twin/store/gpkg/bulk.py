@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -67,7 +67,7 @@ class GpkgBulk:
             return ("hid", *ROW_COLUMNS, *spec.field_names, *HISTORY_COLUMNS, "geom")
         return TILE_COLUMNS[part.kind][1]
 
-    def dump(self, part: Part, after: object, limit: int) -> tuple[list[tuple], object]:
+    def dump(self, part: Part, after: object, limit: int) -> tuple[list[tuple[Any, ...]], object]:
         if part.kind in ACCESS_COLUMNS:
             order = _ACCESS_ORDER[part.kind]
             rows = self.access.read(
@@ -86,10 +86,10 @@ class GpkgBulk:
             rows = conn.execute(f"SELECT {_q(cols)} FROM {table} WHERE layer = ? ORDER BY {_q(cols[:-1])}",
                                 (part.layer,)).fetchall()
             return rows, "all"
-        table = ddl.q(part.layer + ("_history" if part.kind == "history" else ""))
+        table = ddl.q(str(part.layer) + ("_history" if part.kind == "history" else ""))
         key = "hid" if part.kind == "history" else "fid"
-        cols = list(self._columns(part))
-        rows = conn.execute(f"SELECT {_q(cols)} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+        names = list(self._columns(part))
+        rows = conn.execute(f"SELECT {_q(names)} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
                             (after or 0, limit)).fetchall()
         wkb = _wkb([r[-1] for r in rows])
         return [(*r[:-1], w) for r, w in zip(rows, wkb, strict=True)], (rows[-1][0] if rows else after)
@@ -110,7 +110,7 @@ class GpkgBulk:
         return digest_part(self, part)
 
     # -- writing -------------------------------------------------------------------------------
-    def load(self, part: Part, rows: list[tuple], progress: str) -> None:
+    def load(self, part: Part, rows: list[tuple[Any, ...]], progress: str) -> None:
         if part.kind in ACCESS_COLUMNS:
             with self.access.write() as w:
                 w.executemany(f"INSERT INTO {{{part.kind}}} ({_q(ACCESS_COLUMNS[part.kind])}) VALUES "
@@ -133,7 +133,7 @@ class GpkgBulk:
         with self.store.writing() as conn:
             conn.execute("INSERT OR REPLACE INTO twin_meta VALUES ('copy', ?)", (progress,))
 
-    def _load_layer(self, conn: sqlite3.Connection, part: Part, rows: list[tuple]) -> None:
+    def _load_layer(self, conn: sqlite3.Connection, part: Part, rows: list[tuple[Any, ...]]) -> None:
         spec = self.catalogue[str(part.layer)]
         for statement in ddl.statements(ddl.layer_script("rtree_triggers_drop", spec)):
             conn.execute(statement)

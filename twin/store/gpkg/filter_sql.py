@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import shapely
-from shapely import Geometry
+from shapely.geometry.base import BaseGeometry
 
 from twin.model.filter import Cond, Prop, SpatialOp, Value
 from twin.store.filter_sql import to_sql
@@ -46,11 +46,11 @@ class SqliteDialect:
         params.append(stored(value))
         return "?"
 
-    def spatial(self, op: SpatialOp, geometry: Geometry, params: list[object]) -> str:
+    def spatial(self, op: SpatialOp, geometry: BaseGeometry, params: list[object]) -> str:
         params += [op, shapely.to_wkb(geometry)]
         return "twin_pred(?, t.geom, ?)"
 
-    def dwithin(self, geometry: Geometry, metres: float, params: list[object]) -> str:
+    def dwithin(self, geometry: BaseGeometry, metres: float, params: list[object]) -> str:
         params += [shapely.to_wkb(geometry), float(metres)]
         return "twin_dwithin(t.geom, ?, ?)"
 

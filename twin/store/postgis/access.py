@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -31,7 +32,7 @@ class PgAccessDB:
     def _sql(self, sql: str) -> str:
         return _PLACEHOLDER.sub("%s", sql.format_map(self._tables))
 
-    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self.pool.connection() as conn:
             return conn.execute(self._sql(sql), params).fetchall()
 

@@ -7,7 +7,7 @@ copy may send a chunk twice); a layer's indexes are dropped while its rows come 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 
@@ -23,6 +23,7 @@ from twin.store.base import (
 )
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import kind_of, read_expr, time_text
+from twin.store.postgis.connect import scalar
 
 if TYPE_CHECKING:
     from twin.store.postgis.store import PostgisStore
@@ -80,7 +81,7 @@ class PgBulk:
         return _q(cols)
 
     # -- reading -------------------------------------------------------------------------------
-    def dump(self, part: Part, after: object, limit: int) -> tuple[list[tuple], object]:
+    def dump(self, part: Part, after: object, limit: int) -> tuple[list[tuple[Any, ...]], object]:
         table, cols = self._table(part), self._columns(part)
         with self.store.pool.connection() as conn:
             if part.kind in TILE_PART_COLUMNS:
@@ -108,7 +109,7 @@ class PgBulk:
         return digest_part(self, part)
 
     # -- writing -------------------------------------------------------------------------------
-    def load(self, part: Part, rows: list[tuple], progress: str) -> None:
+    def load(self, part: Part, rows: list[tuple[Any, ...]], progress: str) -> None:
         table, cols = self._table(part), list(self._columns(part))
         with self.store.pool.connection() as conn, conn.transaction():
             if part.kind in ("rows", "history") and self._empty(conn, table):
@@ -143,7 +144,7 @@ class PgBulk:
 
     @staticmethod
     def _empty(conn: psycopg.Connection, table: str) -> bool:
-        return conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table})").fetchone()[0]
+        return bool(scalar(conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table})")))
 
     def finish_layer(self, layer: str, info: LayerInfo) -> None:
         spec = self.catalogue[layer]
@@ -171,7 +172,7 @@ class PgBulk:
                 conn.execute(f"ANALYZE {self.s}.{ddl.q(table)}")
 
 
-def _plain(row: tuple) -> tuple:
+def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A row's values as Python's plain types (bytes for PostgreSQL's ``bytea``/memoryview)."""
     return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
 
@@ -179,6 +180,6 @@ def _plain(row: tuple) -> tuple:
 def _hex(wkb: bytes) -> str:
     """WKB as the hex text ``COPY`` gives a geometry column, with the SRID (EWKB) the column wants."""
     # EWKB: the type word gains the SRID flag (0x20000000) and the SRID follows it
-    order = "little" if wkb[0] == 1 else "big"
+    order: Literal["little", "big"] = "little" if wkb[0] == 1 else "big"
     kind = int.from_bytes(wkb[1:5], order) | 0x20000000
     return (wkb[:1] + kind.to_bytes(4, order) + (4326).to_bytes(4, order) + wkb[5:]).hex()

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -74,6 +75,14 @@ def explain(exc: BaseException, shown: str) -> str:
     if "timeout" in lower:
         return f"{shown}: the database did not answer in time ({text})"
     return f"{shown}: {text}"
+
+
+def scalar(cursor: psycopg.Cursor[Any]) -> Any:
+    """The one value of a statement that always answers one row (an aggregate, ``EXISTS``, a counter)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreError("the database answered no row to a statement that always answers one")
+    return row[0]
 
 
 def connect(target: Target, **kwargs: object) -> psycopg.Connection:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from shapely import Geometry
+from shapely.geometry.base import BaseGeometry
 
 from twin.geodesy import to_local
 from twin.model.filter import Cond, Prop, SpatialOp, Value
@@ -40,11 +40,11 @@ class PgDialect:
         params.append(value)
         return "%s"
 
-    def spatial(self, op: SpatialOp, geometry: Geometry, params: list[object]) -> str:
+    def spatial(self, op: SpatialOp, geometry: BaseGeometry, params: list[object]) -> str:
         params.append(shapely.to_wkb(geometry))
         return f"{_FUNCTIONS[op]}(t.geom, ST_GeomFromWKB(%s, 4326))"
 
-    def dwithin(self, geometry: Geometry, metres: float, params: list[object]) -> str:
+    def dwithin(self, geometry: BaseGeometry, metres: float, params: list[object]) -> str:
         centre = geometry.centroid
         local = to_local(np.array([geometry], dtype=object), centre.x, centre.y)[0]
         params += [centre.x, centre.y, shapely.to_wkb(local), float(metres)]

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -29,7 +30,7 @@ from twin.store.postgis.access import PgAccessDB
 from twin.store.postgis.aggregates import PgAggregateWriter
 from twin.store.postgis.bulk import PgBulk
 from twin.store.postgis.columns import select_list, time_text
-from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url
+from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url, scalar
 from twin.store.postgis.listen import Listener
 from twin.store.postgis.reads import PgSnapshot
 from twin.store.postgis.writing import PgLayerWriter, channel, lock_key
@@ -135,11 +136,11 @@ class PostgisStore:
             self._watcher = Watcher(self.feed, Listener(self.target, channel(self.schema)).wait, "twin-feed")
             self._watcher.start()
 
-    def _one(self, sql: str, params: Sequence[object] = ()) -> tuple | None:
+    def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
         with self.pool.connection() as conn:
             return conn.execute(sql, params).fetchone()
 
-    def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self.pool.connection() as conn:
             return conn.execute(sql, params).fetchall()
 
@@ -171,7 +172,7 @@ class PostgisStore:
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(budget_s * 1000)),))
             caught_up = conn.execute("SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)",
                                      (after,)) if after else None
-        if caught_up is not None and not caught_up.fetchone()[0]:
+        if caught_up is not None and not scalar(caught_up):
             conn.execute("ROLLBACK")
             return None
         return conn
@@ -203,7 +204,7 @@ class PostgisStore:
         return f"{self.s}.{ddl.q(name)}"
 
     # -- reads -------------------------------------------------------------------------------
-    def _frame(self, spec: LayerSpec, rows: list[tuple], extra: Sequence[str] = ()) -> gpd.GeoDataFrame:
+    def _frame(self, spec: LayerSpec, rows: list[tuple[Any, ...]], extra: Sequence[str] = ()) -> gpd.GeoDataFrame:
         cols = [*_ROW, *spec.field_names, *extra]
         data = {c: [r[i] for r in rows] for i, c in enumerate(cols) if c not in ("geom", "fp")}
         geoms = shapely.from_wkb(np.array([bytes(r[1]) for r in rows], dtype=object)) if rows else \
@@ -221,7 +222,8 @@ class PostgisStore:
         spec = self.catalogue[layer]
         if as_of is not None:
             return self._features_as_of(spec, bbox, keys, as_of, limit, offset)
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if bbox is not None:
             where.append("t.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
             params += list(bbox)
@@ -297,14 +299,14 @@ class PostgisStore:
         box = "t.fid, ST_XMin(t.geom), ST_YMin(t.geom), ST_XMax(t.geom), ST_YMax(t.geom)"
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            last = int(conn.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets WHERE layer = %s",
-                                    (spec.id,)).fetchone()[0])
+            last = int(scalar(conn.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets "
+                                           "WHERE layer = %s", (spec.id,))))
             removed = conn.execute(f"SELECT {box} FROM {self._table(spec.id + '_history')} t "
                                    "WHERE t.changeset_to > %s AND t.changeset <= %s", (changeset, changeset)).fetchall()
             added = conn.execute(f"SELECT {box} FROM {self._table(spec.id)} t WHERE t.changeset > %s",
                                  (changeset,)).fetchall()
 
-        def boxes(rows: list[tuple]) -> list[tuple[int, BBox]]:
+        def boxes(rows: list[tuple[Any, ...]]) -> list[tuple[int, BBox]]:
             return [(r[0], (r[1], r[2], r[3], r[4])) for r in rows if r[1] is not None]
 
         return LayerChanges(boxes(removed), boxes(added), last)
@@ -343,11 +345,12 @@ class PostgisStore:
             if row is None:
                 raise FeatureNotFoundError(key)
             current = self._frame(spec, [row])
-            values = {c: current.at[0, c] for c in ("status", "updated_at", *spec.field_names)}
+            values: dict[str, object] = {c: current.at[0, c] for c in ("status", "updated_at", *spec.field_names)}
             values.update(properties or {})
             if properties and "updated_at" not in properties:
                 values["updated_at"] = None
-            geom = current.geometry.iloc[0] if geometry is None else geometry
+            # Store.edit takes any object as the geometry: GeoDataFrame refuses what is not one
+            geom = cast(shapely.Geometry, current.geometry.iloc[0] if geometry is None else geometry)
             w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326"), int(row[0]), key)
         assert w.changeset is not None
         return w.changeset
@@ -355,8 +358,8 @@ class PostgisStore:
     def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete") -> Changeset:
         spec = self.catalogue[layer]
         with self.writer(spec.id, author=author, source=source, kind="delete") as w:
-            found = dict(w.conn.execute(f'SELECT "key", fid FROM {self._table(spec.id)} WHERE "key" = ANY(%s)',
-                                        (list(keys),)).fetchall())
+            found: dict[str, int] = dict(w.conn.execute(
+                f'SELECT "key", fid FROM {self._table(spec.id)} WHERE "key" = ANY(%s)', (list(keys),)).fetchall())
             missing = [k for k in keys if k not in found]
             if missing:
                 raise FeatureNotFoundError(missing[0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -24,6 +25,7 @@ from twin.store.gpkg.writing import TIME_FORMAT, utc_now
 from twin.store.planning import plan_write, stored_values
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import kind_of, read_expr, time_text
+from twin.store.postgis.connect import scalar
 
 #: The channel changesets are announced on (``NOTIFY``), per schema.
 CHANNEL_PREFIX = "twin_changes_"
@@ -59,13 +61,13 @@ class PgLookup:
     def _values(self, columns: list[str]) -> str:
         return ", ".join(read_expr(c, kind_of(self.spec, c)) for c in columns)
 
-    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple]:
+    def existing(self, fps: np.ndarray, columns: list[str]) -> list[tuple[Any, ...]]:
         return self.conn.execute(
             f'SELECT t.fid, t."key", t.fp, {self._values(columns)} FROM {self.table} t WHERE t.fp = ANY(%s) '
             "AND t.changeset <> %s AND NOT EXISTS (SELECT 1 FROM twin_claimed c WHERE c.fid = t.fid) "
             'ORDER BY t."key"', (fps.tolist(), self.changeset)).fetchall()
 
-    def stored(self, fid: int, columns: list[str]) -> tuple | None:
+    def stored(self, fid: int, columns: list[str]) -> tuple[Any, ...] | None:
         row = self.conn.execute(f"SELECT t.fp, {self._values(columns)} FROM {self.table} t WHERE t.fid = %s",
                                 (fid,)).fetchone()
         return None if row is None else tuple(row)
@@ -109,12 +111,12 @@ class PgLayerWriter:
         else:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema),))
             self.time = _next_time(conn, self.s)
-            cs_id = int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.s}.twin_changesets").fetchone()[0])
+            cs_id = int(scalar(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.s}.twin_changesets")))
             conn.execute(f"INSERT INTO {self.s}.twin_changesets (id, time, author, source, layer, kind, inserted, "
                          "updated, deleted, unchanged, source_crs, note) VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0, "
                          "%s, %s)", (cs_id, self.time, author, source, spec.id, kind, source_crs, note))
-        count = conn.execute(f"SELECT feature_count FROM {self.s}.twin_layers WHERE layer = %s FOR UPDATE",
-                             (spec.id,)).fetchone()[0]
+        count = scalar(conn.execute(f"SELECT feature_count FROM {self.s}.twin_layers WHERE layer = %s FOR UPDATE",
+                                    (spec.id,)))
         self.session = PgLookup(conn, schema, spec, cs_id, base_empty=int(count) == 0)
         self._deferred = self.session.base_empty and not dry_run
         if self._deferred:
@@ -190,8 +192,8 @@ class PgLayerWriter:
                               "valid_from = %s FROM twin_update u WHERE t.fid = u.fid",
                               (self._pending.id, self.time))
         if len(ins):
-            start = int(self.conn.execute(f"SELECT next_fid FROM {self.s}.twin_layers WHERE layer = %s",
-                                          (spec.id,)).fetchone()[0])
+            start = int(scalar(self.conn.execute(f"SELECT next_fid FROM {self.s}.twin_layers WHERE layer = %s",
+                                                 (spec.id,))))
             fids = list(range(start, start + len(ins)))
             rows = stored_values(frame.iloc[ins], attrs)
             keys = frame["key"].to_numpy()[ins].tolist()
@@ -201,7 +203,7 @@ class PgLayerWriter:
         self._grow_extent(geoms[np.concatenate([upd, ins])])
 
     def _copy(self, table: str, names: str, fids: list[int], geoms: np.ndarray, keys: list[str], fps: list[int],
-              version: int, rows: list[tuple]) -> None:
+              version: int, rows: list[tuple[Any, ...]]) -> None:
         ewkb = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True, flavor="extended",
                               output_dimension=2)
         with self.conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
@@ -225,9 +227,9 @@ _COLUMNS = ["fid", "geom", "key", "fp", "version", "changeset", "valid_from", "s
 def _next_time(conn: psycopg.Connection, s: str) -> str:
     """Now, but strictly after the latest changeset, so history intervals never overlap."""
     now = datetime.now(UTC)
-    row = conn.execute(f"SELECT {time_text('max(time)', micros=True)} FROM {s}.twin_changesets").fetchone()
-    if row[0] is not None:
-        last = datetime.strptime(row[0], TIME_FORMAT).replace(tzinfo=UTC)
+    latest = scalar(conn.execute(f"SELECT {time_text('max(time)', micros=True)} FROM {s}.twin_changesets"))
+    if latest is not None:
+        last = datetime.strptime(latest, TIME_FORMAT).replace(tzinfo=UTC)
         if now <= last:
             now = last + timedelta(microseconds=1)
     return now.strftime(TIME_FORMAT)
