@@ -50,4 +50,7 @@ def degree_box(lon0: float, lat0: float, metres: float) -> tuple[float, float, f
     """A lon/lat box that contains every point within ``metres`` of (lon0, lat0), with a small margin."""
     dlat = metres / METRES_PER_DEGREE * 1.01
     dlon = dlat / max(np.cos(np.radians(min(abs(lat0) + dlat, 89.9))), 1e-6)
-    return lon0 - dlon, lat0 - dlat, lon0 + dlon, lat0 + dlat
+    west, east = lon0 - dlon, lon0 + dlon
+    if west < -180 or east > 180:  # across the antimeridian the circle's far side has longitudes of the other sign
+        west, east = -180.0, 180.0
+    return west, lat0 - dlat, east, lat0 + dlat
