@@ -101,10 +101,10 @@ def main() -> None:
                 for tile in tiles:
                     box = lonlat_box(buffered_mercator(tile, settings.buffer))
                     with store.read(30) as snap:
-                        reads.append(timed(lambda s=snap, b=box: s.tile_rows(layer, b)))
-                    ours.append(timed(lambda t=tile: renderer.render((layer,), t, NO_FILTER, MASKED)))
+                        reads.append(timed(lambda s=snap, b=box, n=layer: s.tile_rows(n, b)))
+                    ours.append(timed(lambda t=tile, n=layer: renderer.render((n,), t, NO_FILTER, MASKED)))
                     args_ = (tile.z, tile.x, tile.y) * 2
-                    theirs.append(timed(lambda a=args_: conn.execute(sql, a).fetchone()))
+                    theirs.append(timed(lambda a=args_, q=sql: conn.execute(q, a).fetchone()))
                 p = _p50_p95
                 ratio = statistics.median(theirs) / statistics.median(ours)
                 ratios.append(ratio)
