@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 
 from tiles import shapes as shp
-from tiles.grid import TileID, cell_bounds, cell_index, cell_size, lonlat_box, to_mercator
+from tiles.grid import TileID, cell_bounds, cell_index, cell_size, lonlat_box, to_mercator, xy_to_mercator
 from twin.catalogue import GeometryKind
 from twin.store import Snapshot, Store
 from twin.store.base import AggregateWriter, CellRow
@@ -163,7 +163,7 @@ class Aggregates:
                 w.clear()
             _apply_counts(w, plan, delta)
             if plan.has_shapes:
-                _apply_shapes(w, plan, fine_shapes)
+                _apply_shapes(w, plan, fine_shapes, rebuild=since is None)
             w.set_state(last, plan.signature)
         return True
 
@@ -180,6 +180,11 @@ class _Delta:
         touched: set[tuple[int, int]] = set()
         pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for sign, rows in self.snap.changed(plan.layer, since, removed=not rebuild):
+            xy = rows.point_xy() if plan.kind == "point" else None
+            if xy is not None:  # plain points: counted from their coordinates, without a geometry object each
+                x, y = xy_to_mercator(xy[:, 0], xy[:, 1])
+                counts.append(counts_at(x, y, np.zeros(len(x)), rows.column("status"), plan.fine, sign))
+                continue
             merc = to_mercator(rows.geometries())
             counts.append(cell_counts(merc, rows.column("status"), plan.kind, plan.fine, sign))
             if plan.has_shapes and rebuild:
@@ -234,8 +239,10 @@ def _apply_counts(w: AggregateWriter, plan: Plan, delta: pd.DataFrame) -> None:
         w.add_cells(level, rows)
 
 
-def _apply_shapes(w: AggregateWriter, plan: Plan, fine: dict[tuple[int, int], shapely.Geometry | None]) -> None:
-    """Replace the fine cells' shapes, then rebuild each coarser touched cell from its four children."""
+def _apply_shapes(w: AggregateWriter, plan: Plan, fine: dict[tuple[int, int], shapely.Geometry | None],
+                  rebuild: bool) -> None:
+    """Replace the fine cells' shapes, then rebuild each coarser touched cell from its four children (all touched
+    cells of a level in one pass; on a rebuild the children are those just built, else read back from the store)."""
     changed = fine
     lines = plan.kind == "line"
     for level in range(plan.fine, plan.depth - 1, -1):
@@ -243,12 +250,17 @@ def _apply_shapes(w: AggregateWriter, plan: Plan, fine: dict[tuple[int, int], sh
         if level == plan.depth:
             break
         parents = sorted({(cx >> 1, cy >> 1) for cx, cy in changed})
-        changed = {}
-        tol = shp.tolerance(level - 1, plan.depth)
-        for px, py in parents:
-            kids = w.shapes_in(level, (2 * px, 2 * px + 1), (2 * py, 2 * py + 1))
-            geoms = shapely.from_wkb(kids) if kids else np.empty(0, object)
-            changed[(px, py)] = shp.generalise(geoms, tol, lines) if len(geoms) else None
+        if rebuild:
+            kids = [(cx >> 1, cy >> 1, g) for (cx, cy), g in changed.items() if g is not None]
+        else:
+            kids = [(px, py, g) for px, py in parents
+                    for g in shapely.from_wkb(w.shapes_in(level, (2 * px, 2 * px + 1), (2 * py, 2 * py + 1)))]
+        geoms = np.array([g for _, _, g in kids], dtype=object)
+        parts, index = shapely.get_parts(geoms, return_index=True)
+        px = np.array([k[0] for k in kids], dtype=np.int64)[index]
+        py = np.array([k[1] for k in kids], dtype=np.int64)[index]
+        built = shp.grouped(px, py, parts, shp.tolerance(level - 1, plan.depth), lines)
+        changed = {**dict.fromkeys(parents), **built}
 
 
 def _in_tile(plan: Plan, tile: TileID) -> tuple[int, tuple[int, int], tuple[int, int]]:
