@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.engines import ACCESS_ORDER, access_snapshot, fresh
+from tests.engines import ACCESS_ORDER, access_snapshot, fresh, geopackage_only
 from twin.access.users import UserRegistry, now, stamp
 from twin.catalogue import Catalogue
 from twin.errors import AccessConfigError, AuthenticationError
@@ -47,6 +47,7 @@ def _file_bytes(db: SqliteAccessDB) -> bytes:
     return b"".join(p.read_bytes() for p in db.path.parent.glob(db.path.name + "*"))
 
 
+@geopackage_only  # a PostGIS store keeps its users in its own schema
 def test_the_access_database_sits_beside_the_store() -> None:
     assert access_db_path(Path("/data/city.gpkg")) == Path("/data/city.access.db")
 
