@@ -12,7 +12,6 @@ changeset each layer's aggregates reflect; :meth:`Aggregates.sync` applies what 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,7 +98,6 @@ class Aggregates:
         self.catalogue = store.catalogue
         self.depth = depth
         self.budget_s = budget_s
-        self._lock = threading.Lock()
 
     def plan(self, layer: str) -> Plan | None:
         """The layer's aggregation plan, or ``None`` when it is drawn raw at every zoom."""
@@ -129,25 +127,25 @@ class Aggregates:
         return list(snap.shapes(plan.layer, level, x, y))
 
     # -- syncing ---------------------------------------------------------------------------------
-    def sync(self, layer: str) -> int:
-        """Bring the layer's aggregates up to its latest changeset; returns that changeset."""
+    def sync(self, layer: str, wait: bool = True) -> bool:
+        """Bring the layer's aggregates up to its latest changeset. One process of the deployment builds them while
+        the others wait for it, or, unless ``wait``, go on at once and get ``False``."""
         plan = self.plan(layer)
         if plan is None:
-            with self.store.read() as snap:
-                return snap.last_changeset(layer)
-        with self._lock:
+            return True
+        with self.store.exclusive(f"tiles:{plan.layer}", wait) as held:
+            if not held:
+                return False
             while True:
                 with self.store.read(self.budget_s) as snap:
                     last = snap.last_changeset(layer)
                     since = self.state(snap, plan)
                     if since == last:
-                        return last
+                        return True
                     delta, fine_shapes = _Delta(plan, snap).read(since or 0, rebuild=since is None)
                 applied = self._apply(plan, since, last, delta, fine_shapes)
-                if applied is None:  # the store cannot keep them: tiles compute their cells
-                    return last
-                if applied:
-                    return last
+                if applied is None or applied:  # None: the store cannot keep them, tiles compute their cells
+                    return True
 
     def _apply(self, plan: Plan, since: int | None, last: int, delta: pd.DataFrame,
                fine_shapes: dict[tuple[int, int], shapely.Geometry | None]) -> bool | None:

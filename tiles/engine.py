@@ -97,12 +97,15 @@ class TileEngine:
             self._warming.start()
 
     def warm(self) -> None:
-        """Catch up with every layer (building aggregates a store lacks) before the first request needs it."""
+        """Catch up with every layer (building the aggregates a store lacks, unless another server is building
+        them) before the first request needs it."""
         for layer in self.catalogue:
             if self._closed:
                 return
             try:
-                self.refresh(layer)
+                self.store.feed.sync()
+                if layer not in self._known:
+                    self.sync(layer, wait=False)  # a layer another server is building is left to it
             except Exception:  # a background warm-up must never kill the service; requests will retry
                 log.exception("warming the tiles of %s failed", layer)
 
@@ -202,14 +205,18 @@ class TileEngine:
             if layer not in self._known:
                 self.sync(layer)
 
-    def sync(self, layer: str, latest: int | None = None) -> None:
-        """Log what changed in ``layer``, drop the tiles it meets, and update the layer's aggregates.
+    def sync(self, layer: str, latest: int | None = None, wait: bool = True) -> None:
+        """Update the layer's aggregates, log what changed in ``layer`` and drop the tiles it meets.
 
-        Syncs of one layer run one at a time; a sync that finds the engine already at ``latest`` returns.
+        Syncs of one layer run one at a time; a sync that finds the engine already at ``latest`` returns. The
+        aggregates are built by one process of the deployment at a time: the others wait for it, or, unless
+        ``wait``, leave the layer unfollowed (its first request then waits for that build, and for no other).
         """
         with self._locks[layer]:
             known = self._known.get(layer)
             if latest is not None and known == latest:
+                return
+            if not wait and not self.aggregates.sync(layer, wait=False):
                 return
             if known is None:
                 latest = self.store.last_changeset(layer)

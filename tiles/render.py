@@ -88,8 +88,9 @@ class Renderer:
         with_shapes = plan.has_shapes and mode != "cells"  # the leanest mode draws every cell as a point
         if part.flt.is_empty and aggregated:
             state = self.aggregates.state(snap, plan)
-            # scoped cells mix stored counts with components read now: both must be of one changeset
-            if state is not None and (scope is None or state == snap.last_changeset(spec.id)):
+            # stored cells serve only when of the layer's latest changeset (scoped cells also mix them with
+            # components read now); until then, as when the store keeps none, cells are counted now
+            if state is not None and state == snap.last_changeset(spec.id):
                 if scope is None:
                     cells = self.aggregates.cells(snap, plan, tile)
                 else:

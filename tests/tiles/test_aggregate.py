@@ -160,3 +160,38 @@ def test_an_oversized_aggregate_tile_falls_back_to_points_and_keeps_its_counts(e
     assert summary(small.data) == summary(full.data)
     assert {f["geometry"]["type"] for layer in layers
             for f in mapbox_vector_tile.decode(small.data)[layer]["features"]} == {"Point"}
+
+
+def test_two_servers_starting_on_a_store_without_aggregates_build_them_once(
+        city: Store, catalogue: Catalogue, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import tiles.aggregate as aggregate
+
+    builds: Counter = Counter()
+    read = aggregate._Delta.read
+
+    def counted(self: aggregate._Delta, since: int, rebuild: bool):  # noqa: ANN202 - the wrapped method's result
+        if rebuild:
+            builds[self.plan.layer] += 1
+            time.sleep(0.3)  # long enough for the other server to reach the same layer meanwhile
+        return read(self, since, rebuild)
+
+    monkeypatch.setattr(aggregate._Delta, "read", counted)
+    other = open_store(city.location, catalogue, create=False)  # a second server (or worker) on the same store
+    first = TileEngine(city, TileSettings(cache_dir=None, warm=True))
+    second = TileEngine(other, TileSettings(cache_dir=None, warm=True))
+    try:
+        assert first._warming is not None and second._warming is not None
+        first._warming.join(120)
+        second._warming.join(120)
+        planned = [layer for layer in catalogue if first.aggregates.plan(layer) is not None]
+        assert builds == Counter(dict.fromkeys(planned, 1))  # every layer built, each by one of the two
+        tile = tiles_in((121.45, 31.25, 121.45, 31.25), 9)[0]
+        layers = ("hydrant", "pipeline", "residential_compound")
+        assert decode(first.tile(layers, tile).gz) == decode(second.tile(layers, tile).gz)  # both read what was built
+        assert sum(builds.values()) == len(planned)
+    finally:
+        first.close()
+        second.close()
+        other.close()

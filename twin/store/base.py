@@ -394,6 +394,12 @@ class Store(Protocol):
         """The store's access tables (a GeoPackage keeps them in a file beside it, ``override`` to put it elsewhere)."""
         ...
 
+    def exclusive(self, name: str, wait: bool = True) -> AbstractContextManager[bool]:
+        """Work named ``name`` done by one thread of one process of the whole deployment at a time (a build every
+        server would otherwise repeat); inside, whether it was got (``False`` at once when ``wait`` is false and
+        another holds it)."""
+        ...
+
     def aggregate_writer(self, layer: str) -> AbstractContextManager[AggregateWriter | None]:
         """A transaction on ``layer``'s tile aggregates; ``None`` inside when the store cannot keep them (read-only)."""
         ...

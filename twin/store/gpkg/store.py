@@ -6,10 +6,12 @@ nothing; the file is in WAL mode, so readers (one connection per thread) keep wo
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 60000")
     conn.execute("PRAGMA cache_size = -65536")
     return conn
+
+
+#: This process's locks of :meth:`GeoPackageStore.exclusive`, by store file and name.
+_EXCLUSIVE: dict[tuple[str, str], threading.Lock] = {}
+_EXCLUSIVE_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -136,6 +143,34 @@ class GeoPackageStore:
 
     def bulk(self, access: Path | None = None) -> GpkgBulk:
         return GpkgBulk(self, access)
+
+    @contextmanager
+    def exclusive(self, name: str, wait: bool = True) -> Iterator[bool]:
+        """A lock on one byte of a file beside the store (``<store>.lock``; the byte is the name's hash), which other
+        processes see, behind a lock of this process on the file and name (POSIX record locks do not exclude a
+        process's own threads, nor two stores it opened on one file)."""
+        with _EXCLUSIVE_LOCK:
+            local = _EXCLUSIVE.setdefault((str(self.path.resolve()), name), threading.Lock())
+        if not local.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            if not self.writable:  # nobody writes a read-only store: there is nothing to exclude
+                yield True
+                return
+            with open(self.path.with_name(self.path.name + ".lock"), "a+b") as file:
+                offset = zlib.crc32(name.encode())
+                try:
+                    fcntl.lockf(file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, offset)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.lockf(file, fcntl.LOCK_UN, 1, offset)
+        finally:
+            local.release()
 
     @contextmanager
     def aggregate_writer(self, layer: str) -> Iterator[GpkgAggregateWriter | None]:

@@ -183,6 +183,19 @@ class PostgisStore:
         return str(row[0]) if row else ""
 
     @contextmanager
+    def exclusive(self, name: str, wait: bool = True) -> Iterator[bool]:
+        """A transaction-level advisory lock held in a transaction of its own for the work's duration (session locks
+        would not survive pgbouncer's transaction pooling)."""
+        key = lock_key(f"exclusive:{self.schema}:{name}")
+        with self.pool.connection() as conn, conn.transaction():
+            if wait:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                got = True
+            else:
+                got = bool(scalar(conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (key,))))
+            yield got
+
+    @contextmanager
     def aggregate_writer(self, layer: str) -> Iterator[PgAggregateWriter]:
         """One transaction on ``layer``'s tile aggregates, serialised per layer across every server."""
         spec = self.catalogue[layer]
