@@ -175,7 +175,7 @@ class _Delta:
     def read(self, since: int, rebuild: bool) -> tuple[pd.DataFrame, dict[tuple[int, int], shapely.Geometry | None]]:
         plan = self.plan
         counts: list[pd.DataFrame] = []
-        touched: set[tuple[int, int]] = set()
+        versions: list[tuple[int, list[object], list[bytes | None], np.ndarray]] = []
         pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for sign, rows in self.snap.changed(plan.layer, since, removed=not rebuild):
             xy = rows.point_xy() if plan.kind == "point" else None
@@ -188,12 +188,12 @@ class _Delta:
             if plan.has_shapes and rebuild:
                 pieces.append(shp.cut(merc, plan.fine, plan.kind == "line"))
             elif plan.has_shapes:
-                _, cx, cy = shp.cells_touched(merc, plan.fine)
-                touched.update(zip(cx.tolist(), cy.tolist(), strict=True))
+                versions.append((sign, rows.column("fid"), rows.blobs(), merc))
         delta = pd.concat(counts) if counts else pd.DataFrame(columns=_CELL_COLUMNS[2:])
         delta = delta.groupby(["cx", "cy", "status"], as_index=False, sort=False).sum()
         if not plan.has_shapes:
             return delta, {}
+        touched = set() if rebuild else self._moved_cells(versions)
         if not rebuild:
             pieces = [self._pieces_in(touched)]
         cx = np.concatenate([p[0] for p in pieces]) if pieces else np.empty(0, np.int64)
@@ -201,6 +201,21 @@ class _Delta:
         geoms = np.concatenate([p[2] for p in pieces]) if pieces else np.empty(0, object)
         built = shp.grouped(cx, cy, geoms, shp.tolerance(plan.fine, plan.depth), plan.kind == "line")
         return delta, {**dict.fromkeys(touched), **built}
+
+    def _moved_cells(self, versions: list[tuple[int, list[object], list[bytes | None], np.ndarray]]
+                     ) -> set[tuple[int, int]]:
+        """The fine cells met by a geometry that changed; a component whose geometry is the same before and after
+        (a status or attribute edit, the live twin's usual change) leaves the shapes as they are."""
+        before = {f: b for sign, fids, blobs, _ in versions if sign < 0 for f, b in zip(fids, blobs, strict=True)}
+        after = {f: b for sign, fids, blobs, _ in versions if sign > 0 for f, b in zip(fids, blobs, strict=True)}
+        touched: set[tuple[int, int]] = set()
+        for sign, fids, blobs, merc in versions:
+            other = after if sign < 0 else before
+            moved = np.array([other.get(f) != b for f, b in zip(fids, blobs, strict=True)], dtype=bool)
+            if moved.any():
+                _, cx, cy = shp.cells_touched(merc[moved], self.plan.fine)
+                touched.update(zip(cx.tolist(), cy.tolist(), strict=True))
+        return touched
 
     def _pieces_in(self, cells: set[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pieces of the current members in ``cells`` (every member meeting one is read again)."""

@@ -195,3 +195,24 @@ def test_two_servers_starting_on_a_store_without_aggregates_build_them_once(
         first.close()
         second.close()
         other.close()
+
+
+def test_a_status_change_recounts_cells_but_redraws_no_shape(engine: TileEngine, city: Store,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiles.aggregate as aggregate
+
+    engine.refresh("pipeline")
+    redrawn: list[set] = []
+    pieces_in = aggregate._Delta._pieces_in
+    monkeypatch.setattr(aggregate._Delta, "_pieces_in", lambda self, cells: redrawn.append(set(cells))
+                        or pieces_in(self, cells))
+    keys = city.features("pipeline").key.tolist()
+    city.edit(keys[0], author="test", properties={"status": "faulty"})
+    engine.refresh("pipeline")
+    assert redrawn == [set()]  # the geometry is as it was: no cell's network is rebuilt
+    counts, _ = _totals(engine, "pipeline", 8)
+    assert counts["count_faulty"] == (city.features("pipeline").status == "faulty").sum() >= 1
+    geometry = city.get(keys[1]).geometry.iloc[0]
+    city.edit(keys[1], author="test", geometry=shapely.affinity.translate(geometry, 0.001, 0.0))
+    engine.refresh("pipeline")
+    assert len(redrawn) == 2 and redrawn[1]  # a moved pipe redraws the cells it left and entered
