@@ -153,3 +153,19 @@ def test_an_interrupted_import_is_audited_as_failed(tmp_path, target):
         raise KeyboardInterrupt
     (failed,) = _audit(store, "--outcome", "failed")
     assert failed["detail"] == "big.shp: interrupted"
+
+
+def test_an_import_leaves_the_layers_tile_aggregates_built(tmp_path, target):
+    from tiles.aggregate import Aggregates
+
+    src = write(hydrant_frame(), tmp_path / "h.gpkg")
+    result = runner.invoke(app, ["import", str(src), "--layer", "hydrant", "--store", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "tile aggregates of hydrant up to date" in result.output
+    st = open_store(target, load_catalogue(DEFAULT_LAYERS_DIR), create=False)
+    try:
+        aggregates = Aggregates(st)
+        with st.read() as snap:  # a server starting now has nothing to build
+            assert aggregates.state(snap, aggregates.plan("hydrant")) == snap.last_changeset("hydrant") == 1
+    finally:
+        st.close()

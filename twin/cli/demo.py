@@ -11,7 +11,8 @@ import typer
 from twin.cli import serve as serve_cli
 from twin.cli.access import up_login
 from twin.cli.audit import audited
-from twin.cli.common import LayersOption, StoreOption, catalogue, console, err_console, friendly, settings
+from twin.cli.common import LayersOption, StoreOption, catalogue, console, err_console, friendly, opened, settings
+from twin.cli.tiles import update_aggregates
 from twin.demo import PUBLIC_SCALES, SCALES, build_demo
 from twin.errors import TwinError
 from twin.store import exists
@@ -44,6 +45,8 @@ def _build(store: str, layers: Path, scale: str, seed: int, force: bool, cache: 
         done.detail = (f"{what}: {len(results)} imports, {sum(r.inserted for r in results):,} inserted, "
                        f"{sum(r.updated for r in results):,} updated, "
                        f"{sum(r.unchanged for r in results):,} unchanged")
+    with opened(cfg) as st:
+        update_aggregates(st, st.catalogue)
     total = sum(r.inserted + r.updated + r.unchanged for r in results)
     console.print(f"done: {total:,} components in {time.perf_counter() - started:.0f} s; "
                   f"try `twin info --store {store}` or `twin up --store {store}`", highlight=False)

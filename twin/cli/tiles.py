@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tiles import TileEngine, TileSettings
 from tiles import metadata as meta
+from tiles.aggregate import Aggregates
 from tiles.grid import parse_zoom
 from tiles.pyramid import FORMAT, build, plan_tiles, tile_ranges
 from twin.cli.common import StoreOption, console, friendly, opened, settings
@@ -26,6 +29,19 @@ CatalogueOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     app.add_typer(tiles_app, name="tiles")
+
+
+def update_aggregates(st: Store, layers: Iterable[str]) -> None:
+    """Bring the tile aggregates of ``layers`` up to date now, in the process that wrote them, so that a server
+    starting on the store (however many workers) finds them built."""
+    aggregates = Aggregates(st)
+    for layer in layers:
+        if aggregates.plan(layer) is None:
+            continue
+        started = time.perf_counter()
+        aggregates.sync(layer)
+        console.print(f"  tile aggregates of {layer} up to date ({time.perf_counter() - started:.1f} s)",
+                      highlight=False)
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from twin.cli.audit import audited
 from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, opened, settings
+from twin.cli.tiles import update_aggregates
 from twin.errors import TwinError
 from twin.io import ExportOptions, export_layer, import_file
 from twin.io.mapping import read_mapping_file
@@ -83,6 +84,8 @@ def import_command(
                 task = bar.add_task("import", total=None)
                 result = import_file(st, path, layer, options,
                                      progress=lambda n, total: bar.update(task, completed=n, total=total))
+                if not dry_run:
+                    update_aggregates(st, [layer])
             done.count, done.detail = result.inserted + result.updated, result.summary()
     except TwinError as exc:
         if report is not None:

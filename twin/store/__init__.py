@@ -54,7 +54,7 @@ def remove(target: str | Path) -> None:
 
         drop_store(str(target))
         return
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
 
 
