@@ -225,7 +225,8 @@ class TwinServe(Peer):
             argv = [str(twin_bin / "uvicorn"), "twin.api.app:create_app", "--factory", "--port", str(port),
                     *servers.UVICORN]
             env = {"TWIN_STORE": store.location, "TWIN_WARM_INDEX": "false", "TWIN_TILES_MEMORY_MB": str(memory_mb)}
-            server = servers.start(f"twin-serve-{memory_mb}mb", argv, env, f"http://127.0.0.1:{port}")
+            server = servers.start(f"twin-serve-{memory_mb}mb", argv, env, f"http://127.0.0.1:{port}",
+                                   headers=self.headers)
             self.servers.append(server)
             self.clients.append(client(server.base, self.headers))
         self.base = self.servers[0].base

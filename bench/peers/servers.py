@@ -17,7 +17,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,20 +72,29 @@ def prepare(store: Path, *, with_sqlite: bool = False) -> None:
                        check=True)
 
 
-def tipg_env(store: Path) -> dict[str, str]:
-    """tipg's settings: database, tile feature cap, and per layer ``pk=key`` with twin's properties."""
-    env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PGPORT}/twin",
-           "TIPG_MAX_FEATURES_PER_TILE": str(MAX_FEATURES_PER_TILE),
-           "TIPG_DB_SCHEMAS": '["public"]', "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": '["public"]'}
-    for layer in store_layers(store):
-        prefix = f"TIPG_TABLE_CONFIG__public_{layer.name}__"
+def tipg_settings(database_url: str, schema: str, properties: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """tipg's settings for twin's layers in ``schema`` of ``database_url``: those tables only (not their history),
+    the tile feature cap, and per layer ``pk=key`` with the ``properties`` twin returns."""
+    env = {"DATABASE_URL": database_url, "TIPG_MAX_FEATURES_PER_TILE": str(MAX_FEATURES_PER_TILE),
+           "TIPG_DB_SCHEMAS": json.dumps([schema]), "TIPG_DB_TABLES": json.dumps([f"{schema}.{t}" for t in properties]),
+           "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": json.dumps(sorted({"public", schema}))}
+    for layer, columns in properties.items():
+        prefix = f"TIPG_TABLE_CONFIG__{schema}_{layer}__"
         env[prefix + "PK"] = "key"
-        env[prefix + "PROPERTIES"] = json.dumps(list(layer.properties))
+        env[prefix + "PROPERTIES"] = json.dumps(list(columns))
     return env
 
 
-def start(name: str, argv: list[str], env: dict[str, str], base: str, timeout_s: float = 90) -> Server:
-    """Run ``argv`` with ``env`` added, logging to ``$PEERS/logs/<name>.log``; return once it answers."""
+def tipg_env(store: Path) -> dict[str, str]:
+    """tipg's settings for the copy ``load.sh`` made of ``store`` (schema ``public`` of the bench cluster)."""
+    return tipg_settings(f"postgresql://postgres@127.0.0.1:{PGPORT}/twin", "public",
+                         {layer.name: layer.properties for layer in store_layers(store)})
+
+
+def start(name: str, argv: list[str], env: dict[str, str], base: str, timeout_s: float = 90,
+          headers: dict[str, str] | None = None) -> Server:
+    """Run ``argv`` with ``env`` added, logging to ``$PEERS/logs/<name>.log``; return once it answers
+    ``/collections`` (with ``headers``: twin serves nothing without a token)."""
     logs = PEERS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
@@ -98,7 +107,7 @@ def start(name: str, argv: list[str], env: dict[str, str], base: str, timeout_s:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}; see {log}:\n{log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{base}/collections", timeout=5).status_code == 200:
+            if httpx.get(f"{base}/collections", timeout=5, headers=headers).status_code == 200:
                 return server
         except httpx.TransportError:
             pass
@@ -118,9 +127,11 @@ def stop(server: Server) -> None:
             server.process.wait()
 
 
-def start_tipg(store: Path, port: int = TIPG_PORT) -> Server:
+def start_tipg(store: Path, port: int = TIPG_PORT, *, env: dict[str, str] | None = None,
+               timeout_s: float = 90) -> Server:
+    """tipg on the copy of ``store`` that ``load.sh`` made, or with ``env`` as its settings (``tipg_settings``)."""
     argv = [str(PEERS / "tipg" / "bin" / "uvicorn"), "tipg.main:app", "--port", str(port), *UVICORN]
-    return start("tipg", argv, tipg_env(store), f"http://127.0.0.1:{port}")
+    return start("tipg", argv, tipg_env(store) if env is None else env, f"http://127.0.0.1:{port}", timeout_s)
 
 
 def start_pygeoapi(provider: str = "ogr") -> Server:

@@ -3,6 +3,8 @@
 #
 #   bash bench/peers/setup.sh            install what is missing, (re)start the PostGIS cluster
 #   bash bench/peers/setup.sh --stop     stop the PostGIS cluster
+#   bash bench/peers/setup.sh --tipg     only wrk and the tipg venv, no cluster (bench/bench_postgis.py: tipg
+#                                        reads the PostGIS database twin itself uses, e.g. scripts/postgis's)
 #
 # - Debian: postgresql-15-postgis-3, gdal-bin (ogr2ogr), python3-gdal (pygeoapi's OGR provider),
 #   libsqlite3-mod-spatialite (its SQLiteGPKG provider), wrk (the load generator's throughput runs).
@@ -28,9 +30,12 @@ if [ "${1:-}" = "--stop" ]; then
   pg_ctlcluster "$PGVER" "$CLUSTER" stop 2>/dev/null || true
   exit 0
 fi
+TIPG_ONLY=0
+[ "${1:-}" = "--tipg" ] && TIPG_ONLY=1
 
 debian_packages() {
   local want=(postgresql-15-postgis-3 gdal-bin python3-gdal python3-venv libsqlite3-mod-spatialite wrk) need=()
+  [ "$TIPG_ONLY" = 1 ] && want=(python3-venv wrk)
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
   done
@@ -46,6 +51,7 @@ venvs() {
   mkdir -p "$PEERS"
   [ -x "$PEERS/tipg/bin/python" ] || "${PYTHON:-python3}" -m venv "$PEERS/tipg"
   pip_quiet "$PEERS/tipg/bin/pip" install "${PIP[@]}" "tipg==$TIPG_VERSION" "uvicorn[standard]"
+  [ "$TIPG_ONLY" = 1 ] && return
   # Debian's python3: its sqlite3 can load mod_spatialite and python3-gdal's osgeo is visible.
   [ -x "$PEERS/pygeoapi/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$PEERS/pygeoapi"
   # numpy<2: Debian's osgeo is built against numpy 1.x.
@@ -112,5 +118,9 @@ versions() {
 
 debian_packages
 venvs
+if [ "$TIPG_ONLY" = 1 ]; then
+  echo "tipg $("$PEERS/tipg/bin/python" -c 'import importlib.metadata as m; print(m.version("tipg"))'), wrk $(dpkg-query -W -f='${Version}' wrk)"
+  exit 0
+fi
 cluster
 versions
