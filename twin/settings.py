@@ -7,6 +7,7 @@ Sections keep the variables they always had: ``TWIN_QUERY_BUDGET_S`` and the oth
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,8 @@ class ServiceSettings(BaseSettings):
     import_enabled: bool = Field(True, description="Accept POST .../import (turn off on a read-only service).")
     threads: int = Field(16, ge=1, le=256, description="Requests served at once per process (each thread keeps "
                                                         "its own read connections, so this bounds memory).")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+                         description="Worker processes of `twin serve` and `twin up` (default: one per core).")
     host: str = Field("127.0.0.1", description="Address `twin serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `twin serve` listens on.")
 

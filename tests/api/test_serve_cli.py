@@ -50,3 +50,22 @@ def test_twin_serve_refuses_a_missing_store(target: str) -> None:
     out = subprocess.run([*TWIN, "serve", "--store", target],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "no store here" in out.stderr
+
+
+def test_workers_default_to_one_per_core_and_may_start_slowly(twin_target: str, monkeypatch) -> None:
+    import os
+
+    import uvicorn
+
+    from twin.cli import serve as serve_cli
+    from twin.settings import ServiceSettings
+
+    assert ServiceSettings().workers == (os.cpu_count() or 1)
+    monkeypatch.setenv("TWIN_WORKERS", "3")
+    assert ServiceSettings().workers == 3
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    serve_cli.serve(store=twin_target, layers=None, host=None, port=None, workers=None)
+    # each worker builds its app from the environment; one busy importing on a loaded machine is not taken for dead
+    assert calls[0]["workers"] == 3 and calls[0]["factory"] is True
+    assert calls[0]["timeout_worker_healthcheck"] >= 60

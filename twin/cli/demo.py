@@ -73,7 +73,9 @@ def demo(store: StoreOption = None, layers: LayersOption = None, scale: ScaleOpt
 def up(store: StoreOption = None, layers: LayersOption = None, scale: ScaleOption = "small", seed: SeedOption = 42,
        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-       workers: Annotated[int, typer.Option(help="Worker processes (each holds its own index).")] = 1) -> None:
+       workers: Annotated[int | None, typer.Option(help="Worker processes (default: $TWIN_WORKERS, else one per "
+                                                        "core).", show_default=False, min=1, max=64)] = None
+       ) -> None:
     """Build the demo twin at --store if there is no store there yet, then serve it, with a sign-in link.
 
     Every start gives the user ``twin-up`` (an administrator, created on the first start) a new token valid

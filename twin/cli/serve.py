@@ -13,6 +13,9 @@ from twin.errors import StoreError
 from twin.settings import TwinSettings
 from twin.store import exists
 
+#: Seconds a worker may take to answer uvicorn's supervisor before it is taken for dead and restarted.
+WORKER_HEALTHCHECK_S = 120
+
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
@@ -34,7 +37,9 @@ def serve(store: StoreOption = None, layers: LayersOption = None,
                                                         "127.0.0.1).", show_default=False)] = None,
           port: Annotated[int | None, typer.Option(help="Port to listen on (default: $TWIN_PORT, else 8000).",
                                                    show_default=False)] = None,
-          workers: Annotated[int, typer.Option(help="Worker processes (each holds its own index).")] = 1) -> None:
+          workers: Annotated[int | None, typer.Option(help="Worker processes (default: $TWIN_WORKERS, else one per "
+                                                           "core).", show_default=False, min=1, max=64)] = None
+          ) -> None:
     """Serve the store as OGC API - Features (http://HOST:PORT/, OpenAPI at /api)."""
     import uvicorn  # imported here so that other commands start without loading the web stack
 
@@ -44,11 +49,15 @@ def serve(store: StoreOption = None, layers: LayersOption = None,
     if not exists(cfg.store):
         raise StoreError(f"{cfg.store}: no store here; build one with `twin demo` or `twin import`")
     host, port = host or cfg.service.host, port or cfg.service.port
+    workers = workers or cfg.service.workers
     if cfg.oidc.jwks is None:
         _first_admin_hint(cfg)
     if workers > 1:  # each worker process builds its own app from the environment
         os.environ["TWIN_STORE"] = cfg.store
         os.environ["TWIN_LAYERS"] = str(cfg.layers)
-        uvicorn.run("twin.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        # a worker still importing or opening the store answers the supervisor's health check late on a busy
+        # machine; uvicorn's 5 s would kill and restart it over and over
+        uvicorn.run("twin.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
         return
     uvicorn.run(create_app(cfg), host=host, port=port)
