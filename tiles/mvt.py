@@ -74,8 +74,8 @@ def _clip(polygons: NDArray[np.object_], box: shapely.Geometry) -> NDArray[np.ob
 
 
 def _points(geoms: NDArray[np.object_], lo: float, hi: float) -> NDArray[np.object_]:
+    inside = shapely.intersects(geoms, shapely.box(lo, lo, hi, hi))  # as they lie, not as snapped
     snapped = shapely.set_precision(geoms, 1.0)
-    inside = shapely.intersects(snapped, shapely.box(lo, lo, hi, hi))
     multi = inside & (shapely.get_num_geometries(snapped) > 1)
     if multi.any():
         snapped[multi] = shapely.intersection(snapped[multi], shapely.box(lo, lo, hi, hi))

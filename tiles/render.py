@@ -112,7 +112,9 @@ class Renderer:
         """The components meeting the buffered tile as columns: ids, then the attributes the view may see (masked
         where it must), only ``key`` and ``status`` when ``lean``."""
         spec, scope = part.spec, part.scope
-        box = lonlat_box(buffered_mercator(part.tile, self.buffer))
+        # a hair wider than the buffered tile, so that every engine's index, rounding its boxes its own way, returns
+        # every component meeting it; what is drawn is decided on the exact coordinates
+        box = _widened(lonlat_box(buffered_mercator(part.tile, self.buffer)))
         rows = self._rows(snap, part, box)
         if not rows.rows:
             return Layer.empty(spec.id)
@@ -187,11 +189,18 @@ def tile_commands(rows: Rows, tile: TileID, buffer: int, scope: Scope | None = N
         lonlat = shapely.get_coordinates(geoms)
     x, y = xy_to_mercator(lonlat[:, 0], lonlat[:, 1])
     left, bottom, right, top = mercator_bounds(tile)
-    tx = np.rint((x - left) * (EXTENT / (right - left))).astype(np.int64)
-    ty = np.rint((top - y) * (EXTENT / (top - bottom))).astype(np.int64)
-    inside = (tx >= -buffer) & (tx <= EXTENT + buffer) & (ty >= -buffer) & (ty <= EXTENT + buffer)
+    fx, fy = (x - left) * (EXTENT / (right - left)), (top - y) * (EXTENT / (top - bottom))
+    # inside the buffered tile as they lie, not as rounded: a point a hair outside, which one engine's index
+    # returns and another's does not, is drawn by neither
+    inside = (fx >= -buffer) & (fx <= EXTENT + buffer) & (fy >= -buffer) & (fy <= EXTENT + buffer)
+    tx, ty = np.rint(fx).astype(np.int64), np.rint(fy).astype(np.int64)
     keep = np.flatnonzero(inside & _seen(scope, geoms, lonlat))
     return keep, point_commands(tx[keep], ty[keep])
+
+
+def _widened(box: Box) -> Box:
+    """``box`` grown by 1e-7 degrees (about a centimetre) on every side."""
+    return box[0] - 1e-7, box[1] - 1e-7, box[2] + 1e-7, box[3] + 1e-7
 
 
 def _seen(scope: Scope | None, geoms: NDArray[np.object_] | None,

@@ -171,7 +171,7 @@ def test_two_servers_starting_on_a_store_without_aggregates_build_them_once(
     builds: Counter = Counter()
     read = aggregate._Delta.read
 
-    def counted(self: aggregate._Delta, since: int, rebuild: bool):  # noqa: ANN202 - the wrapped method's result
+    def counted(self: aggregate._Delta, since: int, rebuild: bool):
         if rebuild:
             builds[self.plan.layer] += 1
             time.sleep(0.3)  # long enough for the other server to reach the same layer meanwhile

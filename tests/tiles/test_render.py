@@ -148,3 +148,26 @@ def test_a_layer_drawn_raw_at_every_zoom_reaches_the_tiles_at_the_edge_of_the_wo
         tile = _tile(z)
         features = decode(engine.tile(("district",), tile).gz)["district"]["features"]
         assert [f["properties"]["name"] for f in features] == ["测试区"], tile
+
+
+@pytest.mark.parametrize("gap", [1e-9, 1e-7, 3e-6])
+def test_points_a_hair_outside_the_buffered_tile_are_left_out_and_a_hair_inside_kept(store: Store, gap: float
+                                                                                     ) -> None:
+    # whether an engine's index returns such a point depends on how it rounds boxes; the tile must not
+    from tiles.grid import xy_to_lonlat
+
+    tile = _tile(14)
+    engine = TileEngine(store, TileSettings(cache_dir=None, warm=False))
+    left, bottom, right, top = buffered_mercator(tile, engine.settings.buffer)
+    size = right - left
+    xs = np.array([left - gap * size, left + gap * size, right + gap * size, right - gap * size])
+    lon, lat = xy_to_lonlat(xs, np.full(4, (bottom + top) / 2))
+    frame = hydrants(4)
+    frame.geometry = shapely.points(lon, lat)
+    frame["road"] = ["outside-west", "inside-west", "outside-east", "inside-east"]
+    store.upsert("hydrant", frame, author="t", source="t")
+    try:
+        drawn = {f["properties"]["road"] for f in decode(engine.tile(("hydrant",), tile).gz)["hydrant"]["features"]}
+    finally:
+        engine.close()
+    assert drawn == {"inside-west", "inside-east"}
