@@ -13,6 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from twin.catalogue import IDENT
 from twin.errors import AccessConfigError, AuthenticationError
@@ -114,20 +115,27 @@ class UserRegistry:
     def authenticate(self, token: str) -> User:
         """The live user holding ``token``; :class:`AuthenticationError` saying why not otherwise."""
         token_id, secret = split_token(token)
-        rows = self.db.read("SELECT hash FROM {tokens} WHERE id = ?", (token_id,))
-        if not rows or not hmac.compare_digest(rows[0][0], _hash(secret)):
+        row = self._holding(token_id)  # one look-up: the hash and the holder together
+        if row is None or not hmac.compare_digest(row[7], _hash(secret)):
             raise AuthenticationError("unknown token")
-        return self.holder(token_id)
+        return self._live(row)
 
     def holder(self, token_id: str) -> User:
         """The live user holding the token with id ``token_id`` (its secret already checked, or not needed:
         a session or sign-in code opened with it); :class:`AuthenticationError` once it is revoked or expired."""
-        rows = self.db.read(
-            "SELECT t.expires, t.revoked, u.name, u.role, u.area, u.created, u.revoked "
-            'FROM {tokens} t JOIN {users} u ON u.name = t."user" WHERE t.id = ?', (token_id,))
-        if not rows:
+        row = self._holding(token_id)
+        if row is None:
             raise AuthenticationError("unknown token")
-        row = rows[0]
+        return self._live(row)
+
+    def _holding(self, token_id: str) -> tuple[Any, ...] | None:
+        rows = self.db.read(
+            "SELECT t.expires, t.revoked, u.name, u.role, u.area, u.created, u.revoked, t.hash "
+            'FROM {tokens} t JOIN {users} u ON u.name = t."user" WHERE t.id = ?', (token_id,))
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _live(row: tuple[Any, ...]) -> User:
         if row[1] is not None or row[6] is not None:
             raise AuthenticationError("token revoked")
         if row[0] <= stamp(now()):

@@ -37,20 +37,38 @@ _ENVELOPE = "ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
 class PgSnapshot:
     """The reads of one request or tile, inside one read-only transaction."""
 
-    def __init__(self, conn: psycopg.Connection, catalogue: Catalogue, schema: str, budget_s: float) -> None:
+    def __init__(self, conn: psycopg.Connection, catalogue: Catalogue, schema: str, budget_s: float,
+                 opening: Sequence[tuple[str, tuple[object, ...]]] = ()) -> None:
         self.conn = conn
         self.catalogue = catalogue
         self.schema = schema
         self.s = ddl.schema_ident(schema)
         self.budget_s = budget_s
+        self.opening = list(opening)  # statements that begin the transaction, sent with the first query
+        self._layers: dict[str, tuple[Any, ...] | None] = {}
+
+    @property
+    def begun(self) -> bool:
+        """Whether the transaction has begun (a snapshot that read nothing never begins one)."""
+        return not self.opening
 
     def execute(self, sql: str, params: Sequence[object] = (), what: str = "the query") -> list[tuple[Any, ...]]:
         try:
+            if self.opening:  # one round trip for BEGIN, the timeout and the first query
+                with self.conn.pipeline():
+                    self._open()
+                    cursor = self.conn.execute(sql, params)
+                return cursor.fetchall()
             return self.conn.execute(sql, params).fetchall()
         except psycopg.errors.QueryCanceled:
             raise QueryTooExpensiveError(
                 f"{what} ran past the {self.budget_s:g} s budget: filter too expensive; add a bbox or a "
                 "narrower filter") from None
+
+    def _open(self) -> None:
+        for statement, values in self.opening:
+            self.conn.execute(statement, values)
+        self.opening.clear()
 
     def _table(self, layer: str) -> str:
         return f"{self.s}.{ddl.q(layer)}"
@@ -214,6 +232,7 @@ class PgSnapshot:
         if removed:
             queries.insert(0, (-1, f"SELECT fid, status, ST_AsBinary(geom) FROM {self._table(spec.id + '_history')} "
                                    "WHERE changeset_to > %s AND changeset <= %s", (since, since)))
+        self._open()  # a server-side cursor lives in the transaction
         for i, (sign, sql, params) in enumerate(queries):
             with self.conn.cursor(name=f"twin_changed_{i}") as cur:
                 cur.execute(sql, params)
@@ -221,13 +240,21 @@ class PgSnapshot:
                     yield sign, self._rows(spec, ("fid", "status", "geom"), rows)
 
     # -- bookkeeping ---------------------------------------------------------------------------
+    def _layer_row(self, layer: str) -> tuple[Any, ...] | None:
+        """``feature_count, min_x, min_y, max_x, max_y`` of a layer, read once per snapshot (it cannot change in it)."""
+        if layer not in self._layers:
+            rows = self.execute(f"SELECT feature_count, min_x, min_y, max_x, max_y FROM {self.s}.twin_layers "
+                                "WHERE layer = %s", [layer])
+            self._layers[layer] = rows[0] if rows else None
+        return self._layers[layer]
+
     def layer_count(self, layer: str) -> int:
-        rows = self.execute(f"SELECT feature_count FROM {self.s}.twin_layers WHERE layer = %s", [layer])
-        return int(rows[0][0]) if rows else 0
+        row = self._layer_row(layer)
+        return int(row[0]) if row else 0
 
     def extent(self, layer: str) -> Box | None:
-        rows = self.execute(f"SELECT min_x, min_y, max_x, max_y FROM {self.s}.twin_layers WHERE layer = %s", [layer])
-        return None if not rows or rows[0][0] is None else (rows[0][0], rows[0][1], rows[0][2], rows[0][3])
+        row = self._layer_row(layer)
+        return None if row is None or row[1] is None else (row[1], row[2], row[3], row[4])
 
     def last_changeset(self, layer: str) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets WHERE layer = %s",

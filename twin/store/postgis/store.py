@@ -150,32 +150,40 @@ class PostgisStore:
         when there is one and it has replayed ``after`` (a :meth:`position`, by default the reader's own last write,
         :data:`~twin.store.base.READ_AFTER`), else on the primary."""
         after = after if after is not None else READ_AFTER.get()
+        opening: list[tuple[str, tuple[object, ...]]] = [
+            ("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", ()),
+            ("SELECT set_config('statement_timeout', %s, true)", (str(int(budget_s * 1000)),))]
         with ExitStack() as stack:
-            conn = self._begin(stack, self.replica, budget_s, after) if self.replica is not None else None
-            if conn is None:
-                conn = self._begin(stack, self.pool, budget_s, None)
-            assert conn is not None
+            conn = self._replica(stack, opening, after) if self.replica is not None else None
+            snap = (PgSnapshot(conn, self.catalogue, self.schema, budget_s) if conn is not None else
+                    PgSnapshot(stack.enter_context(self.pool.connection()), self.catalogue, self.schema, budget_s,
+                               opening))  # begun with its first query, in the same round trip
             try:
-                yield PgSnapshot(conn, self.catalogue, self.schema, budget_s)
+                yield snap
             except BaseException:
-                if not conn.closed:
-                    conn.execute("ROLLBACK")
+                if snap.begun and not snap.conn.closed:
+                    snap.conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            if snap.begun:
+                snap.conn.execute("COMMIT")
 
-    @staticmethod
-    def _begin(stack: ExitStack, pool: Pool, budget_s: float, after: str | None) -> psycopg.Connection | None:
-        """A connection of ``pool`` in a fresh read transaction; ``None`` when it has not replayed ``after``."""
-        conn = stack.enter_context(pool.connection())
-        with conn.pipeline():
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(budget_s * 1000)),))
-            caught_up = conn.execute("SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)",
-                                     (after,)) if after else None
-        if caught_up is not None and not scalar(caught_up):
-            conn.execute("ROLLBACK")
-            return None
-        return conn
+    def _replica(self, stack: ExitStack, opening: list[tuple[str, tuple[object, ...]]],
+                 after: str | None) -> psycopg.Connection | None:
+        """A standby connection in a fresh read transaction; ``None`` (and the connection given back) when the
+        standby has not replayed ``after``."""
+        assert self.replica is not None
+        with ExitStack() as held:
+            conn = held.enter_context(self.replica.connection())
+            with conn.pipeline():
+                for statement, values in opening:
+                    conn.execute(statement, values)
+                caught_up = conn.execute("SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)",
+                                         (after,)) if after else None
+            if caught_up is not None and not scalar(caught_up):
+                conn.execute("ROLLBACK")
+                return None
+            stack.push(held.pop_all())
+            return conn
 
     def position(self) -> str:
         """Where the primary's log stands now (after a write: a state every later read given it will see)."""
