@@ -49,6 +49,10 @@ def _strings(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
     for r in np.flatnonzero(sizes > limit):
         problems.append((int(r), spec.name, f"value is {sizes[r]} characters long; the limit is {limit}"))
         out[r] = None
+    for r, v in enumerate(out):
+        if v is not None and "\x00" in v:  # PostgreSQL keeps no NUL in text, and no reader expects one
+            problems.append((r, spec.name, f"value holds a NUL character (\\x00) at position {v.index(chr(0))}"))
+            out[r] = None
     return pd.Series(out, dtype=object)
 
 

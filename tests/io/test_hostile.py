@@ -125,6 +125,30 @@ def test_value_longer_than_the_field_allows_rejects_only_that_row(tmp_path, stor
     assert "1200 characters" in report.problems[0].message
 
 
+def test_a_nul_character_in_a_value_is_refused_with_its_row_and_field_on_either_engine(tmp_path, store):
+    # GDAL cuts a file's text at a NUL, so one arrives only from a program writing frames (or an edit)
+    from twin.errors import SchemaViolationError
+
+    run(store, write(hydrant_frame(2), tmp_path / "h.geojson"))
+    before = state(store)
+    frame = hydrant_frame(4)
+    frame.loc[1, "road"] = "中山\x00路"
+    with pytest.raises(SchemaViolationError, match=r"row 1, field .road.: value holds a NUL character"):
+        store.upsert("hydrant", frame, author="t", source="t")
+    assert state(store) == before
+
+
+def test_an_edit_with_a_nul_character_is_refused_and_changes_nothing(tmp_path, store):
+    from twin.errors import SchemaViolationError
+
+    run(store, write(hydrant_frame(2), tmp_path / "h.geojson"))
+    key = store.features("hydrant").key.iloc[0]
+    before = state(store)
+    with pytest.raises(SchemaViolationError, match="road.*NUL"):
+        store.edit(key, author="t", properties={"road": "a\x00b"})
+    assert state(store) == before
+
+
 def test_mixed_geometry_types_refuse_the_file(tmp_path, seeded):
     frame = hydrant_frame(4)
     frame.loc[3, "geometry"] = shapely.LineString([(121.47, 31.23), (121.48, 31.24)])

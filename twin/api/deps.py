@@ -167,12 +167,16 @@ def property_params(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> 
 
 
 def known_parameters(request: Request) -> None:
-    """Refuse a query parameter that the operation does not declare, or one given more than once (400).
+    """Refuse a query parameter that the operation does not declare, or one given more than once, and any
+    parameter holding a NUL character (400).
 
     OGC API - Features Part 1 (7.14, *query-param-unknown*): an unknown parameter is an error, so a typo such
     as ``?bbx=`` is not silently a query of everything. The items operation also takes the layer's properties
     (``?status=faulty``). Pages hidden from the API definition (the map, sign-in) are left alone.
     """
+    for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+        if "\x00" in name or "\x00" in str(value):  # no text in twin holds one (PostgreSQL refuses it)
+            raise InvalidQueryError(f"parameter {name.replace(chr(0), '?')[:60]!r} holds a NUL character (%00)")
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not route.include_in_schema:
         return
