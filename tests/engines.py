@@ -180,10 +180,6 @@ def execute(target: str | Path, *statements: str) -> list[tuple]:
     return rows
 
 
-#: The error the engine's driver raises when :func:`failing_inserts` makes an insert fail.
-INSERT_FAILED = "RaiseException" if ENGINE == "postgis" else "IntegrityError"
-
-
 @contextmanager
 def failing_inserts(target: str | Path, layer: str, message: str = "database or disk is full") -> Iterator[None]:
     """Make every insert into ``layer`` fail inside the database with ``message``, as a full disk or a broken

@@ -132,6 +132,9 @@ def test_the_database_restarting_gives_a_clear_503_and_the_service_comes_back(cl
             down = client.get("/collections/hydrant/items", headers=h)
             assert down.status_code == 503 and down.json()["code"] == "StoreUnavailable"
             assert "Traceback" not in down.text and "psycopg" not in down.text
+            assert "retry shortly" in down.text and down.headers["Retry-After"]
+            assert str(cluster.env["TWIN_POSTGIS_PORT"]) not in down.text and "restarted" not in down.json()[
+                "description"].split("(")[0]  # nothing of the database's address reaches the client
         finally:
             cluster.run("start")
         for _ in range(50):  # the pool replaces the connections that died with the old server

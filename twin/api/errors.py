@@ -1,7 +1,8 @@
 """One table from twin's errors to HTTP statuses, and the OGC error body ``{"code", "description"}``.
 
 A 500 never shows exception text: it carries a fixed message and a request id, and the details
-go to the log under that id.
+go to the log under that id. Nor does a 503: what the store said names its database (host, port, schema), which
+is the operator's business, not the client's.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ async def _twin_error(request: Request, exc: Exception) -> Response:
     status, code = status_of(exc)
     if status == 500:
         return await _server_error(request, exc)
+    if status == 503:
+        return _unavailable(request, exc)
     if status in (401, 403) or isinstance(exc, OutOfScopeError):
         _audit_denial(request, status, str(exc))
     response = error_response(status, code, str(exc))
@@ -128,6 +131,18 @@ def server_error(request: Request, exc: BaseException) -> tuple[str, Response]:
     log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
     return request_id, error_response(500, "ServerError", f"internal error; quote request id {request_id} to the "
                                       "operator", request_id=request_id)
+
+
+def _unavailable(request: Request, exc: Exception) -> Response:
+    """The store could not do the work (its database stopped, restarted or refused it): a 503 to retry, the
+    store's own words in the log under a request id."""
+    request_id = uuid.uuid4().hex[:16]
+    log.warning("request %s %s %s: %s", request_id, request.method, request.url.path, exc)
+    response = error_response(503, "StoreUnavailable", "the store could not do this now (its database stopped, "
+                              f"restarted or refused the work); retry shortly, or quote request id {request_id} to "
+                              "the operator", request_id=request_id)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

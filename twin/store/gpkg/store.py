@@ -367,9 +367,12 @@ class GeoPackageStore:
             finally:
                 conn.close()
             return
-        with self._write_lock, layer_writer(self._writer, spec, lambda: self._writer.execute("BEGIN IMMEDIATE"),
-                          lambda ok: self._writer.execute("COMMIT" if ok else "ROLLBACK"), **options) as w:
-            yield w
+        try:
+            with self._write_lock, layer_writer(self._writer, spec, lambda: self._writer.execute("BEGIN IMMEDIATE"),
+                              lambda ok: self._writer.execute("COMMIT" if ok else "ROLLBACK"), **options) as w:
+                yield w
+        except sqlite3.Error as exc:  # a full disk, a lock held too long, a trigger: rolled back, said in one line
+            raise StoreError(f"{self.path}: the database refused the write: {exc}") from None
         if w.changeset is not None:
             self.feed.sync()
 

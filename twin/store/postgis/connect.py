@@ -60,6 +60,13 @@ def parse_url(url: str) -> Target:
     return Target(conninfo, schema, shown)
 
 
+def refused(exc: psycopg.Error, shown: str) -> str:
+    """A write the database refused, in one line: its message and SQLSTATE, never the rows it was given (the
+    CONTEXT PostgreSQL adds to a failed COPY quotes the row's values, personal ones among them)."""
+    message = exc.diag.message_primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{shown}: the database refused the write: {message} (SQLSTATE {exc.sqlstate})"
+
+
 def explain(exc: BaseException, shown: str) -> str:
     """What went wrong reaching the database, in one line that names the store (never a password)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

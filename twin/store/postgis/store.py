@@ -30,7 +30,7 @@ from twin.store.postgis.access import PgAccessDB
 from twin.store.postgis.aggregates import PgAggregateWriter
 from twin.store.postgis.bulk import PgBulk
 from twin.store.postgis.columns import select_list, time_text
-from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url, scalar
+from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url, refused, scalar
 from twin.store.postgis.listen import Listener
 from twin.store.postgis.reads import PgSnapshot
 from twin.store.postgis.writing import PgLayerWriter, channel, lock_key
@@ -347,6 +347,8 @@ class PostgisStore:
                     w.finish()
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 raise StoreUnavailableError(explain(exc, self.target.shown)) from None
+            except psycopg.Error as exc:
+                raise StoreError(refused(exc, self.target.shown)) from None
         if w.changeset is not None:
             self.feed.sync()
 
