@@ -144,7 +144,7 @@ def test_an_edit_with_a_nul_character_is_refused_and_changes_nothing(tmp_path, s
     run(store, write(hydrant_frame(2), tmp_path / "h.geojson"))
     key = store.features("hydrant").key.iloc[0]
     before = state(store)
-    with pytest.raises(SchemaViolationError, match="road.*NUL"):
+    with pytest.raises(SchemaViolationError, match=r"road.*NUL"):
         store.edit(key, author="t", properties={"road": "a\x00b"})
     assert state(store) == before
 
