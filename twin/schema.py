@@ -46,9 +46,9 @@ def _strings(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
     out = [_text(v) for v in col.tolist()]
     limit = spec.max_length
     sizes = np.fromiter((-1 if v is None else len(v) for v in out), np.int64, len(out))
-    for r in np.flatnonzero(sizes > limit):
-        problems.append((int(r), spec.name, f"value is {sizes[r]} characters long; the limit is {limit}"))
-        out[r] = None
+    for too_long in np.flatnonzero(sizes > limit).tolist():
+        problems.append((too_long, spec.name, f"value is {sizes[too_long]} characters long; the limit is {limit}"))
+        out[too_long] = None
     for r, v in enumerate(out):
         if v is not None and "\x00" in v:  # PostgreSQL keeps no NUL in text, and no reader expects one
             problems.append((r, spec.name, f"value holds a NUL character (\\x00) at position {v.index(chr(0))}"))
