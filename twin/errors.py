@@ -28,6 +28,24 @@ class FeatureNotFoundError(TwinError):
         self.key = key
 
 
+class VersionConflictError(TwinError):
+    """A conditional write (``If-Match``) that names a version the component no longer has."""
+
+    def __init__(self, key: str, expected: int, current: int) -> None:
+        super().__init__(f"component {key!r} is at version {current}, not {expected}: it changed since it was "
+                         "read; read it again and re-apply the change")
+        self.key, self.expected, self.current = key, expected, current
+
+
+class ComponentExistsError(TwinError):
+    """A new component where one already stands: its location key is taken."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a component already stands at this location (key {key!r}): change it with PUT or PATCH "
+                         "on its URL instead of adding another")
+        self.key = key
+
+
 class InvalidKeyError(TwinError):
     """A string that is not a well-formed location key."""
 

@@ -23,7 +23,7 @@ PER_COLLECTION = re.compile(r"^GET /collections/[a-z_]+/items$")
 ADMIN_ONLY = ("GET /audit", "GET /users")
 
 
-def _fuzz(operation, mode: GenerationMode, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def fuzz(operation, mode: GenerationMode, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     """Send ``EXAMPLES`` generated requests for one operation and mode; none may answer 5xx."""
 
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -49,4 +49,4 @@ def test_no_operation_answers_5xx(server: Server) -> None:
     for operation in operations:
         headers = server.headers("admin" if operation.label in ADMIN_ONLY else "planner")
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _fuzz(operation, mode, headers)
+            fuzz(operation, mode, headers)

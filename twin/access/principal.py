@@ -67,6 +67,14 @@ class Principal:
         if not self.role.writes(layer) or (self.area is not None and not self.role.manage):
             raise PermissionDeniedError(f"role {self.role.name!r} may not write layer {layer!r}")
 
+    def check_edit(self, layer: str) -> None:
+        """Raise unless the role writes ``layer``; a user with an area edits only inside it (the editor checks
+        each component), where an import (:meth:`check_write`) needs a role without an area or a manager."""
+        if self.anonymous:
+            raise AuthenticationError(f"editing needs a token: {SIGN_IN}")
+        if not self.role.writes(layer):
+            raise PermissionDeniedError(f"role {self.role.name!r} may not write layer {layer!r}")
+
     def check_manage(self) -> None:
         if self.anonymous:
             raise AuthenticationError("this needs an administrator's token")

@@ -15,8 +15,9 @@ from tiles import TileEngine
 from twin import __version__
 from twin.access import AccessSettings, Gate
 from twin.access.redaction import install_log_redaction
-from twin.api import auth, deps, errors, features, imports, maps, openapi, search
+from twin.api import auth, deps, edits, errors, features, imports, maps, openapi, search
 from twin.api.consistency import Positions, read_after
+from twin.api.head import HeadAsGet
 from twin.api.render import html_response
 from twin.api.tiles import tiles_router
 from twin.catalogue import load_catalogue
@@ -62,10 +63,12 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     app.state.settings = cfg
     app.state.positions = Positions()
     errors.install(app)
+    app.add_middleware(HeadAsGet)
     app.include_router(features.router)
     app.include_router(auth.router)
     app.include_router(search.router)
     app.include_router(imports.router)
+    app.include_router(edits.router)
     app.include_router(tiles_router(engine, cfg.city_bbox))
     maps.install(app, cfg.map)
 

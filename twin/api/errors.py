@@ -20,6 +20,7 @@ from twin.access.redaction import redact
 from twin.errors import (
     AccessConfigError,
     AuthenticationError,
+    ComponentExistsError,
     FeatureNotFoundError,
     ImportRejectedError,
     InvalidKeyError,
@@ -31,6 +32,7 @@ from twin.errors import (
     SchemaViolationError,
     StoreError,
     TwinError,
+    VersionConflictError,
 )
 
 log = logging.getLogger("twin.api")
@@ -50,6 +52,8 @@ STATUS: list[tuple[type[TwinError], int, str]] = [
     (PermissionDeniedError, 403, "Forbidden"),
     (AccessConfigError, 400, "InvalidParameterValue"),
     (FeatureNotFoundError, 404, "NotFound"),
+    (VersionConflictError, 412, "PreconditionFailed"),
+    (ComponentExistsError, 409, "Conflict"),
     (InvalidKeyError, 404, "NotFound"),
     (LayerNotFoundError, 404, "NotFound"),
     (QueryTooExpensiveError, 400, "QueryTooExpensive"),

@@ -11,6 +11,7 @@ from twin.access import Principal
 from twin.api import render
 from twin.api.auth import ANONYMOUS_NOTE, Who, challenge
 from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_request, readable_spec, service
+from twin.api.edits import CONFORMANCE as EDIT_CONFORMANCE
 from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
 from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
 from twin.catalogue import FieldType, LayerSpec
@@ -42,6 +43,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
     *TILES_CONFORMANCE,
+    *EDIT_CONFORMANCE,
 ]
 _JSON_TYPES = {FieldType.string: {"type": "string"}, FieldType.integer: {"type": "integer"},
                FieldType.float: {"type": "number"}, FieldType.boolean: {"type": "boolean"},
@@ -232,7 +234,10 @@ def item(request: Request, who: Who, layer: LayerPath, key: str, crs: CrsParam =
     spec = readable_spec(request, layer, who)
     if service(request).store.layer_of(key) != spec.id:
         raise FeatureNotFoundError(key)
-    rows = service(request).item(spec.id, key, who)
+    rows, version = service(request).versioned_item(spec.id, key, who)
+    tag = {} if version is None else {"ETag": f'"v{version}"'}
+    if tag and request.headers.get("if-none-match", "").strip() in (tag["ETag"], "*"):
+        return Response(status_code=304, headers=tag)
     out_crs = resolve_crs(crs)
     links = [*render.self_links(request, FEATURE, fmt),
              render.link(request.url_for("collection", collectionId=spec.id), "collection", "application/json",
@@ -243,4 +248,5 @@ def item(request: Request, who: Who, layer: LayerPath, key: str, crs: CrsParam =
                                     geom=enc.geoms[0], map=render.svg_map(enc.geoms), links=links)
     feature = encode.features(encode.prepare(rows, out_crs))[0]
     feature["links"] = links
-    return render.json_response(feature, media_type=MEDIA_TYPES["geojson"], headers=render.crs_headers(out_crs))
+    return render.json_response(feature, media_type=MEDIA_TYPES["geojson"],
+                                headers={**render.crs_headers(out_crs), **tag})

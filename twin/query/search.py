@@ -69,14 +69,20 @@ class QueryService:
 
     def item(self, layer: str, key: str, who: Principal | None = None) -> Rows:
         """One component by key; outside ``who``'s area it does not exist (:class:`OutOfScopeError`, a 404)."""
+        return self.versioned_item(layer, key, who, version=False)[0]
+
+    def versioned_item(self, layer: str, key: str, who: Principal | None = None, *, version: bool = True
+                       ) -> tuple[Rows, int | None]:
+        """:meth:`item` and its current version (its ``ETag``), read together."""
         spec = self.catalogue[layer]
         with self.read() as snap:
             rows = snap.by_keys(spec.id, [key], who.unmasked(spec) if who else frozenset())
+            current = snap.versions(spec.id, [key]).get(key) if version and rows.rows else None
         if not rows.rows:
             raise FeatureNotFoundError(key)
         if who is not None and who.area is not None and not in_area(rows, who)[0]:
             raise OutOfScopeError(key)
-        return rows
+        return rows, current
 
     def layer_of(self, key: str, who: Principal | None = None) -> str:
         """The layer of an existing component (404 for a malformed, unknown, deleted or out-of-area key)."""

@@ -120,6 +120,10 @@ class Snapshot(Protocol):
         """Rows of ``fids``, in the order given."""
         ...
 
+    def versions(self, layer: str, keys: Sequence[str]) -> dict[str, int]:
+        """The current version of each of these components that exists (an item's ``ETag``)."""
+        ...
+
     def nearest(self, layer: str, lon: float, lat: float, k: int) -> Hits:
         """The ``k`` components nearest to (lon, lat) in metres (:mod:`twin.geodesy`), ties broken by fid."""
         ...
@@ -415,10 +419,14 @@ class Store(Protocol):
         ...
 
     def edit(self, key: str, *, author: str, properties: dict[str, object] | None = None,
-             geometry: object | None = None, source: str = "edit") -> Changeset:
+             geometry: object | None = None, source: str = "edit", expect_version: int | None = None) -> Changeset:
+        """Change one component; with ``expect_version``, only if it is still at that version (checked inside
+        the write transaction: :class:`~twin.errors.VersionConflictError` otherwise, nothing written)."""
         ...
 
-    def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete") -> Changeset:
+    def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete",
+               expect_version: int | None = None) -> Changeset:
+        """Delete components (all or none); ``expect_version`` as for :meth:`edit`, for one key."""
         ...
 
     def features(self, layer: str, *, bbox: BBox | None = None, keys: Sequence[str] | None = None,

@@ -18,7 +18,7 @@ from pyproj import CRS
 
 from twin import keys as keymod
 from twin.catalogue import GeometryKind, LayerSpec
-from twin.errors import SchemaViolationError
+from twin.errors import SchemaViolationError, VersionConflictError
 from twin.schema import conform
 from twin.store.base import WritePlan
 
@@ -173,3 +173,9 @@ def plan_write(lookup: PlanLookup, spec: LayerSpec, frame: gpd.GeoDataFrame, now
     out = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
     out.insert(0, "key", keys)
     return WritePlan(spec.id, out, action, fids, fps)
+
+
+def check_version(key: str, expected: int | None, current: int) -> None:
+    """Refuse a conditional write whose component is no longer at the version the writer read."""
+    if expected is not None and int(current) != expected:
+        raise VersionConflictError(key, expected, int(current))

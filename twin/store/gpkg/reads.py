@@ -270,6 +270,11 @@ class GpkgSnapshot:
         found = {r[1]: r for r in self.execute(sql, [orjson.dumps(list(keys)).decode()])}
         return self._rows(spec, row_columns(spec), [found[k] for k in keys if k in found], unmasked)
 
+    def versions(self, layer: str, keys: Sequence[str]) -> dict[str, int]:
+        table = q(self.catalogue[layer].id)
+        sql = f'SELECT "key", version FROM {table} WHERE "key" IN (SELECT value FROM json_each(?))'
+        return {k: int(v) for k, v in self.execute(sql, [orjson.dumps(list(keys)).decode()])}
+
     def by_fids(self, layer: str, fids: Sequence[int], unmasked: frozenset[str] = frozenset()) -> Rows:
         spec = self.catalogue[layer]
         sql = f"SELECT {_select_list(spec)} FROM {q(spec.id)} t WHERE t.fid IN (SELECT value FROM json_each(?))"

@@ -36,6 +36,7 @@ from twin.store.gpkg.bulk import GpkgBulk
 from twin.store.gpkg.connections import ReaderPool
 from twin.store.gpkg.reads import GpkgSnapshot
 from twin.store.gpkg.writing import LayerWriter, layer_writer
+from twin.store.planning import check_version
 
 log = logging.getLogger(__name__)
 
@@ -384,13 +385,14 @@ class GeoPackageStore:
         return w.changeset
 
     def edit(self, key: str, *, author: str, properties: dict[str, object] | None = None,
-             geometry: object | None = None, source: str = "edit") -> Changeset:
+             geometry: object | None = None, source: str = "edit", expect_version: int | None = None) -> Changeset:
         spec = self.catalogue.by_code(keymod.parse_key(key).code)
         with self.writer(spec.id, author=author, source=source, kind="edit") as w:
             row = w.conn.execute(self._select(spec) + ' WHERE "key" = ?', (key,)).fetchone()
             if row is None:
                 raise FeatureNotFoundError(key)
             current = self._frame(spec, [row])
+            check_version(key, expect_version, int(cast(int, current.at[0, "version"])))
             values: dict[str, object] = {c: current.at[0, c] for c in ("status", "updated_at", *spec.field_names)}
             values.update(properties or {})
             if properties and "updated_at" not in properties:
@@ -401,16 +403,20 @@ class GeoPackageStore:
         assert w.changeset is not None
         return w.changeset
 
-    def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete") -> Changeset:
+    def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete",
+               expect_version: int | None = None) -> Changeset:
         spec = self.catalogue[layer]
         with self.writer(spec.id, author=author, source=source, kind="delete") as w:
-            found = dict(w.conn.execute(
-                f'SELECT "key", fid FROM {ddl.q(spec.id)} WHERE "key" IN (SELECT value FROM json_each(?))',
+            rows = w.conn.execute(
+                f'SELECT "key", fid, version FROM {ddl.q(spec.id)} WHERE "key" IN (SELECT value FROM json_each(?))',
                 (_json_list(keys),),
-            ).fetchall())
+            ).fetchall()
+            found = {k: fid for k, fid, _ in rows}
             missing = [k for k in keys if k not in found]
             if missing:
                 raise FeatureNotFoundError(missing[0])
+            for k, _, version in rows:
+                check_version(k, expect_version, version)
             w.delete(sorted(set(found.values())))
         assert w.changeset is not None
         return w.changeset

@@ -164,6 +164,11 @@ class PgSnapshot:
         found = {r[1]: r for r in rows}
         return self._rows(spec, row_columns(spec), [found[k] for k in keys if k in found], unmasked)
 
+    def versions(self, layer: str, keys: Sequence[str]) -> dict[str, int]:
+        rows = self.execute(f'SELECT "key", version FROM {self._table(self.catalogue[layer].id)} WHERE "key" = ANY(%s)',
+                            [list(keys)])
+        return {k: int(v) for k, v in rows}
+
     def by_fids(self, layer: str, fids: Sequence[int], unmasked: frozenset[str] = frozenset()) -> Rows:
         spec = self.catalogue[layer]
         rows = self.execute(f"SELECT {self._select_list(spec)} FROM {self._table(spec.id)} t WHERE t.fid = ANY(%s)",

@@ -25,6 +25,7 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError, StoreUnavailableError
 from twin.store.base import READ_AFTER, BBox, Changeset, LayerChanges, lineage
 from twin.store.feed import ChangeFeed, Watcher
+from twin.store.planning import check_version
 from twin.store.postgis import ddl
 from twin.store.postgis.access import PgAccessDB
 from twin.store.postgis.aggregates import PgAggregateWriter
@@ -360,14 +361,15 @@ class PostgisStore:
         return w.changeset
 
     def edit(self, key: str, *, author: str, properties: dict[str, object] | None = None,
-             geometry: object | None = None, source: str = "edit") -> Changeset:
+             geometry: object | None = None, source: str = "edit", expect_version: int | None = None) -> Changeset:
         spec = self.catalogue.by_code(keymod.parse_key(key).code)
         with self.writer(spec.id, author=author, source=source, kind="edit") as w:
-            row = w.conn.execute(f'SELECT {self._select(spec)} FROM {self._table(spec.id)} t WHERE t."key" = %s',
-                                 (key,)).fetchone()
+            row = w.conn.execute(f'SELECT {self._select(spec)} FROM {self._table(spec.id)} t WHERE t."key" = %s '
+                                 "FOR UPDATE", (key,)).fetchone()
             if row is None:
                 raise FeatureNotFoundError(key)
             current = self._frame(spec, [row])
+            check_version(key, expect_version, int(cast(int, current.at[0, "version"])))
             values: dict[str, object] = {c: current.at[0, c] for c in ("status", "updated_at", *spec.field_names)}
             values.update(properties or {})
             if properties and "updated_at" not in properties:
@@ -378,14 +380,18 @@ class PostgisStore:
         assert w.changeset is not None
         return w.changeset
 
-    def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete") -> Changeset:
+    def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete",
+               expect_version: int | None = None) -> Changeset:
         spec = self.catalogue[layer]
         with self.writer(spec.id, author=author, source=source, kind="delete") as w:
-            found: dict[str, int] = dict(w.conn.execute(
-                f'SELECT "key", fid FROM {self._table(spec.id)} WHERE "key" = ANY(%s)', (list(keys),)).fetchall())
+            rows = w.conn.execute(f'SELECT "key", fid, version FROM {self._table(spec.id)} WHERE "key" = ANY(%s) '
+                                  "FOR UPDATE", (list(keys),)).fetchall()
+            found: dict[str, int] = {k: fid for k, fid, _ in rows}
             missing = [k for k in keys if k not in found]
             if missing:
                 raise FeatureNotFoundError(missing[0])
+            for k, _, version in rows:
+                check_version(k, expect_version, version)
             w.delete(sorted(set(found.values())))
         assert w.changeset is not None
         return w.changeset
