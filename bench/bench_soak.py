@@ -93,20 +93,24 @@ def sample_keys(store: str, n: int = 2000) -> list[str]:
     return list(frame.key)
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB."""
+def tree_memory_mb(pid: int) -> dict[str, float]:
+    """Resident memory of a process and its descendants (MB): all of it, private (anonymous) and file-backed
+    (the memory-mapped store: pages of the page cache, shared between workers and reclaimable)."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
-    total = 0
+        return {"rss": 0.0, "anon": 0.0, "file": 0.0}
+    total = {"rss": 0.0, "anon": 0.0, "file": 0.0}
     for p in procs:
         try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
+            status = Path(f"/proc/{p.pid}/status").read_text()
+        except OSError:
             continue
-    return total / 2**20
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        for name, field in (("rss", "VmRSS"), ("anon", "RssAnon"), ("file", "RssFile")):
+            total[name] += int(fields.get(field, "0 kB").split()[0]) / 1024
+    return {k: round(v) for k, v in total.items()}
 
 
 def _free_port() -> int:
@@ -140,7 +144,7 @@ async def soak(url: str, headers: dict[str, str], loads: list[Workload], seconds
     rng = np.random.default_rng(11)
     done = {w.name: 0 for w in loads}
     errors: list[str] = []
-    rss: list[tuple[float, float]] = []
+    rss: list[tuple[float, float, float]] = []
     end = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
@@ -157,17 +161,21 @@ async def soak(url: str, headers: dict[str, str], loads: list[Workload], seconds
     async def sampler() -> None:
         start = time.monotonic()
         while time.monotonic() < end:
-            rss.append((round(time.monotonic() - start), round(tree_rss_mb(pid))))
-            print(f"  {rss[-1][0]:5d} s  server RSS {rss[-1][1]:,} MB  requests {sum(done.values()):,}", flush=True)
+            mem = tree_memory_mb(pid)
+            rss.append((round(time.monotonic() - start), mem["rss"], mem["anon"]))
+            print(f"  {rss[-1][0]:5d} s  server RSS {mem['rss']:,.0f} MB (private {mem['anon']:,.0f} MB)  "
+                  f"requests {sum(done.values()):,}", flush=True)
             await asyncio.sleep(min(10.0, max(0.0, end - time.monotonic())))
-        rss.append((round(time.monotonic() - start), round(tree_rss_mb(pid))))
+        mem = tree_memory_mb(pid)
+        rss.append((round(time.monotonic() - start), mem["rss"], mem["anon"]))
 
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client:
         await asyncio.gather(sampler(), *(client_loop(client, k) for k in range(concurrency)))
     total = sum(done.values())
     return {"seconds": seconds, "concurrency": concurrency, "requests": total, "requests_per_s": round(total / seconds),
             "per_workload": done, "errors": errors, "rss_mb": rss,
-            "rss_max_mb": max(m for _, m in rss), "rss_end_mb": rss[-1][1]}
+            "rss_max_mb": max(m for _, m, _ in rss), "private_max_mb": max(a for _, _, a in rss),
+            "rss_end_mb": rss[-1][1]}
 
 
 def main() -> None:
@@ -215,21 +223,24 @@ def main() -> None:
             result["first_request_ms"] = first
             print(f"first answer {result['first_answer_s']} s after launch; first requests (ms): {first}", flush=True)
             time.sleep(max(0.0, t0 + result["first_answer_s"] + 10 - time.monotonic()))
-            result["rss_start_mb"] = round(tree_rss_mb(proc.pid))
+            result["memory_start_mb"] = tree_memory_mb(proc.pid)
+            result["rss_start_mb"] = result["memory_start_mb"]["rss"]
             print(f"from 10 s after start (server RSS {result['rss_start_mb']:,} MB):", flush=True)
             result["probe_start"] = probe(client, loads, args.probe, seed=3)
             print(f"mixed load, {args.concurrency} clients, {args.minutes:g} min:", flush=True)
             result["soak"] = asyncio.run(soak(url, headers, loads, args.minutes * 60, args.concurrency, proc.pid))
             print("after the load:", flush=True)
             result["probe_end"] = probe(client, loads, args.probe, seed=5)
-            result["rss_after_mb"] = round(tree_rss_mb(proc.pid))
+            result["memory_after_mb"] = tree_memory_mb(proc.pid)
+            result["rss_after_mb"] = result["memory_after_mb"]["rss"]
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     soaked = result["soak"]
     assert isinstance(soaked, dict)
-    print(f"RSS of the server (all processes): {result['rss_start_mb']:,} MB at start, max "
-          f"{soaked['rss_max_mb']:,} MB, {result['rss_after_mb']:,} MB after {args.minutes:g} min; "
+    print(f"memory of the server (all processes, MB): at start {result['memory_start_mb']}, max RSS "
+          f"{soaked['rss_max_mb']:,.0f} (private {soaked['private_max_mb']:,.0f}), after {args.minutes:g} min "
+          f"{result['memory_after_mb']}; "
           f"{soaked['requests_per_s']} requests/s, {len(soaked['errors'])} errors")
     out = args.json or BENCH / f"soak-{time.strftime('%Y%m%d-%H%M')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """Budgeted reads of a PostGIS store: the engine's :class:`~twin.store.base.Snapshot`.
 
 A snapshot is one ``REPEATABLE READ, READ ONLY`` transaction on a pooled connection (it works on a hot standby
-and behind pgbouncer in transaction mode), with ``statement_timeout`` set for it alone. GiST indexes serve every
-spatial constraint; exact tests are PostGIS's GEOS predicates; distances in metres are the schema's
-``twin_distance``, which measures exactly as :mod:`twin.geodesy` does. Rows come back in the same plain values as
+and behind pgbouncer in transaction mode), with ``statement_timeout`` set for it alone and no parallel workers
+(launching one costs more than a request's query). GiST indexes serve every spatial constraint; exact tests are
+PostGIS's GEOS predicates; distances in metres are the schema's ``twin_distance``, which measures exactly as
+:mod:`twin.geodesy` does. Rows come back in the same plain values as
 the GeoPackage engine's (:mod:`twin.store.postgis.columns`), geometries as ISO WKB.
 """
 

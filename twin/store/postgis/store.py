@@ -153,7 +153,10 @@ class PostgisStore:
         after = after if after is not None else READ_AFTER.get()
         opening: list[tuple[str, tuple[object, ...]]] = [
             ("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", ()),
-            ("SELECT set_config('statement_timeout', %s, true)", (str(int(budget_s * 1000)),))]
+            # no parallel workers: starting one costs 10-20 ms, more than any request's query takes, and
+            # PostGIS's costly predicates make the planner launch them for a few hundred rows
+            ("SELECT set_config('statement_timeout', %s, true), "
+             "set_config('max_parallel_workers_per_gather', '0', true)", (str(int(budget_s * 1000)),))]
         with ExitStack() as stack:
             conn = self._replica(stack, opening, after) if self.replica is not None else None
             snap = (PgSnapshot(conn, self.catalogue, self.schema, budget_s) if conn is not None else
