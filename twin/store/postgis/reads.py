@@ -47,6 +47,7 @@ class PgSnapshot:
         self.budget_s = budget_s
         self.opening = list(opening)  # statements that begin the transaction, sent with the first query
         self._layers: dict[str, tuple[Any, ...] | None] = {}
+        self._versions: dict[tuple[str, str], int] = {}  # read along with by_keys: an item's ETag costs no query
 
     @property
     def begun(self) -> bool:
@@ -160,12 +161,15 @@ class PgSnapshot:
     # -- look-ups ------------------------------------------------------------------------------
     def by_keys(self, layer: str, keys: Sequence[str], unmasked: frozenset[str] = frozenset()) -> Rows:
         spec = self.catalogue[layer]
-        rows = self.execute(f'SELECT {self._select_list(spec)} FROM {self._table(spec.id)} t WHERE t."key" = ANY(%s)',
-                            [list(keys)])
-        found = {r[1]: r for r in rows}
+        rows = self.execute(f'SELECT {self._select_list(spec)}, t.version FROM {self._table(spec.id)} t '
+                            'WHERE t."key" = ANY(%s)', [list(keys)])
+        found = {r[1]: r[:-1] for r in rows}
+        self._versions.update(((spec.id, r[1]), int(r[-1])) for r in rows)
         return self._rows(spec, row_columns(spec), [found[k] for k in keys if k in found], unmasked)
 
     def versions(self, layer: str, keys: Sequence[str]) -> dict[str, int]:
+        if all((layer, k) in self._versions for k in keys):
+            return {k: self._versions[(layer, k)] for k in keys}
         rows = self.execute(f'SELECT "key", version FROM {self._table(self.catalogue[layer].id)} WHERE "key" = ANY(%s)',
                             [list(keys)])
         return {k: int(v) for k, v in rows}
