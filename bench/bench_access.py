@@ -143,7 +143,7 @@ def main() -> None:
     print(f"store {store.name}: {len(areas):,} committee users ready in {time.perf_counter() - t0:,.0f} s",
           flush=True)
     results: list[loadgen.Result] = []
-    with serve(store, 1, {"TWIN_WARM_INDEX": "false"}) as url:  # the hydrant nearest index is built first
+    with serve(store, 1) as url:
         for name, paths in workloads(ps).items():
             if args.workloads and name not in args.workloads:
                 continue

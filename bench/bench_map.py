@@ -9,9 +9,8 @@ Serves ``--store`` with ``twin serve``'s app on a free local port, opens ``/map`
   and the median and slowest tile request (request start to response end, as Chromium timed it: the
   browser asks for a whole screen of tiles at once, so this includes waiting behind the others).
 
-The server is twin's app in a thread of this process (``tests/maps/server.py``), built with
-``warm_index=False`` (``TWIN_WARM_INDEX=false``): at 15 M components warming every layer's nearest-k index
-takes ~2.2 GB and ~100 s of CPU, which the map does not need to draw. Tile settings are the defaults. Each
+The server is twin's app in a thread of this process (``tests/maps/server.py``), with default settings (nearest-k
+reads the store's own spatial index: nothing to warm). Each
 browser profile first signs in as a planner through the one-click login link (not timed).
 
     python bench/bench_map.py --store ~/.cache/twin/bench/demo-full.gpkg [--runs 3] [--json out.json]

@@ -126,7 +126,7 @@ def start_twin(name: str, store: str, workers: int, root: Path, tile_cache_mb: i
     argv = [sys.executable, "-m", "uvicorn", "twin.api.app:create_app", "--factory", "--port", str(port),
             *uvicorn_flags(workers)]
     env = {"TWIN_STORE": store, "TWIN_LAYERS": str(root / "layers"), "PYTHONPATH": str(root),
-           "TWIN_WARM_INDEX": "false", "TWIN_TILES_MEMORY_MB": str(tile_cache_mb)}
+           "TWIN_TILES_MEMORY_MB": str(tile_cache_mb)}
     return servers.start(name, argv, env, f"http://127.0.0.1:{port}", timeout_s, headers)
 
 

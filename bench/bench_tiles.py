@@ -58,7 +58,7 @@ from tiles import TileEngine, TileSettings
 from tiles.grid import TileID, tiles_in
 from twin.api.app import create_app
 from twin.catalogue import load_catalogue
-from twin.settings import DEFAULT_LAYERS_DIR, ServiceSettings, TwinSettings
+from twin.settings import DEFAULT_LAYERS_DIR, TwinSettings
 from twin.store import Store, open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -198,7 +198,7 @@ class TwinHttp(Peer):
         for memory_mb in (1024, 0):
             os.environ["TWIN_TILES_MEMORY_MB"] = str(memory_mb)  # read when create_app builds its engine
             try:
-                app = create_app(TwinSettings(store=store.location, service=ServiceSettings(warm_index=False)))
+                app = create_app(TwinSettings(store=store.location))
             finally:
                 del os.environ["TWIN_TILES_MEMORY_MB"]
             base = self.stack.enter_context(serving(app))
@@ -224,7 +224,7 @@ class TwinServe(Peer):
         for port, memory_mb in zip(TWIN_SERVE_PORTS, (1024, 0), strict=True):
             argv = [str(twin_bin / "uvicorn"), "twin.api.app:create_app", "--factory", "--port", str(port),
                     *servers.UVICORN]
-            env = {"TWIN_STORE": store.location, "TWIN_WARM_INDEX": "false", "TWIN_TILES_MEMORY_MB": str(memory_mb)}
+            env = {"TWIN_STORE": store.location, "TWIN_TILES_MEMORY_MB": str(memory_mb)}
             server = servers.start(f"twin-serve-{memory_mb}mb", argv, env, f"http://127.0.0.1:{port}",
                                    headers=self.headers)
             self.servers.append(server)

@@ -20,7 +20,7 @@ from tests.users import bearer
 from twin.access import Gate
 from twin.api.app import create_app
 from twin.catalogue import Catalogue
-from twin.settings import ServiceSettings, TwinSettings
+from twin.settings import TwinSettings
 
 POLICY = """
 public_layers: [district]
@@ -50,8 +50,7 @@ def twin(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iter
 
 
 def _client(target: str, policy: Path | None) -> Iterator[TestClient]:
-    app = create_app(TwinSettings(store=target, access_policy=policy,
-                                  service=ServiceSettings(warm_index=False)))
+    app = create_app(TwinSettings(store=target, access_policy=policy))
     with TestClient(app) as client:
         yield client
 

@@ -30,7 +30,7 @@ from twin.access import Gate
 from twin.access.audit import AuditEvent
 from twin.access.users import now, stamp
 from twin.api.app import create_app
-from twin.settings import ServiceSettings, TwinSettings
+from twin.settings import TwinSettings
 from twin.store import Store
 
 POLICY = """
@@ -77,8 +77,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     (folder / "policy.yaml").write_text(POLICY, encoding="utf-8")
     with fresh(folder) as target:
         build_area_twin(target, layers).close()
-        app = create_app(TwinSettings(store=target, layers=layers, access_policy=folder / "policy.yaml",
-                                      service=ServiceSettings(warm_index=False)))
+        app = create_app(TwinSettings(store=target, layers=layers, access_policy=folder / "policy.yaml"))
         with TestClient(app) as client:
             yield Service(client, app.state.gate, app.state.service.store)
 

@@ -15,7 +15,7 @@ from twin.access.audit import ACTIONS, AuditLog
 from twin.api.app import create_app
 from twin.catalogue import Catalogue
 from twin.errors import InvalidQueryError
-from twin.settings import ServiceSettings, TwinSettings
+from twin.settings import TwinSettings
 from twin.store import Store, open_store
 
 
@@ -108,7 +108,7 @@ def test_events_from_many_threads_are_all_kept_and_survive_a_restart(target: str
 @pytest.fixture
 def client(target: str, catalogue: Catalogue) -> Iterator[TestClient]:
     build_twin(target, catalogue).close()
-    settings = TwinSettings(store=target, service=ServiceSettings(warm_index=False))
+    settings = TwinSettings(store=target)
     with TestClient(create_app(settings)) as c:
         yield c
 

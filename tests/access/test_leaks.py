@@ -46,7 +46,7 @@ from twin.catalogue import Catalogue, LayerSpec, MaskRule
 from twin.geodesy import distance_to_point, to_local
 from twin.query import search
 from twin.query.area_points import AreaPoints
-from twin.settings import ServiceSettings, TwinSettings
+from twin.settings import TwinSettings
 from twin.store import Store
 from twin.store.gpkg import reads
 
@@ -199,8 +199,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         frames = {layer: store.features(layer).sort_values("fid").reset_index(drop=True) for layer in store.catalogue}
         _check_values_are_unique(frames, store.catalogue)
         store.close()
-        app = create_app(TwinSettings(store=target, layers=layers, access_policy=folder / "policy.yaml",
-                                      service=ServiceSettings(warm_index=False)))
+        app = create_app(TwinSettings(store=target, layers=layers, access_policy=folder / "policy.yaml"))
         with TestClient(app) as client:
             service_store = app.state.service.store
             areas = [k for layer in ("district", "subdistrict", "committee") for k in frames[layer]["key"]]
@@ -567,8 +566,7 @@ def own_world(tmp_path: Path, target: str) -> Iterator[World]:
     layers = access_catalogue(tmp_path / "layers")
     build_area_twin(target, layers, seed=5).close()
     (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    app = create_app(TwinSettings(store=target, layers=layers, access_policy=tmp_path / "policy.yaml",
-                                  service=ServiceSettings(warm_index=False)))
+    app = create_app(TwinSettings(store=target, layers=layers, access_policy=tmp_path / "policy.yaml"))
     with TestClient(app) as client:
         store = app.state.service.store
         frames = {layer: store.features(layer).sort_values("fid").reset_index(drop=True) for layer in store.catalogue}

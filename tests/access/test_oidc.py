@@ -24,7 +24,7 @@ from tests.users import bearer
 from twin.access import AccessSettings
 from twin.api.app import create_app
 from twin.errors import AccessConfigError
-from twin.settings import DEFAULT_LAYERS_DIR, OidcProviderSettings, ServiceSettings, TwinSettings
+from twin.settings import DEFAULT_LAYERS_DIR, OidcProviderSettings, TwinSettings
 from twin.store import Store
 
 ISSUER, AUDIENCE = "https://idp.city.example/realms/gov", "twin"
@@ -49,7 +49,7 @@ def jwks(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, rsa.RSAPrivat
 def service(tmp_path_factory: pytest.TempPathFactory, jwks: Path) -> Iterator[tuple[TestClient, Store]]:
     with fresh(tmp_path_factory.mktemp("oidc")) as target:
         build_area_twin(target, DEFAULT_LAYERS_DIR).close()
-        settings = TwinSettings(store=target, service=ServiceSettings(warm_index=False),
+        settings = TwinSettings(store=target,
                                 oidc=OidcProviderSettings(jwks=str(jwks), issuer=ISSUER, audience=AUDIENCE,
                                                           role_map=ROLE_MAP))
         app = create_app(settings)
@@ -185,5 +185,5 @@ def test_an_unreadable_jwks_stops_the_service_at_start(tmp_path: Path, target: s
     (tmp_path / "jwks.json").write_text('{"keys": "nope"}', encoding="utf-8")
     for jwks in (tmp_path / "missing.json", tmp_path / "jwks.json"):
         with pytest.raises(AccessConfigError, match=f"OIDC JWKS {jwks}"):
-            create_app(TwinSettings(store=target, service=ServiceSettings(warm_index=False),
+            create_app(TwinSettings(store=target,
                                     oidc=OidcProviderSettings(jwks=str(jwks), issuer=ISSUER, audience=AUDIENCE)))

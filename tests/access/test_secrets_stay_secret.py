@@ -90,7 +90,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue, jwks:
 def _serve(target: str, folder: Path, catalogue: Catalogue, jwks: Path) -> Iterator[Served]:  # noqa: F811
     """``twin serve`` of the store at ``target`` in a child process, as an operator starts it."""
     port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TWIN_WARM_INDEX": "false", "TWIN_OIDC_JWKS": str(jwks),
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TWIN_OIDC_JWKS": str(jwks),
            "TWIN_OIDC_ISSUER": ISSUER, "TWIN_OIDC_AUDIENCE": AUDIENCE, "TWIN_OIDC_ROLE_MAP": json.dumps(ROLE_MAP)}
     printed = folder / "serve.log"
     with printed.open("wb") as out:

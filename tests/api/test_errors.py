@@ -11,7 +11,7 @@ import pytest
 import twin.errors as errs
 from twin.api.app import create_app
 from twin.api.errors import status_of
-from twin.settings import ServiceSettings, TwinSettings
+from twin.settings import TwinSettings
 
 
 def test_every_domain_error_has_a_4xx_or_503() -> None:
@@ -25,7 +25,7 @@ def test_every_domain_error_has_a_4xx_or_503() -> None:
 
 
 def test_a_500_hides_its_details(twin_target: str, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(TwinSettings(store=twin_target, service=ServiceSettings(warm_index=False)))
+    app = create_app(TwinSettings(store=twin_target))
 
     def boom() -> None:
         raise RuntimeError("secret connection string user=admin")

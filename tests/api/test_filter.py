@@ -163,7 +163,7 @@ def test_time_budget_stops_an_expensive_filter(target: str, catalogue: Catalogue
     auth = bearer(add_users(target, ("planner",))["planner"])
     # a zigzag of 400 vertices across the box: every row's distance to it takes a while on either engine
     zigzag = ", ".join(f"{121.40 + i * 0.00025:.5f} {31.20 + 0.1 * (i % 2):.1f}" for i in range(400))
-    with running(target, query_budget_s=0.05, warm_index="false") as url:
+    with running(target, query_budget_s=0.05) as url:
         scan = {"filter": f"S_DWITHIN(geometry, LINESTRING({zigzag}), 5) OR road LIKE '%x%'", "limit": 10000}
         started = time.monotonic()
         r = httpx.get(url + "/collections/hydrant/items", params=scan, timeout=60, headers=auth)

@@ -60,7 +60,7 @@ def test_large_geojson_is_streamed_and_valid(target: str, catalogue: Catalogue) 
     store.upsert("hydrant", hydrants(2500, seed=3), author="test", source="test")
     store.close()
     token = add_users(target, ("planner",))["planner"]
-    with running(target, warm_index="false") as url:
+    with running(target) as url:
         r = httpx.get(url + "/collections/hydrant/items", params={"limit": 10000}, timeout=60, headers=bearer(token))
     assert r.headers.get("transfer-encoding") == "chunked"
     doc = r.json()

@@ -34,7 +34,7 @@ def writable(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> 
         build_twin(target, catalogue).close()
         tokens = add_users(target)
         store = open_store(target, catalogue, create=False)
-        with running(target, warm_index="false") as url:
+        with running(target) as url:
             yield Server(url, store, target, tokens)
         store.close()
 
@@ -156,7 +156,7 @@ def test_imports_need_a_role_that_writes(writable: Server, role: str | None, sta
 def test_upload_size_is_bounded(target: str, catalogue: Catalogue) -> None:
     build_twin(target, catalogue).close()
     tokens = add_users(target, ("gis_editor",))
-    with running(target, max_upload_mb=1, warm_index="false") as url:
+    with running(target, max_upload_mb=1) as url:
         r = httpx.post(f"{url}/collections/hydrant/import", headers=bearer(tokens["gis_editor"]), timeout=120,
                        files=[("file", ("big.csv", b"kind,lon,lat\n" + b"underground,121.47,31.23\n" * 60_000))])
         assert r.status_code == 413 and "TWIN_MAX_UPLOAD_MB" in r.json()["description"]

@@ -18,7 +18,7 @@ from tests.engines import drop, new_target
 from tests.users import add_user, bearer
 from twin.api.app import create_app
 from twin.catalogue import Catalogue
-from twin.settings import ServiceSettings, TwinSettings
+from twin.settings import TwinSettings
 from twin.store import open_store
 
 POINT = (121.4512, 31.2511)
@@ -34,7 +34,7 @@ def target(tmp_path: Path, catalogue: Catalogue) -> Iterator[str]:
 
 
 def _server(target: str) -> TestClient:
-    return TestClient(create_app(TwinSettings(store=target, service=ServiceSettings(warm_index=False))))
+    return TestClient(create_app(TwinSettings(store=target)))
 
 
 def _tile_keys(client: TestClient, path: str, headers: dict[str, str]) -> set[str]:

@@ -18,7 +18,7 @@ from tests.users import add_user, bearer
 from twin.api.app import create_app
 from twin.demo import names
 from twin.demo.rng import rng_for
-from twin.settings import ServiceSettings, TwinSettings
+from twin.settings import TwinSettings
 from twin.store import Store
 
 
@@ -43,7 +43,7 @@ def test_generated_people_and_phones_are_fictitious_for_any_seed(seed: int, n: i
 
 def test_demo_personal_values_are_served_masked(tiny: Store, own_tiny: str) -> None:
     planner = bearer(add_user(own_tiny, "planner-1", "planner"))
-    with TestClient(create_app(TwinSettings(store=own_tiny, service=ServiceSettings(warm_index=False)))) as client:
+    with TestClient(create_app(TwinSettings(store=own_tiny))) as client:
         for layer, (person, phone, _) in PERSONAL.items():
             stored = tiny.features(layer).set_index("key")
             r = client.get(f"/collections/{layer}/items", params={"limit": 10_000}, headers=planner)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.serving import serving
 from twin.api.app import create_app
-from twin.settings import MapSettings, ServiceSettings, TwinSettings
+from twin.settings import MapSettings, TwinSettings
 
 #: Layers with more components than this are drawn from vector tiles in the tests (hydrants, street lights).
 GEOJSON_MAX = 100
@@ -17,7 +17,7 @@ GEOJSON_MAX = 100
 @contextmanager
 def running(store: str | Path, map_settings: MapSettings | None = None, **settings: object) -> Iterator[str]:
     """Serve ``store`` (``settings``: more :class:`TwinSettings`); yields the base URL, then stops the server."""
-    app = create_app(TwinSettings(store=store, service=ServiceSettings(warm_index=False),
+    app = create_app(TwinSettings(store=store,
                                   map=map_settings or MapSettings(geojson_max=GEOJSON_MAX), **settings))
     with serving(app) as url:
         yield url

@@ -62,8 +62,7 @@ def _url(cluster: Cluster, schema: str, via: str | None = None) -> str:
 
 
 def _app(store: str, read: str | None = None) -> TestClient:
-    return TestClient(create_app(TwinSettings(store=store, store_read=read, service=ServiceSettings(warm_index=False,
-                                                                                                  threads=4))))
+    return TestClient(create_app(TwinSettings(store=store, store_read=read, service=ServiceSettings(threads=4))))
 
 
 def _admin(store: str) -> str:

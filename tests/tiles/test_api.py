@@ -117,7 +117,7 @@ def test_the_service_app_serves_tiles_beside_the_features_api(city: Store, gate:
 
     tile = tiles_in((*CENTRE, *CENTRE), 14)[0]
     token = gate.add_user("planner1", "planner")
-    with running(city.location, warm_index=False) as url, httpx.Client(base_url=url, timeout=30,
+    with running(city.location) as url, httpx.Client(base_url=url, timeout=30,
                                                                     headers=bearer(token)) as client:
         r = client.get(f"/tiles/hydrant/{tile.z}/{tile.x}/{tile.y}.mvt")
         assert r.status_code == 200 and mapbox_vector_tile.decode(r.content)["hydrant"]["features"]
