@@ -366,3 +366,11 @@ def test_up_login_respects_a_revoked_twin_up(store: str, capsys: pytest.CaptureF
     up_login(_settings(store), "127.0.0.1", 8000)
     out = capsys.readouterr().out
     assert "was revoked" in out and TOKEN.search(out) is None
+
+
+@pytest.mark.parametrize("name", ["bob\n", "z\n"])
+def test_a_user_name_with_a_trailing_newline_is_refused(store: str, name: str) -> None:
+    before = access_snapshot(store)
+    result = runner.invoke(app, ["user", "add", "--role", "planner", "--store", store, "--", name])
+    assert result.exit_code != 0 and "user name" in result.output
+    assert access_snapshot(store) == before

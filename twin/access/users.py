@@ -62,9 +62,9 @@ class UserRegistry:
 
     def add(self, name: str, role: str, area: str | None, days: int) -> str:
         """Create ``name`` and return its first token (shown once; only its hash is kept)."""
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):  # not match(): "$" lets a trailing newline through
             raise AccessConfigError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
-        if not re.match(IDENT, role):
+        if not re.fullmatch(IDENT, role):
             raise AccessConfigError(f"role {role!r} is not a role name")
         check_days(days)
         with self.db.write() as w:

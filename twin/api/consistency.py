@@ -25,7 +25,7 @@ COOKIE = "twin_after"
 KEEP_S = 300
 _MAX_USERS = 10_000
 #: A PostgreSQL log position (``16/B374D848``) or a GeoPackage changeset id.
-_POSITION = re.compile(r"^(?:[0-9A-F]{1,8}/[0-9A-F]{1,8}|\d{1,19})$")
+_POSITION = re.compile(r"^(?:[0-9A-F]{1,8}/[0-9A-F]{1,8}|\d{1,19})\Z")
 
 
 class Positions:

@@ -28,7 +28,7 @@ from twin.errors import ImportRejectedError, InvalidQueryError, TwinError
 from twin.settings import TwinSettings
 from twin.store import exists
 
-_AGE = re.compile(r"^(\d{1,6})([mhd])$")
+_AGE = re.compile(r"^(\d{1,6})([mhd])\Z")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _COLOURS = {"ok": "green", "denied": "yellow", "rejected": "yellow", "failed": "red"}
 #: Errors that refuse the user's input, recorded as ``rejected``; any other error is ``failed``.

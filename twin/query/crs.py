@@ -30,7 +30,7 @@ SUPPORTED_CRS = (
     OFFSET_URIS["bd09"],
 )
 EXTENSION_CRS = (OFFSET_URIS["gcj02"], OFFSET_URIS["bd09"])
-_SAFE = re.compile(r"^[A-Za-z0-9:/._\-]{1,200}$")
+_SAFE = re.compile(r"^[A-Za-z0-9:/._\-]{1,200}\Z")
 #: Text naming none of these (the codes of :data:`SUPPORTED_CRS`, and the names of two) is refused without
 #: asking PROJ, whose search for an arbitrary string can take a second of CPU.
 _MENTIONS = re.compile("|".join([*(re.split(r"[/:]", uri)[-1] for uri in SUPPORTED_CRS), "wgs84", "cgcs2000"]),

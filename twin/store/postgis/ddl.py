@@ -22,7 +22,7 @@ from twin.errors import StoreError, StoreVersionError
 SCHEMA_VERSION = 2
 #: Migrations from version N to N + 1, each run inside the opening transaction.
 MIGRATIONS: dict[int, str] = {}
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 PG_TYPES = {FieldType.string: 'text COLLATE "C"', FieldType.integer: "bigint", FieldType.float: "double precision",
             FieldType.boolean: "boolean", FieldType.date: "date", FieldType.datetime: "timestamptz"}
 GEOMETRY_TYPES = {GeometryKind.point: "Point", GeometryKind.line: "MultiLineString",
