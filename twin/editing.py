@@ -41,11 +41,11 @@ _GEOMETRY_KINDS = {"point": ("Point",), "line": ("LineString", "MultiLineString"
 
 @dataclass(frozen=True)
 class Written:
-    """A component after a write: its key, its new version (``None`` once deleted) and the changeset."""
+    """A component after a write: its key, the changeset, and whether it was deleted."""
 
     key: str
-    version: int | None
     changeset: Changeset
+    deleted: bool = False
 
 
 def feature_parts(body: object) -> tuple[dict[str, object], BaseGeometry | None]:
@@ -89,7 +89,7 @@ class Editor:
             key = str(plan.frame["key"].iloc[0])
             if plan.action[0] != "insert":
                 raise ComponentExistsError(key)
-        return Written(key, self._version(spec, key), w.changeset)
+        return Written(key, w.changeset)
 
     def replace(self, layer: str, key: str, body: object, who: Principal, expect: int | None) -> Written:
         """Every property and the geometry as given (fields left out become empty; personal fields the user
@@ -115,7 +115,7 @@ class Editor:
         spec = self._writable(layer, who)
         self._check_existing(spec, key, who)
         changeset = self.store.delete(spec.id, [key], author=str(who.name), source="api", expect_version=expect)
-        return Written(key, None, changeset)
+        return Written(key, changeset, deleted=True)
 
     def _edit(self, spec: LayerSpec, key: str, props: dict[str, object], geom: BaseGeometry | None,
               who: Principal, expect: int | None) -> Written:
@@ -124,7 +124,7 @@ class Editor:
             self._check_geometry(spec, geom, who)
         changeset = self.store.edit(key, author=str(who.name), properties=props, geometry=geom, source="api",
                                     expect_version=expect)
-        return Written(key, self._version(spec, key), changeset)
+        return Written(key, changeset)
 
     def _writable(self, layer: str, who: Principal) -> LayerSpec:
         spec = self.catalogue[layer]
@@ -165,10 +165,6 @@ class Editor:
             raise FeatureNotFoundError(key)
         if not bool(who.area.meets(rows.geometries())[0]):
             raise OutOfScopeError(key)
-
-    def _version(self, spec: LayerSpec, key: str) -> int | None:
-        with self.store.read() as snap:
-            return snap.versions(spec.id, [key]).get(key)
 
 
 def _patch_parts(body: object) -> tuple[dict[str, Any], BaseGeometry | None]:

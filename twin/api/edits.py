@@ -88,13 +88,14 @@ def _audit(request: Request, who: Principal, layer: str, outcome: str, status: i
 
 def _answer(request: Request, who: Principal, layer: str, done: Written, status: int = 200) -> Response:
     """The component as ``who`` sees it after the write, with its ETag (no body once deleted)."""
-    if done.version is None:
+    if done.deleted:
         response = Response(status_code=204)
     else:
-        rows = service(request).item(layer, done.key, who)
+        rows, version = service(request).versioned_item(layer, done.key, who)  # body and ETag of one snapshot
         feature = encode.features(encode.prepare(rows, CRS84))[0]
         response = render.json_response(feature, status=status, media_type="application/geo+json")
-        response.headers["ETag"] = etag(done.version)
+        if version is not None:
+            response.headers["ETag"] = etag(version)
         if status == 201:
             response.headers["Location"] = str(request.url_for("item", collectionId=layer, key=done.key))
     after_write(request, response)
@@ -120,7 +121,7 @@ async def _run(request: Request, who: Principal, layer: str, status: int, work: 
     return await run_in_threadpool(_answer, request, who, layer, done, status)
 
 
-async def _refused(request: Request, who: Principal, layer: str, exc: Exception) -> None:
+def _refused(request: Request, who: Principal, layer: str, exc: Exception) -> None:
     code = exc.status_code if isinstance(exc, StarletteHTTPException) else (
         status_of(exc)[0] if isinstance(exc, TwinError) else 500)
     _audit(request, who, layer, "rejected", code, str(getattr(exc, "detail", exc)))
@@ -134,7 +135,7 @@ async def create_item(request: Request, who: Who, layer: LayerPath) -> Response:
     try:
         body = await _body(request)
     except (StarletteHTTPException, TwinError) as exc:
-        await _refused(request, who, spec.id, exc)
+        _refused(request, who, spec.id, exc)
         raise
     editor = Editor(service(request).store)
     return await _run(request, who, spec.id, 201, editor.create, spec.id, body, who)
@@ -147,7 +148,7 @@ async def replace_item(request: Request, who: Who, layer: LayerPath, key: str) -
     try:
         body, expect = await _body(request), expected_version(request)
     except (StarletteHTTPException, TwinError) as exc:
-        await _refused(request, who, spec.id, exc)
+        _refused(request, who, spec.id, exc)
         raise
     editor = Editor(service(request).store)
     return await _run(request, who, spec.id, 200, editor.replace, spec.id, key, body, who, expect)
@@ -160,7 +161,7 @@ async def update_item(request: Request, who: Who, layer: LayerPath, key: str) ->
     try:
         body, expect = await _body(request, patch=True), expected_version(request)
     except (StarletteHTTPException, TwinError) as exc:
-        await _refused(request, who, spec.id, exc)
+        _refused(request, who, spec.id, exc)
         raise
     editor = Editor(service(request).store)
     return await _run(request, who, spec.id, 200, editor.update, spec.id, key, body, who, expect)
@@ -173,7 +174,7 @@ async def delete_item(request: Request, who: Who, layer: LayerPath, key: str) ->
     try:
         expect = expected_version(request)
     except TwinError as exc:
-        await _refused(request, who, spec.id, exc)
+        _refused(request, who, spec.id, exc)
         raise
     editor = Editor(service(request).store)
     return await _run(request, who, spec.id, 204, editor.delete, spec.id, key, who, expect)
