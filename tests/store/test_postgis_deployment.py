@@ -48,7 +48,7 @@ def cluster() -> Iterator[Cluster]:
     folder = Path(tempfile.mkdtemp(prefix="twin-deploy-"))
     folder.chmod(0o755)  # the server runs as `postgres` when the tests run as root: it must reach the folder
     made = Cluster(folder / "pg", {**os.environ, "TWIN_POSTGIS_DIR": str(folder / "pg"),
-                                   "TWIN_POSTGIS_PORT": str(57432 + 20 * worker)})
+                                   "TWIN_POSTGIS_PORT": str(27432 + 20 * worker)})
     made.run("start")
     try:
         yield made

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -67,7 +68,7 @@ def cluster() -> Iterator[Cluster]:
     folder = Path(tempfile.mkdtemp(prefix="twin-postgis-"))
     folder.chmod(0o755)  # the server runs as `postgres` when the tests run as root: it must reach the folder
     made = Cluster(folder / "pg", {**os.environ, "TWIN_POSTGIS_DIR": str(folder / "pg"),
-                                   "TWIN_POSTGIS_PORT": str(56432 + 10 * worker)})
+                                   "TWIN_POSTGIS_PORT": str(26432 + 10 * worker)})
     try:
         yield made
     finally:
@@ -166,3 +167,19 @@ def test_stop_then_start_keeps_the_data_and_the_url(cluster: Cluster, url: str) 
     with cluster.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone() == (1,)
     cluster.run("dropdb", name)
+
+
+def test_a_port_held_by_a_client_connection_is_passed_over(cluster: Cluster, url: str) -> None:
+    """The kernel gives client connections local ports in 32768-60999: one may hold the preferred port without
+    listening on it, which a probe by connecting does not see (a fresh-clone CI run lost its cluster to it)."""
+    port = int(URL.fullmatch(url).group(1))
+    cluster.run("stop")
+    with socket.create_server(("127.0.0.1", 0)) as peer, socket.socket() as client:
+        client.bind(("127.0.0.1", port))
+        client.connect(peer.getsockname())
+        moved = cluster.run("start").stdout.strip()
+        assert URL.fullmatch(moved) and URL.fullmatch(moved).group(1) != str(port)
+        with cluster.connect(moved) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        cluster.run("stop")
+    assert cluster.run("start").stdout.strip() == url  # the preferred port again once it is free

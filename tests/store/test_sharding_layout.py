@@ -42,8 +42,8 @@ def stores(catalogue: Catalogue) -> Iterator[tuple[str, str]]:
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
     folder = Path(tempfile.mkdtemp(prefix="twin-shards-"))
     folder.chmod(0o755)
-    primary, env_a = _server(folder / "a", 58432 + 20 * worker)
-    shard, env_b = _server(folder / "b", 58442 + 20 * worker)
+    primary, env_a = _server(folder / "a", 28432 + 20 * worker)
+    shard, env_b = _server(folder / "b", 28442 + 20 * worker)
     plain, sharded = f"{primary}?schema=plain", f"{primary}?schema=sharded"
     try:
         with open_store(plain, catalogue) as st:
