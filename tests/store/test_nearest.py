@@ -117,6 +117,19 @@ def test_nearest_ranks_by_metres_not_degrees(store):
     assert east.x > lon and 100 < near.distances[0] < 110
 
 
+def test_a_window_crowded_past_its_row_limit_still_ranks_exactly(store):
+    # 6,000 hydrants in a 20 m square (a depot): the first window's read stops at its row limit, so the nearest
+    # to a point among them may well be in the rows it did not read
+    lon, lat = 121.47, 31.23
+    rng = np.random.default_rng(5)
+    crowd = shapely.points(lon + rng.random(6000) * 0.0002, lat + rng.random(6000) * 0.0002)
+    store.upsert("hydrant", gpd.GeoDataFrame({"kind": ["above_ground"] * 6000}, geometry=crowd, crs="EPSG:4326"),
+                 author="t", source="t")
+    for x, y in rng.random((10, 2)) * 0.0002 + [lon, lat]:
+        for k in (1, 3, 20):
+            assert_exact(store, "hydrant", x, y, k)
+
+
 def test_ties_are_broken_by_fid(store):
     lon, lat = 121.47, 31.23
     ring = [shapely.Point(lon + 0.001 * np.cos(a), lat + 0.001 * np.sin(a)) for a in np.linspace(0, np.pi, 6)]

@@ -20,13 +20,13 @@ from numpy.typing import NDArray
 
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
-from twin.geodesy import degree_box
+from twin.geodesy import degree_box, distance_to_point
 from twin.model.area import Area
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import Hits, Rows, row_columns
 from twin.store.base import CellRow, estimate_count
-from twin.store.gpkg.blob import CODEC, point_coordinates
+from twin.store.gpkg.blob import CODEC, decode_geometries, point_coordinates
 from twin.store.gpkg.ddl import q
 from twin.store.gpkg.filter_sql import column, where
 
@@ -284,32 +284,40 @@ class GpkgSnapshot:
     def nearest(self, layer: str, lon: float, lat: float, k: int) -> Hits:
         """The ``k`` nearest, from the file's own R-tree (nothing held in memory, nothing to build at start-up).
 
-        Windows growing fourfold around the point are searched until one holds ``k`` components: the ``k``-th
-        smallest of their distances is a reach in metres that holds every true nearest, and one search of that
-        radius ranks them exactly, ties broken by fid (as the PostGIS engine does after its KNN scan).
+        Windows growing fourfold around the point are read until one holds ``k`` components; their distances are
+        computed at once, in numpy. The ``k``-th smallest is a reach in metres that holds every true nearest: when
+        the window held all of its rows and covers that reach, it holds the answer, else one read of the reach
+        does. Ranked exactly, ties broken by fid (as the PostGIS engine does after its KNN scan).
         """
         spec = self.catalogue[layer]
-        joined = (f"FROM {q('rtree_' + spec.id + '_geom')} r JOIN {q(spec.id)} t ON t.fid = r.id "
-                  "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?")
+        sql = (f"SELECT t.fid, t.geom FROM {q('rtree_' + spec.id + '_geom')} r JOIN {q(spec.id)} t ON t.fid = r.id "
+               "WHERE r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ? LIMIT ?")
         metres = _FIRST_WINDOW_M
         while True:
-            box = degree_box(lon, lat, metres)
-            found = self.execute(f"SELECT twin_distance(t.geom, ?, ?) {joined} LIMIT ?",
-                                 [lon, lat, box[2], box[0], box[3], box[1], _WINDOW_ROWS], "the nearest search")
-            near = sorted(d for (d,) in found if d is not None)
-            if len(near) >= k or metres >= _WHOLE_EARTH_M:
+            fids, dist, complete = self._distances(sql, lon, lat, metres, _WINDOW_ROWS)
+            if len(fids) >= k or metres >= _WHOLE_EARTH_M:
                 break
             metres *= 4
-        if not near:
+        if not len(fids):
             return Hits(np.empty(0, np.int64), np.empty(0))
-        reach = near[min(k, len(near)) - 1] * (1 + 1e-9) + 1e-6
-        box = degree_box(lon, lat, reach)
-        rows = [(d, fid) for fid, d in self.execute(f"SELECT t.fid, twin_distance(t.geom, ?, ?) {joined}",
-                                                    [lon, lat, box[2], box[0], box[3], box[1]], "the nearest search")
-                if d is not None and d <= reach]
-        rows.sort()
-        return Hits(np.array([f for _, f in rows[:k]], dtype=np.int64),
-                    np.array([d for d, _ in rows[:k]], dtype=np.float64))
+        reach = float(np.partition(dist, min(k, len(dist)) - 1)[min(k, len(dist)) - 1]) * (1 + 1e-9) + 1e-6
+        if not complete or reach > metres:  # the window missed rows, or the reach goes beyond it
+            fids, dist, _ = self._distances(sql, lon, lat, reach, -1)
+        near = dist <= reach
+        fids, dist = fids[near], dist[near]
+        order = np.lexsort((fids, dist))[:k]
+        return Hits(fids[order], dist[order])
+
+    def _distances(self, sql: str, lon: float, lat: float, metres: float, limit: int
+                   ) -> tuple[NDArray[np.int64], NDArray[np.float64], bool]:
+        """fids and distances (m) from (lon, lat) of the components in the box around it of ``metres`` (at most
+        ``limit`` rows; -1: all), and whether that was every row of the box."""
+        west, south, east, north = degree_box(lon, lat, metres)
+        found = self.execute(sql, [east, west, north, south, limit], "the nearest search")
+        rows = [r for r in found if r[1]]
+        fids = np.fromiter((f for f, _ in rows), dtype=np.int64, count=len(rows))
+        dist = distance_to_point(decode_geometries([b for _, b in rows]), lon, lat) if rows else np.empty(0)
+        return fids, dist, len(found) != limit
 
     def area_points(self, layer: str, area: Area, limit: int) -> tuple[NDArray[np.int64], NDArray[np.object_]] | None:
         spec = self.catalogue[layer]
