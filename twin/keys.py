@@ -209,30 +209,29 @@ def assign_keys(
     keys = np.empty(n, dtype=object)
     matched = np.zeros(n, dtype=bool)
     order = np.lexsort((np.arange(n), tiebreak, fps, cell_of))
-    taken_by_fp: dict[int, int] = defaultdict(int)
-    fresh: list[int] = []
-    for i in order.tolist():
-        fp = int(fps[i])
-        olds = existing_by_fp.get(fp, ())
-        k = taken_by_fp[fp]
-        if k < len(olds):
-            keys[i] = olds[k]
-            matched[i] = True
-            taken_by_fp[fp] = k + 1
-        else:
-            fresh.append(i)
-    if fresh:
-        fresh_idx = np.asarray(fresh, dtype=np.int64)
+    if existing_by_fp:  # only components whose fingerprint is stored can take a stored key: look at those alone
+        known = np.fromiter(existing_by_fp, dtype=np.int64, count=len(existing_by_fp))
+        taken_by_fp: dict[int, int] = defaultdict(int)
+        for i in order[np.isin(fps[order], known)].tolist():
+            fp = int(fps[i])
+            olds = existing_by_fp[fp]
+            k = taken_by_fp[fp]
+            if k < len(olds):
+                keys[i] = olds[k]
+                matched[i] = True
+                taken_by_fp[fp] = k + 1
+    fresh_idx = order[~matched[order]]  # the rest, still in (cell, fingerprint, tiebreak) order
+    if len(fresh_idx):
         fresh_cells = cell_of[fresh_idx]
         taken = used_ordinals(np.unique(fresh_cells).tolist())
         if not any(taken.values()):  # nothing stored in these cells: number each cell's run 0, 1, 2 ...
             starts = np.r_[0, np.flatnonzero(fresh_cells[1:] != fresh_cells[:-1]) + 1]
             run = np.arange(len(fresh_idx)) - np.repeat(starts, np.diff(np.r_[starts, len(fresh_idx)]))
-            keys[fresh_idx] = [f"{code}-{c}-{_base32(o)}" for c, o in zip(fresh_cells.tolist(), run.tolist(),
-                                                                            strict=True)]
+            ordinals = np.array([_base32(o) for o in range(int(run.max()) + 1)], dtype=object)
+            keys[fresh_idx] = f"{code}-" + fresh_cells.astype(object) + "-" + ordinals[run]  # C loops, no calls
             return KeyAssignment(keys, matched)
         cursor: dict[str, int] = defaultdict(int)
-        for i in fresh:  # still in (cell, fingerprint, tiebreak) order
+        for i in fresh_idx.tolist():
             cell = str(cell_of[i])
             used = taken.get(cell, ())
             ordinal = cursor[cell]

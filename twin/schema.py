@@ -43,17 +43,23 @@ def _values(col: pd.Series) -> pd.Series:
 
 
 def _strings(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:
-    out = [_text(v) for v in col.tolist()]
+    """Text values, each distinct one checked once: a column of a million rows holds a few thousand names."""
+    if pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        codes, distinct = pd.factorize(col)  # missing values get code -1, which picks the None appended last
+        uniques = list(distinct)
+    else:  # mixed types: 1, 1.0 and True are equal as keys but not as text, so each value goes on its own
+        codes, uniques = np.arange(len(col)), col.tolist()
+    texts = np.array([*(_text(v) for v in uniques), None], dtype=object)
     limit = spec.max_length
-    sizes = np.fromiter((-1 if v is None else len(v) for v in out), np.int64, len(out))
-    for too_long in np.flatnonzero(sizes > limit).tolist():
-        problems.append((too_long, spec.name, f"value is {sizes[too_long]} characters long; the limit is {limit}"))
-        out[too_long] = None
-    for r, v in enumerate(out):
-        if v is not None and "\x00" in v:  # PostgreSQL keeps no NUL in text, and no reader expects one
-            problems.append((r, spec.name, f"value holds a NUL character (\\x00) at position {v.index(chr(0))}"))
-            out[r] = None
-    return pd.Series(out, dtype=object)
+    sizes = np.fromiter((-1 if v is None else len(v) for v in texts), np.int64, len(texts))
+    nul = np.fromiter((v is not None and "\x00" in v for v in texts), bool, len(texts))
+    for r in np.flatnonzero((sizes > limit)[codes]).tolist():
+        problems.append((r, spec.name, f"value is {sizes[codes[r]]} characters long; the limit is {limit}"))
+    for r in np.flatnonzero((nul & (sizes <= limit))[codes]).tolist():  # PostgreSQL keeps no NUL in text
+        problems.append((r, spec.name, f"value holds a NUL character (\\x00) at position "
+                                       f"{texts[codes[r]].index(chr(0))}"))
+    texts[(sizes > limit) | nul] = None
+    return pd.Series(texts[codes], dtype=object)
 
 
 def _numbers(col: pd.Series, spec: FieldSpec, problems: Problems) -> pd.Series:

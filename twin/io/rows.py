@@ -93,8 +93,10 @@ class ChunkWriter:
             col = attrs[name]
             if col.dtype.kind in "biufcmM":
                 continue
-            lengths = np.fromiter((len(v) if isinstance(v, str) else 0 for v in col.tolist()), dtype=np.int64,
-                                  count=len(col))
+            codes, uniques = pd.factorize(col)  # each distinct value measured once; missing ones get code -1
+            sizes = np.fromiter((len(v) if isinstance(v, str) else 0 for v in uniques.tolist()), dtype=np.int64,
+                                count=len(uniques))
+            lengths = np.append(sizes, 0)[codes]
             if len(lengths) and lengths.max() > ABSURD_CHARS:
                 r = int(lengths.argmax())
                 raise ImportRejectedError(

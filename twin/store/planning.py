@@ -83,9 +83,20 @@ def _promote(spec: LayerSpec, geoms: np.ndarray, types: np.ndarray) -> np.ndarra
 
 
 def stored_values(frame: pd.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
-    """Rows of plain Python values (``None`` for missing) ready for SQLite."""
-    part = frame[columns].astype(object)
-    return list(part.where(part.notna(), None).itertuples(index=False, name=None))
+    """Rows of plain Python values (``None`` for missing) ready for SQLite, built column by column."""
+    return list(zip(*(_plain(frame[c]) for c in columns), strict=True)) if columns else [()] * len(frame)
+
+
+def _plain(col: pd.Series) -> list[Any]:
+    """One column as Python values, missing ones (NaN, NaT, NA) as ``None``."""
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":  # numpy integers and booleans: none missing
+        return col.tolist()
+    values = col.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    return values.tolist()
 
 
 class PlanLookup(Protocol):
