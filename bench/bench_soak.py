@@ -8,7 +8,8 @@ as stored); ``--drop-caches`` empties the kernel's page cache first (root only),
 as after a reboot. Measured:
 
 1. the time from launch to the first answer of ``/conformance`` and of each workload;
-2. single-client latency (p50/p95 of ``--probe`` requests per workload) from 10 s after the first answer;
+2. single-client latency (p50/p95 of ``--probe`` requests per workload, with httpx and again with wrk on the
+   same requests) from 10 s after the first answer;
 3. a mixed load for ``--minutes`` at ``--concurrency`` clients (every workload in turn, random places, every
    answer checked for 200), with the resident memory of the server's whole process tree sampled every 10 s;
 4. the same single-client latency again at the end.
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import loadgen
 import machine
 import morecantile
 import numpy as np
@@ -119,22 +121,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def probe(client: httpx.Client, loads: list[Workload], requests: int, seed: int) -> dict[str, dict[str, float]]:
-    """One client, one request at a time: p50/p95 per workload (ms)."""
+def probe(client: httpx.Client, loads: list[Workload], requests: int, seed: int,
+          headers: dict[str, str]) -> dict[str, dict[str, float]]:
+    """One client, one request at a time: p50/p95 per workload (ms), measured twice: with httpx, each answer
+    checked (the time includes the Python client's own work, ~0.5 ms a request), and with wrk cycling through
+    the same requests for 5 s (a C client: the server's latency)."""
     out = {}
     for w in loads:
         rng = np.random.default_rng(seed)
-        times = []
+        times, paths = [], []
         for _ in range(requests):
-            path = w.path(rng)
+            paths.append(path := w.path(rng))
             t0 = time.perf_counter()
             r = client.get(path)
             times.append((time.perf_counter() - t0) * 1000)
             if r.status_code != 200:
                 raise RuntimeError(f"{path} -> {r.status_code}: {r.text[:200]}")
+        single = loadgen.wrk(str(client.base_url).rstrip("/"), paths, 1, 5, headers=headers)
+        if single["errors"] or single["status_errors"]:
+            raise RuntimeError(f"{w.name}: wrk saw {single['errors']} errors, {single['status_errors']} bad statuses")
         out[w.name] = {"p50_ms": round(float(np.percentile(times, 50)), 2),
-                       "p95_ms": round(float(np.percentile(times, 95)), 2)}
-        print(f"  {w.name:24s} p50 {out[w.name]['p50_ms']:8.2f} ms  p95 {out[w.name]['p95_ms']:8.2f} ms", flush=True)
+                       "p95_ms": round(float(np.percentile(times, 95)), 2),
+                       "wrk_p50_ms": round(single["p50_us"] / 1000, 2), "wrk_p95_ms": round(single["p95_us"] / 1000, 2)}
+        o = out[w.name]
+        print(f"  {w.name:24s} httpx p50 {o['p50_ms']:7.2f} ms  p95 {o['p95_ms']:7.2f} ms   wrk p50 "
+              f"{o['wrk_p50_ms']:7.2f} ms  p95 {o['wrk_p95_ms']:7.2f} ms", flush=True)
     return out
 
 
@@ -226,11 +237,11 @@ def main() -> None:
             result["memory_start_mb"] = tree_memory_mb(proc.pid)
             result["rss_start_mb"] = result["memory_start_mb"]["rss"]
             print(f"from 10 s after start (server RSS {result['rss_start_mb']:,} MB):", flush=True)
-            result["probe_start"] = probe(client, loads, args.probe, seed=3)
+            result["probe_start"] = probe(client, loads, args.probe, seed=3, headers=headers)
             print(f"mixed load, {args.concurrency} clients, {args.minutes:g} min:", flush=True)
             result["soak"] = asyncio.run(soak(url, headers, loads, args.minutes * 60, args.concurrency, proc.pid))
             print("after the load:", flush=True)
-            result["probe_end"] = probe(client, loads, args.probe, seed=5)
+            result["probe_end"] = probe(client, loads, args.probe, seed=5, headers=headers)
             result["memory_after_mb"] = tree_memory_mb(proc.pid)
             result["rss_after_mb"] = result["memory_after_mb"]["rss"]
     finally:

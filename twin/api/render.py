@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 import orjson
@@ -55,10 +56,13 @@ def link(href: object, rel: str, media: str, title: str | None = None) -> dict[s
 
 def self_links(request: Request, offered: Sequence[str], current: str) -> list[dict[str, str]]:
     """``self`` in the current format and ``alternate`` in every other one offered."""
+    head = str(request.url).partition("?")[0]
+    kept = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k != "f"]  # parsed once
     out = []
     for key in dict.fromkeys(k if k != "json" or "geojson" not in offered else "geojson" for k in offered):
         rel = "self" if key == current or (current == "json" and key == "geojson") else "alternate"
-        out.append(link(request.url.include_query_params(f=key), rel, MEDIA_TYPES[key], f"this as {_TITLES[key]}"))
+        href = f"{head}?{urlencode([*kept, ('f', key)])}"
+        out.append(link(href, rel, MEDIA_TYPES[key], f"this as {_TITLES[key]}"))
     return out
 
 
