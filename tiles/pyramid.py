@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from isal import igzip
 from pmtiles.reader import Reader
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
@@ -29,15 +30,16 @@ class PyramidError(TwinError):
     """A pyramid that cannot be built (nothing to draw, the store changed meanwhile) or read."""
 
 
-#: gzip level of tiles drawn on request: level 4 is ~4 ms faster than 6 on a 150 KB tile for ~2 % more bytes.
-DRAWN_LEVEL = 4
-#: gzip level of pre-built pyramids, which are drawn once and sent many times.
+#: gzip level of pre-built pyramids, which are drawn once and sent many times (zlib's, for the smallest files).
 PYRAMID_LEVEL = 6
+#: ISA-L level of tiles drawn on request: on a dense 168 KB tile 0.39 ms against zlib level 4's 2.3 ms, for 10 %
+#: more bytes (66 KB against 60 KB), measured on this machine.
+DRAWN_LEVEL = 2
 
 
-def gzip_tile(data: bytes, level: int = DRAWN_LEVEL) -> bytes:
-    """Gzip with a fixed header (no timestamp), so equal tiles give equal bytes."""
-    return gzip.compress(data, compresslevel=level, mtime=0)
+def gzip_tile(data: bytes) -> bytes:
+    """Gzip of a tile drawn on request, by ISA-L (a fixed header, no timestamp: equal tiles give equal bytes)."""
+    return igzip.compress(data, compresslevel=DRAWN_LEVEL, mtime=0)
 
 
 def plan_tiles(bbox: Box, minzoom: int, maxzoom: int) -> list[TileID]:
@@ -83,7 +85,7 @@ def build(out: Path, layers: Sequence[str], tiles: Sequence[TileID],
                     raise PyramidError(f"the store changed while the pyramid was built (tile {tile} drew "
                                        f"{drawn}, the build started at {versions}); build it again")
                 if data:
-                    gz = gzip_tile(data, PYRAMID_LEVEL)
+                    gz = gzip.compress(data, compresslevel=PYRAMID_LEVEL, mtime=0)
                     writer.write_tile(zxy_to_tileid(tile.z, tile.x, tile.y), gz)
                     written += 1
                     largest, total = max(largest, len(data)), total + len(gz)
