@@ -123,3 +123,39 @@ def test_point_fingerprints_equal_the_general_definition(coords):
                                   hash_key="0123456789123456", categorize=False).view(np.int64)
     mixed = np.array([*pts, shapely.LineString([(0, 0), (1, 1)])], dtype=object)
     assert fingerprints(pts).tolist() == expected.tolist() == fingerprints(mixed)[:-1].tolist()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), min_size=2, max_size=50, unique=True),
+       st.lists(st.integers(1, 12), min_size=1, max_size=6), st.integers(0, 8))
+def test_a_write_in_chunks_gives_the_keys_of_one_write_per_chunk(tmp_path_factory, catalogue, cells, sizes, gone):
+    # A write in chunks (as an import is) gives the keys that one write per chunk gives, never one already used
+    # (also by a deleted component). Points are distinct: a later write would take one at the spot of an earlier
+    # one as the same component, one write does not.
+    from tests.engines import fresh
+    from twin.store import open_store
+
+    frame = hydrants(len(cells)).set_geometry(shapely.points([121.47 + 0.0001 * x for x, _ in cells],
+                                                             [31.23 + 0.0001 * y for _, y in cells]))
+    bounds = np.cumsum([0, *sizes])
+    chunks = [frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if a < len(frame)]
+    if bounds[-1] < len(frame):
+        chunks.append(frame.iloc[bounds[-1]:])
+    folder = tmp_path_factory.mktemp("chunks")
+    with fresh(folder, "a") as where_a, fresh(folder, "b") as where_b, open_store(where_a, catalogue) as a, \
+            open_store(where_b, catalogue) as b:
+        for st_ in (a, b):  # the same past in both: components in these cells, some since deleted
+            first = upsert(st_, hydrants(10, seed=3).set_geometry(
+                shapely.points([121.47 + 0.0001 * (i % 4) for i in range(10)], [31.23] * 10)))
+            st_.delete("hydrant", sorted(first.key)[:gone], author="t")
+        with a.writer("hydrant", author="t", source="t") as w:
+            for chunk in chunks:
+                w.add(chunk)
+        for chunk in chunks:
+            with b.writer("hydrant", author="t", source="t") as w:
+                w.add(chunk)
+        keyed = upsert(a, frame.iloc[:0])
+        assert by_key(keyed) == by_key(upsert(b, frame.iloc[:0]))
+        assert keyed.key.is_unique
+        deleted = set(sorted(first.key)[:gone])
+        assert not deleted & set(keyed.key)
