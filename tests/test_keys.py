@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import shapely
@@ -138,7 +140,7 @@ def test_a_write_in_chunks_gives_the_keys_of_one_write_per_chunk(tmp_path_factor
     frame = hydrants(len(cells)).set_geometry(shapely.points([121.47 + 0.0001 * x for x, _ in cells],
                                                              [31.23 + 0.0001 * y for _, y in cells]))
     bounds = np.cumsum([0, *sizes])
-    chunks = [frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if a < len(frame)]
+    chunks = [frame.iloc[a:b] for a, b in pairwise(bounds) if a < len(frame)]
     if bounds[-1] < len(frame):
         chunks.append(frame.iloc[bounds[-1]:])
     folder = tmp_path_factory.mktemp("chunks")
