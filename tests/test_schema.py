@@ -17,7 +17,7 @@ from twin.store.planning import stored_values
 LIMIT = 6
 text = st.sampled_from(["人民路", "  ", "", "a\x00b", "x" * (LIMIT + 1), "ab\x00" + "c" * LIMIT, "ok", " ok "])
 anything = st.one_of(text, st.none(), st.just(float("nan")), st.integers(-3, 3), st.floats(-2, 2),
-                     st.booleans())
+                     st.booleans(), st.just(np.array(["a", "b"])))  # GDAL reads a JSON array as a list
 
 
 def one_by_one(values: list[object]) -> tuple[list[str | None], list[tuple[int, str, str]]]:

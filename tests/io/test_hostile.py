@@ -116,6 +116,19 @@ def test_absurdly_long_value_refuses_the_file(tmp_path, seeded):
     _refused(seeded, write(frame, tmp_path / "h.geojson"), r"row 3, field 'road': a value of 1,500,000 characters")
 
 
+def test_list_values_mapped_onto_a_text_field_are_imported_as_text(tmp_path, store):
+    # GDAL reads a GeoJSON array property as a list; mapped onto a text field it is kept as its text, not a traceback
+    path = tmp_path / "tagged.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": ['
+                    '{"type": "Feature", "properties": {"kind": "underground", "tags": ["a", "b"]}, '
+                    '"geometry": {"type": "Point", "coordinates": [121.47, 31.23]}}, '
+                    '{"type": "Feature", "properties": {"kind": "underground", "tags": ["c"]}, '
+                    '"geometry": {"type": "Point", "coordinates": [121.471, 31.231]}}]}', encoding="utf-8")
+    report = run(store, path, mapping={"tags": "road"})
+    assert (report.inserted, report.rejected) == (2, 0)
+    assert sorted(store.features("hydrant")["road"]) == ["['a' 'b']", "['c']"]
+
+
 def test_value_longer_than_the_field_allows_rejects_only_that_row(tmp_path, store):
     frame = hydrant_frame(4)
     frame.loc[1, "road"] = "路" * 1200

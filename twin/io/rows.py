@@ -44,6 +44,14 @@ class RowObserver(Protocol):
         """Rows set aside, with their geometries (``None`` when missing) and why."""
 
 
+def _text_lengths(col: pd.Series) -> np.ndarray:
+    """The characters of each text value (0 for any other value); a text column's distinct values measured once."""
+    if pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):  # mixed, lists: one by one
+        return np.fromiter((len(v) if isinstance(v, str) else 0 for v in col.tolist()), np.int64, len(col))
+    codes, uniques = pd.factorize(col)  # missing values get code -1, which picks the 0 appended last
+    return np.append(np.fromiter(map(len, uniques.tolist()), np.int64, len(uniques)), 0)[codes]
+
+
 class ChunkWriter:
     """Feeds a file's chunks to a store writer, keeping the report up to date."""
 
@@ -93,10 +101,7 @@ class ChunkWriter:
             col = attrs[name]
             if col.dtype.kind in "biufcmM":
                 continue
-            codes, uniques = pd.factorize(col)  # each distinct value measured once; missing ones get code -1
-            sizes = np.fromiter((len(v) if isinstance(v, str) else 0 for v in uniques.tolist()), dtype=np.int64,
-                                count=len(uniques))
-            lengths = np.append(sizes, 0)[codes]
+            lengths = _text_lengths(col)
             if len(lengths) and lengths.max() > ABSURD_CHARS:
                 r = int(lengths.argmax())
                 raise ImportRejectedError(
