@@ -11,6 +11,7 @@ import shapely
 
 from tests.api.conftest import Server
 from twin.geodesy import distance_to_point
+from twin.model.rows import TIE_DECIMALS
 
 
 def test_radius_search_is_exact_and_nearest_first(server: Server) -> None:
@@ -45,7 +46,7 @@ def test_nearest_k_matches_brute_force(server: Server) -> None:
     doc = server.get("/collections/street_light/nearest", params={"point": f"{lon},{lat}", "k": 5}).json()
     frame = server.store.features("street_light")
     dist = distance_to_point(frame.geometry.to_numpy(), lon, lat)
-    order = np.lexsort((frame["fid"].to_numpy(), dist))[:5]
+    order = np.lexsort((frame["fid"].to_numpy(), np.round(dist, TIE_DECIMALS)))[:5]
     assert [f["id"] for f in doc["features"]] == frame["key"].to_numpy()[order].tolist()
     assert [f["properties"]["rank"] for f in doc["features"]] == [1, 2, 3, 4, 5]
     assert [f["properties"]["distance_m"] for f in doc["features"]] == pytest.approx(dist[order], abs=1e-3)

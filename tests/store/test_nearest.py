@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.conftest import hydrants
 from tests.engines import fresh
 from twin.geodesy import distance_to_point
+from twin.model.rows import TIE_DECIMALS
 from twin.store import open_store
 
 ops = st.lists(
@@ -36,7 +37,7 @@ def exact_nearest(store, layer, lon, lat):
     if not len(frame):
         return np.empty(0, np.int64), np.empty(0)
     dist = distance_to_point(frame.geometry.to_numpy(), lon, lat)
-    order = np.lexsort((frame.fid.to_numpy(), dist))
+    order = np.lexsort((frame.fid.to_numpy(), np.round(dist, TIE_DECIMALS)))
     return frame.fid.to_numpy()[order], dist[order]
 
 

@@ -106,8 +106,13 @@ def row_columns(spec: LayerSpec, near: bool = False) -> tuple[str, ...]:
     return ("fid", "key", "status", "updated_at", *spec.field_names, "geom", *(("distance_m",) if near else ()))
 
 
+#: Distances equal to the micrometre are ties, broken by id: two engines (or two adjacent polygons sharing an edge)
+#: can compute one distance a last bit apart, and must still rank alike.
+TIE_DECIMALS = 6
+
+
 class Hits(NamedTuple):
-    """Look-up results: feature ids and their distances in metres, nearest first (ties by id)."""
+    """Look-up results: feature ids and their distances in metres, nearest first (ties by id, see TIE_DECIMALS)."""
 
     fids: NDArray[np.int64]
     distances: NDArray[np.float64]

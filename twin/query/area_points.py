@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from twin.geodesy import distance_to_point
 from twin.model.area import Area
+from twin.model.rows import TIE_DECIMALS
 from twin.store import Changeset, Snapshot, Store
 
 MAX_ENTRIES = 2048
@@ -65,5 +66,5 @@ class AreaPoints:
             return None
         fids, points = found
         distances = distance_to_point(points, lon, lat)
-        order = np.lexsort((fids, distances))[:k]
+        order = np.lexsort((fids, np.round(distances, TIE_DECIMALS)))[:k]
         return fids[order], distances[order]

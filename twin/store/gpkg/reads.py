@@ -24,7 +24,7 @@ from twin.geodesy import degree_box, distance_to_point
 from twin.model.area import Area
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
-from twin.model.rows import Hits, Rows, row_columns
+from twin.model.rows import TIE_DECIMALS, Hits, Rows, row_columns
 from twin.store.base import CellRow, estimate_count
 from twin.store.gpkg.blob import CODEC, decode_geometries, point_coordinates
 from twin.store.gpkg.ddl import q
@@ -217,7 +217,7 @@ class GpkgSnapshot:
     def _order(self, query: FeatureQuery) -> str:
         terms = [f"{column(s.column)} {'ASC' if s.ascending else 'DESC'}" for s in query.sortby]
         if query.near is not None and not query.sortby:
-            terms.append("distance_m")
+            terms.append(f"round(distance_m, {TIE_DECIMALS})")
         return " ORDER BY " + ", ".join([*terms, "t.fid"])
 
     def select(self, query: FeatureQuery) -> Rows:
@@ -305,7 +305,7 @@ class GpkgSnapshot:
             fids, dist, _ = self._distances(sql, lon, lat, reach, -1)
         near = dist <= reach
         fids, dist = fids[near], dist[near]
-        order = np.lexsort((fids, dist))[:k]
+        order = np.lexsort((fids, np.round(dist, TIE_DECIMALS)))[:k]  # equal to the micrometre: a tie
         return Hits(fids[order], dist[order])
 
     def _distances(self, sql: str, lon: float, lat: float, metres: float, limit: int

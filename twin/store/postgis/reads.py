@@ -24,7 +24,7 @@ from twin.geodesy import degree_box
 from twin.model.area import Area
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
-from twin.model.rows import WKB, Hits, Rows, row_columns
+from twin.model.rows import TIE_DECIMALS, WKB, Hits, Rows, row_columns
 from twin.store.base import CellRow, estimate_count
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import select_list, time_text
@@ -119,7 +119,8 @@ class PgSnapshot:
             params = [query.near.lon, query.near.lat, *params]
         terms = [f"{column(s.column)} {'ASC' if s.ascending else 'DESC'}" for s in query.sortby]
         if query.near is not None and not query.sortby:
-            terms.append("distance_m")
+            terms.append(f"round({self.s}.twin_distance(t.geom, %s, %s)::numeric, {TIE_DECIMALS})")
+            params += [query.near.lon, query.near.lat]
         sql = (f"SELECT {cols} FROM {self._table(spec.id)} t" + (" WHERE " + " AND ".join(conds) if conds else "")
                + " ORDER BY " + ", ".join([*terms, "t.fid"]) + " LIMIT %s OFFSET %s")
         rows = self.execute(sql, [*params, query.limit, query.offset])
@@ -193,7 +194,8 @@ class PgSnapshot:
         radius = float(reach) * (1 + 1e-9) + 1e-6
         rows = self.execute(
             f"SELECT s.fid, s.d FROM (SELECT t.fid, {self.s}.twin_distance(t.geom, %s, %s) AS d FROM {table} t "
-            f"WHERE t.geom && {_ENVELOPE}) s WHERE s.d <= %s ORDER BY s.d, s.fid LIMIT %s",
+            f"WHERE t.geom && {_ENVELOPE}) s WHERE s.d <= %s "
+            f"ORDER BY round(s.d::numeric, {TIE_DECIMALS}), s.fid LIMIT %s",
             [lon, lat, *degree_box(lon, lat, radius), radius, k])
         return Hits(np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64))
 
