@@ -33,8 +33,9 @@ _EXT = {"x-twin-extension": True}
 
 
 @router.get("/collections/{collectionId}/nearest", summary="Twin extension: the k components nearest a point",
-            description="Exact metric nearest-k (ties broken by id) from the live in-memory index. Each feature "
-                        "carries `distance_m` (metres) and `rank` (1 = nearest).", openapi_extra=_EXT,
+            description="Exact metric nearest-k from the store's spatial index (ties, to the micrometre, broken "
+                        "by id). Each feature carries `distance_m` (metres) and `rank` (1 = nearest).",
+            openapi_extra=_EXT,
             responses={200: {"content": {MEDIA_TYPES[k]: {} for k in FEATURES if k != "json"}}})
 def nearest(request: Request, who: Who, layer: LayerPath,
             point: Annotated[str, Query(description="lon,lat (CRS84, or `point-crs`).")],
