@@ -67,13 +67,13 @@ class Renderer:
         """The tile for ``layers`` as ``view`` sees it, drawn in the richest mode that fits the size limit."""
         scope = scope_of(view.area) if view.area is not None else None
         for mode in MODES:
-            with self.store.read(self.budget_s) as snap:
+            with self.store.turn(), self.store.read(self.budget_s) as snap:
                 parts, versions = [], {}
                 for layer in layers:
                     part = _Part(self.catalogue[layer], tile, flt, view.fields(layer), scope)
                     features, versions[layer] = self._layer(snap, part, mode)
                     parts.append(features)
-            data = encode(parts)
+                data = encode(parts)
             if len(data) <= self.max_bytes:
                 return Rendered(data, versions, mode)
         raise AssertionError(f"tile {tile} of {','.join(layers)} is over {self.max_bytes} bytes even as cells")

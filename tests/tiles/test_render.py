@@ -4,6 +4,7 @@ tile, decoded by mapbox-vector-tile and by GDAL's MVT driver."""
 from __future__ import annotations
 
 import gzip
+import threading
 from pathlib import Path
 
 import geopandas as gpd
@@ -171,3 +172,22 @@ def test_points_a_hair_outside_the_buffered_tile_are_left_out_and_a_hair_inside_
     finally:
         engine.close()
     assert drawn == {"inside-west", "inside-east"}
+
+
+def test_a_tile_is_drawn_in_turn_with_the_other_requests_of_an_in_process_engine(engine: TileEngine,
+                                                                                 city: Store) -> None:
+    """GeoPackage: a tile waits while another request of the process holds the turn, then is drawn; PostGIS
+    requests overlap (their time is spent waiting for the server)."""
+    done = threading.Event()
+
+    def draw() -> None:
+        engine.draw(("hydrant",), _tile(14))
+        done.set()
+
+    with city.turn():
+        thread = threading.Thread(target=draw)
+        thread.start()
+        overlapped = done.wait(2.0)
+    thread.join(30)
+    assert done.is_set()
+    assert overlapped is (city.engine == "postgis")

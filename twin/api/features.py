@@ -211,6 +211,11 @@ def _page_links(request: Request, query: FeatureQuery, returned: int, matched: i
             responses={200: {"content": {MEDIA_TYPES[k]: {} for k in FEATURES if k != "json"}}})
 def items(request: Request, who: Who, req: Annotated[ItemsRequest, Depends(items_request)]) -> Response:
     fmt = choose(request, req.f, FEATURES)
+    with service(request).store.turn():
+        return _items(request, who, req, fmt)
+
+
+def _items(request: Request, who: Who, req: ItemsRequest, fmt: str) -> Response:
     page = service(request).page(req.query)
     returned = len(page.rows.rows)
     render.audit_download(request, who, fmt, req.query.layer, returned)

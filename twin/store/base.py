@@ -390,6 +390,12 @@ class Store(Protocol):
         """A token naming the state just committed, for :meth:`read`'s ``after``."""
         ...
 
+    def turn(self) -> AbstractContextManager[object]:
+        """The reading and encoding of one request, taken in turn with the other threads of this process where the
+        engine runs in it (GeoPackage: SQLite steps each row in this process, letting go of the GIL per row, so
+        threads reading at once pass the GIL to and fro per row); at once where it waits on a server (PostGIS)."""
+        ...
+
     def bulk(self, access: Path | None = None) -> Bulk:
         """Part-by-part dump and load of the whole store (with its access tables), for ``twin store copy``."""
         ...
