@@ -85,6 +85,11 @@ class QueryTooExpensiveError(InvalidQueryError):
     """A query that would scan more of the store than its time budget allows."""
 
 
+class CursorGoneError(TwinError):
+    """A change-feed cursor this store cannot resume from (past its end: another store, or one restored from an
+    older backup); the reader must resynchronise."""
+
+
 class ImportRejectedError(TwinError):
     """A file that cannot be imported at all (unreadable, unsafe, wrong kind); nothing was written."""
 

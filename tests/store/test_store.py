@@ -20,8 +20,12 @@ import shapely
 
 from tests.conftest import hydrants
 from tests.engines import execute, fresh, geopackage_only, is_pg, postgis_only, snapshot
+from twin.access.policy import load_policy
+from twin.access.principal import local
 from twin.catalogue import load_catalogue
 from twin.errors import FeatureNotFoundError, LayerNotFoundError, SchemaViolationError, StoreError, StoreVersionError
+from twin.model.changes import Position
+from twin.query.changes import ChangeReader
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import Store, open_store
 
@@ -327,8 +331,32 @@ def test_a_version_1_store_gains_the_tile_aggregate_tables_and_keeps_its_compone
     finally:
         reopened.close()
     with closing(sqlite3.connect(store.path)) as conn:
-        assert conn.execute("SELECT value FROM twin_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM twin_meta WHERE key = 'schema_version'").fetchone() == ("3",)
         assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= set(_TILE_TABLES)
+
+
+def test_a_version_2_store_gains_the_change_log_indexes_and_keeps_its_history(store, catalogue):
+    """Version 2 indexed history by the changeset that ended a version only; opening it migrates it to version 3
+    in place (history indexed in the change log's order), every version kept."""
+    store.upsert("hydrant", hydrants(10), author="t", source="t")
+    key = sorted(store.features("hydrant").key)[0]
+    store.edit(key, author="t", properties={"road": "新路"})
+    store.close()
+    where = store.location
+    execute(where, "DROP INDEX hydrant_history_changeset", "DROP INDEX hydrant_history_changeset_to",
+            "CREATE INDEX hydrant_history_changeset_to ON hydrant_history (changeset_to)",
+            "UPDATE twin_meta SET value = '2' WHERE key = 'schema_version'")
+    index = ("SELECT count(*) FROM pg_indexes WHERE indexname = 'hydrant_history_changeset'" if is_pg(where) else
+             "SELECT count(*) FROM sqlite_master WHERE name = 'hydrant_history_changeset'")
+    assert execute(where, index) == [(0,)]
+    reopened = open_store(where, catalogue, create=False)
+    try:
+        changes = ChangeReader(reopened).page(local(load_policy(None, catalogue)), Position(0)).changes
+        assert [c["op"] for c in changes].count("update") == 1 and len(changes) == 11
+    finally:
+        reopened.close()
+    assert execute(where, index) == [(1,)]
+    assert execute(where, "SELECT value FROM twin_meta WHERE key = 'schema_version'") == [("3",)]
 
 
 @geopackage_only

@@ -21,11 +21,12 @@ import geopandas as gpd
 import numpy as np
 from numpy.typing import NDArray
 
-from twin.catalogue import Catalogue
+from twin.catalogue import Catalogue, LayerSpec
 from twin.model.area import Area
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
-from twin.model.rows import Hits, Rows
+from twin.model.rows import GeometryCodec, Hits, Rows, row_columns
 
 BBox = tuple[float, float, float, float]
 #: What the current reader must see at least: a store :meth:`~Store.position` taken after their own last write (set
@@ -145,6 +146,18 @@ class Snapshot(Protocol):
     def changed(self, layer: str, since: int, *, removed: bool = True) -> Iterator[tuple[int, Rows]]:
         """``(sign, rows of status, geom)`` in chunks: versions superseded or deleted after ``since`` (-1, when
         ``removed``) and current versions written after it (+1)."""
+        ...
+
+    def log_end(self) -> int:
+        """The store's latest changeset (of any layer)."""
+        ...
+
+    def log_changesets(self, after: Position, upto: int, layers: Sequence[str], limit: int) -> list[LogChangeset]:
+        """The changesets of ``layers`` holding events after ``after``, up to ``upto``, in order (at most ``limit``)."""
+        ...
+
+    def layer_log(self, layer: str, after: Position, upto: int, limit: int) -> LayerLog:
+        """``layer``'s events after ``after`` up to changeset ``upto``, in log order (each list at most ``limit``)."""
         ...
 
     def layer_count(self, layer: str) -> int:
@@ -499,3 +512,27 @@ def estimate_count(query: FeatureQuery, layer_count: int, extent: BBox | None, c
         h = max(0.0, min(b[3], extent[3]) - max(b[1], extent[1]))
         covered += w * h
     return round(layer_count * min(1.0, covered / area))
+
+
+def log_spans(column: str, after: Position, upto: int, mark: str = "?") -> list[tuple[str, list[object]]]:
+    """Conditions (with parameters) for the rows after ``after`` up to changeset ``upto`` whose changeset is in
+    ``column``: the rest of ``after``'s changeset, then the later changesets, each an index range on (changeset,
+    fid); ``mark`` is the engine's parameter mark."""
+    spans: list[tuple[str, list[object]]] = []
+    if after.fid != WHOLE and after.changeset <= upto:
+        spans.append((f"{column} = {mark} AND t.fid > {mark}", [after.changeset, after.fid]))
+    if after.changeset < upto:
+        spans.append((f"{column} > {mark} AND {column} <= {mark}", [after.changeset, upto]))
+    return spans
+
+
+def log_of(spec: LayerSpec, written: list[tuple[Any, ...]], ended: list[tuple[Any, ...]], limit: int,
+           codec: GeometryCodec) -> LayerLog:
+    """A :class:`LayerLog` from an engine's rows (``written``: row columns, changeset, version; ``ended``: fid, key,
+    geom, changeset_to, version, op), each put in log order and cut at ``limit``."""
+    written = sorted(written, key=lambda r: (r[-2], r[0]))[:limit]
+    ended = sorted(ended, key=lambda r: (r[3], r[0]))[:limit]
+    return LayerLog(Rows(spec, row_columns(spec), [r[:-2] for r in written], codec=codec),
+                    [(int(r[-2]), int(r[-1])) for r in written],
+                    Rows(spec, ("fid", "key", "geom"), [r[:3] for r in ended], codec=codec),
+                    [(int(r[3]), int(r[4]), str(r[5])) for r in ended])

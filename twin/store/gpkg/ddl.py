@@ -13,7 +13,7 @@ from twin.catalogue import Catalogue, LayerSpec, layer_id_is_valid
 from twin.errors import StoreError, StoreVersionError
 
 #: The store schema this code writes. Bump it with an entry in ``MIGRATIONS``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 GPKG_USER_VERSION = 10300  # GeoPackage 1.3
 RTREE_EXTENSION = "http://www.geopackage.org/spec120/#extension_rtree"
@@ -32,8 +32,17 @@ def _tiles_to_store(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _log_order(conn: sqlite3.Connection) -> None:
+    """2 -> 3: history indexed in the change log's order (changeset, then component), for the change feed."""
+    for (layer,) in conn.execute("SELECT layer FROM twin_layers").fetchall():
+        conn.execute(f'CREATE INDEX IF NOT EXISTS {q(layer + "_history_changeset")} '
+                     f'ON {q(layer + "_history")}(changeset, fid)')
+        conn.execute(f'DROP INDEX IF EXISTS {q(layer + "_history_changeset_to")}')
+        conn.execute(f'CREATE INDEX {q(layer + "_history_changeset_to")} ON {q(layer + "_history")}(changeset_to, fid)')
+
+
 #: Migrations from version N to N + 1, each run inside the opening transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _tiles_to_store}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _tiles_to_store, 2: _log_order}
 SYSTEM_COLUMNS = ("fid", "geom", "key", "fp", "version", "changeset", "valid_from", "status", "updated_at")
 
 

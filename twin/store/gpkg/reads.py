@@ -22,10 +22,11 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box, distance_to_point
 from twin.model.area import Area
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import TIE_DECIMALS, Hits, Rows, row_columns
-from twin.store.base import CellRow, estimate_count
+from twin.store.base import CellRow, estimate_count, log_of, log_spans
 from twin.store.gpkg.blob import CODEC, decode_geometries, point_coordinates
 from twin.store.gpkg.ddl import q
 from twin.store.gpkg.filter_sql import column, where
@@ -374,6 +375,31 @@ class GpkgSnapshot:
             cur = self.conn.execute(sql, params)
             while rows := cur.fetchmany(_CHUNK):
                 yield sign, self._rows(spec, ("fid", "status", "geom"), rows)
+
+    # -- the change log ------------------------------------------------------------------------
+    def log_end(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM twin_changesets").fetchone()[0])
+
+    def log_changesets(self, after: Position, upto: int, layers: Sequence[str], limit: int) -> list[LogChangeset]:
+        first = after.changeset + (after.fid == WHOLE)
+        rows = self.execute("SELECT id, layer, time, kind FROM twin_changesets WHERE id >= ? AND id <= ? "
+                            "AND layer IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
+                            [first, upto, orjson.dumps(list(layers)).decode(), limit], "reading the change log")
+        return [LogChangeset(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    def layer_log(self, layer: str, after: Position, upto: int, limit: int) -> LayerLog:
+        spec = self.catalogue[layer]
+        written, ended = [], []
+        for cond, params in log_spans("t.changeset", after, upto):
+            for table in (spec.id, spec.id + "_history"):
+                written += self.execute(
+                    f"SELECT {_select_list(spec)}, t.changeset, t.version FROM {q(table)} t WHERE {cond} "
+                    "ORDER BY t.changeset, t.fid LIMIT ?", [*params, limit], "reading the change log")
+        for cond, params in log_spans("t.changeset_to", after, upto):
+            ended += self.execute(
+                f'SELECT t.fid, t."key", t.geom, t.changeset_to, t.version, t.op FROM {q(spec.id + "_history")} t '
+                f"WHERE {cond} ORDER BY t.changeset_to, t.fid LIMIT ?", [*params, limit], "reading the change log")
+        return log_of(spec, written, ended, limit, CODEC)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def layer_count(self, layer: str) -> int:

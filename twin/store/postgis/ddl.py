@@ -19,9 +19,21 @@ from twin.catalogue import Catalogue, FieldType, GeometryKind, LayerSpec, layer_
 from twin.errors import StoreError, StoreVersionError
 
 #: The store schema this code writes (shared numbering with the GeoPackage engine's).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Migrations from version N to N + 1, each run inside the opening transaction.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 2 -> 3: layers and their history indexed in the change log's order (changeset, then component)
+    2: """DO $$ DECLARE l text; BEGIN
+  FOR l IN SELECT layer FROM {s}.twin_layers LOOP
+    EXECUTE format('DROP INDEX IF EXISTS {s}.%I', l || '_changeset');
+    EXECUTE format('CREATE INDEX %I ON {s}.%I (changeset, fid)', l || '_changeset', l);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON {s}.%I (changeset, fid)', l || '_history_changeset',
+                   l || '_history');
+    EXECUTE format('DROP INDEX IF EXISTS {s}.%I', l || '_history_changeset_to');
+    EXECUTE format('CREATE INDEX %I ON {s}.%I (changeset_to, fid)', l || '_history_changeset_to', l || '_history');
+  END LOOP;
+END $$;""",
+}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 PG_TYPES = {FieldType.string: 'text COLLATE "C"', FieldType.integer: "bigint", FieldType.float: "double precision",
             FieldType.boolean: "boolean", FieldType.date: "date", FieldType.datetime: "timestamptz"}

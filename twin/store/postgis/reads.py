@@ -22,10 +22,11 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box
 from twin.model.area import Area
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import TIE_DECIMALS, WKB, Hits, Rows, row_columns
-from twin.store.base import CellRow, estimate_count
+from twin.store.base import CellRow, estimate_count, log_of, log_spans
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import select_list, time_text
 from twin.store.postgis.filter_sql import column, where
@@ -270,6 +271,33 @@ class PgSnapshot:
     def extent(self, layer: str) -> Box | None:
         row = self._layer_row(layer)
         return None if row is None or row[1] is None else (row[1], row[2], row[3], row[4])
+
+    # -- the change log ------------------------------------------------------------------------
+    def log_end(self) -> int:
+        return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets")[0][0])
+
+    def log_changesets(self, after: Position, upto: int, layers: Sequence[str], limit: int) -> list[LogChangeset]:
+        first = after.changeset + (after.fid == WHOLE)
+        rows = self.execute(f"SELECT id, layer, {time_text('time', micros=True)}, kind FROM {self.s}.twin_changesets "
+                            "WHERE id >= %s AND id <= %s AND layer = ANY(%s) ORDER BY id LIMIT %s",
+                            [first, upto, list(layers), limit], "reading the change log")
+        return [LogChangeset(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    def layer_log(self, layer: str, after: Position, upto: int, limit: int) -> LayerLog:
+        spec = self.catalogue[layer]
+        written: list[tuple[Any, ...]] = []
+        ended: list[tuple[Any, ...]] = []
+        for cond, params in log_spans("t.changeset", after, upto, "%s"):
+            for table in (spec.id, spec.id + "_history"):
+                written += self.execute(
+                    f"SELECT {self._select_list(spec)}, t.changeset, t.version FROM {self._table(table)} t "
+                    f"WHERE {cond} ORDER BY t.changeset, t.fid LIMIT %s", [*params, limit], "reading the change log")
+        for cond, params in log_spans("t.changeset_to", after, upto, "%s"):
+            ended += self.execute(
+                f'SELECT t.fid, t."key", ST_AsBinary(t.geom), t.changeset_to, t.version, t.op '
+                f"FROM {self._table(spec.id + '_history')} t WHERE {cond} ORDER BY t.changeset_to, t.fid LIMIT %s",
+                [*params, limit], "reading the change log")
+        return log_of(spec, written, ended, limit, WKB)
 
     def last_changeset(self, layer: str) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets WHERE layer = %s",

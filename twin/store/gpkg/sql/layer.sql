@@ -27,5 +27,6 @@ CREATE TABLE "{t}_history" (
   op TEXT NOT NULL
 );
 CREATE INDEX "{t}_history_key" ON "{t}_history"("key", version);
-CREATE INDEX "{t}_history_changeset_to" ON "{t}_history"(changeset_to);
+CREATE INDEX "{t}_history_changeset" ON "{t}_history"(changeset, fid);
+CREATE INDEX "{t}_history_changeset_to" ON "{t}_history"(changeset_to, fid);
 CREATE VIRTUAL TABLE "rtree_{t}_geom" USING rtree(id, minx, maxx, miny, maxy);

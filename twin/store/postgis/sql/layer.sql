@@ -26,5 +26,6 @@ CREATE TABLE {s}."{t}_history" (
   op text NOT NULL
 );
 CREATE INDEX "{t}_history_key" ON {s}."{t}_history" ("key", version);
-CREATE INDEX "{t}_history_changeset_to" ON {s}."{t}_history" (changeset_to);
+CREATE INDEX "{t}_history_changeset" ON {s}."{t}_history" (changeset, fid);
+CREATE INDEX "{t}_history_changeset_to" ON {s}."{t}_history" (changeset_to, fid);
 CREATE INDEX "{t}_history_geom" ON {s}."{t}_history" USING gist (geom);
