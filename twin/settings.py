@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
                                                         "its own read connections, so this bounds memory).")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
                          description="Worker processes of `twin serve` and `twin up` (default: one per core).")
+    stream_max_s: float = Field(600.0, gt=0, le=86_400, description="Longest one change stream (/changes/stream) "
+                                "lasts before the server ends it; EventSource reconnects at once with "
+                                "Last-Event-ID, and the token is checked again (a revoked one stops there).")
     host: str = Field("127.0.0.1", description="Address `twin serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `twin serve` listens on.")
 

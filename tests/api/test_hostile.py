@@ -24,7 +24,7 @@ from tests.api.conftest import add_users
 from tests.users import bearer
 from twin.api.app import create_app
 from twin.query.cql_checks import MAX_DEPTH, MAX_FILTER_CHARS, MAX_IN_VALUES, MAX_NODES, MAX_VERTICES
-from twin.settings import TwinSettings
+from twin.settings import ServiceSettings, TwinSettings
 
 #: Valid values of every path parameter: a new route with a new path parameter must add one here.
 PATH_VALUES = {"collectionId": "hydrant", "layer": "hydrant", "layers": "hydrant", "tms": "WebMercatorQuad",
@@ -87,7 +87,8 @@ class Api:
 @pytest.fixture(scope="module")
 def api(twin_target: str) -> Iterator[Api]:
     token = add_users(twin_target, ("admin",))["admin"]
-    app = create_app(TwinSettings(store=twin_target))
+    # change streams end after 0.2 s here, so that a valid request to one answers like any other
+    app = create_app(TwinSettings(store=twin_target, service=ServiceSettings(stream_max_s=0.2)))
     with TestClient(app, raise_server_exceptions=False, headers=bearer(token)) as client:
         doc = client.get("/api").json()
         key = client.get("/collections/hydrant/items", params={"limit": 1}).json()["features"][0]["id"]
