@@ -68,8 +68,8 @@ BENCH = Path.home() / ".cache" / "twin" / "bench"
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 ZOOMS = (12, 14, 16)
 #: Server names, in the order the report lists them; the first is the reference for feature counts.
-GPKG, PG, PG2, BEFORE, TIPG = "twin-gpkg", "twin-pg", "twin-pg-2w", "twin-before", "tipg"
-ORDER = (GPKG, PG, PG2, BEFORE, TIPG)
+GPKG, GPKG2, PG, PG2, BEFORE, TIPG = "twin-gpkg", "twin-gpkg-2w", "twin-pg", "twin-pg-2w", "twin-before", "tipg"
+ORDER = (GPKG, GPKG2, PG, PG2, BEFORE, TIPG)
 #: Degrees (about 2 m): the float32 boxes of SQLite's R-tree and of PostGIS's ``&&`` are this sharp, and no sharper.
 EDGE = 2e-5
 
@@ -434,8 +434,8 @@ def start_all(args: argparse.Namespace, catalogue: Catalogue, seeds: list[Seeds]
     """Start the servers one after another (each warm before the next starts: the first on each store builds
     its tile aggregates if missing)."""
     runs: list[Running] = []
-    plan: list[tuple[str, str, int, Path]] = [(GPKG, str(gpkg), 1, ROOT), (PG, pg_url, 1, ROOT),
-                                              (PG2, pg_url, 2, ROOT)]
+    plan: list[tuple[str, str, int, Path]] = [(GPKG, str(gpkg), 1, ROOT), (GPKG2, str(gpkg), 2, ROOT),
+                                              (PG, pg_url, 1, ROOT), (PG2, pg_url, 2, ROOT)]
     if args.before != "none":
         root = worktree(args.before)
         old = version_1_copy(gpkg)

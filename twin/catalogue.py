@@ -99,6 +99,7 @@ class FieldSpec(BaseModel):
     description: str = ""
     sensitive: MaskRule | None = Field(None, description="Mask rule for personal data, or none.")
     max_length: int = Field(1000, gt=0, le=100_000)
+    measured: bool = Field(False, description="A value status reports may carry (a pressure, a water level).")
 
     @field_validator("name")
     @classmethod
@@ -106,6 +107,12 @@ class FieldSpec(BaseModel):
         if v in RESERVED_COLUMNS:
             raise ValueError(f"{v!r} is reserved for twin's own columns ({', '.join(sorted(RESERVED_COLUMNS))})")
         return v
+
+    @model_validator(mode="after")
+    def _measured_is_a_number(self) -> FieldSpec:
+        if self.measured and self.type not in (FieldType.integer, FieldType.float):
+            raise ValueError(f"field {self.name!r}: only a number can be measured, not a {self.type.value}")
+        return self
 
 
 class Style(BaseModel):

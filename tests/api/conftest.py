@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from tests.engines import fresh
+from tests.query.twin_fixture import build_twin
 from tests.users import add_user, bearer
 from twin.catalogue import Catalogue
 from twin.settings import DEFAULT_LAYERS_DIR
@@ -100,3 +102,32 @@ def server(twin_target: str, catalogue: Catalogue) -> Iterator[Server]:
     with running(twin_target, stream_max_s=0.2) as url:  # a change stream ends like any answer (the fuzz waits)
         yield Server(url, store, twin_target, tokens)
     store.close()
+
+
+POLICY = """
+area_layers: [district]
+roles:
+  admin:        {read: "*", write: "*", unmask: "*", manage: true}
+  gis_editor:   {read: "*", write: "*"}
+  planner:      {read: "*"}
+  area_officer: {read: "*", unmask: "*", scope: required}
+  area_editor:  {read: "*", write: [hydrant], scope: required}
+"""
+
+
+#: A policy whose area_officer sees one district (West) only, with its personal fields unmasked.
+@pytest.fixture(scope="module")
+def area_city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("area_city")
+    policy = folder / "policy.yaml"
+    policy.write_text(POLICY, encoding="utf-8")
+    with fresh(folder) as target:
+        build_twin(target, catalogue).close()
+        tokens = add_users(target)
+        store = open_store(target, catalogue, create=False)
+        west = store.features("district").sort_values("name_en").iloc[1]
+        tokens["area_officer"] = add_user(target, "west-officer", "area_officer", str(west.key), policy=policy)
+        tokens["area_editor"] = add_user(target, "west-editor", "area_editor", str(west.key), policy=policy)
+        with running(target, access_policy=str(policy), stream_max_s=3) as url:
+            yield Server(url, store, target, tokens)
+        store.close()

@@ -5,59 +5,32 @@ area and masked as the user's role requires."""
 from __future__ import annotations
 
 import contextlib
+import json
+import re
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import orjson
-import pytest
 import shapely
 
-from tests.api.conftest import Server, add_users, running
-from tests.engines import fresh
-from tests.query.twin_fixture import build_twin
-from tests.users import add_user, bearer
-from twin.catalogue import Catalogue
+from tests.api.conftest import Server
+from tests.api.test_readme_clients import readme_block
+from tests.users import bearer
 from twin.model.changes import Position
-from twin.store import open_store
-
-POLICY = """
-area_layers: [district]
-roles:
-  admin:        {read: "*", write: "*", unmask: "*", manage: true}
-  gis_editor:   {read: "*", write: "*"}
-  planner:      {read: "*"}
-  area_officer: {read: "*", unmask: "*", scope: required}
-"""
 
 
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("changes")
-    policy = folder / "policy.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
-    with fresh(folder) as target:
-        build_twin(target, catalogue).close()
-        tokens = add_users(target)
-        store = open_store(target, catalogue, create=False)
-        west = store.features("district").sort_values("name_en").iloc[1]
-        tokens["area_officer"] = add_user(target, "west-officer", "area_officer", str(west.key), policy=policy)
-        with running(target, access_policy=str(policy), stream_max_s=3) as url:
-            yield Server(url, store, target, tokens)
-        store.close()
+def _get(area_city: Server, path: str, role: str = "planner", **params: object) -> httpx.Response:
+    return httpx.get(area_city.url + path, params=params, headers=bearer(area_city.tokens[role]), timeout=30)
 
 
-def _get(city: Server, path: str, role: str = "planner", **params: object) -> httpx.Response:
-    return httpx.get(city.url + path, params=params, headers=bearer(city.tokens[role]), timeout=30)
-
-
-def _all(city: Server, role: str, since: str = "0", limit: int = 500, layers: str | None = None
+def _all(area_city: Server, role: str, since: str = "0", limit: int = 500, layers: str | None = None
          ) -> tuple[list[dict], str]:
     """Every event after ``since``, page by page (following ``next``), and the cursor at the end."""
     events: list[dict] = []
     while True:
-        body = _get(city, "/changes", role, since=since, limit=limit,
+        body = _get(area_city, "/changes", role, since=since, limit=limit,
                     **({"layers": layers} if layers else {})).json()
         events += body["changes"]
         since = body["next"]
@@ -65,64 +38,64 @@ def _all(city: Server, role: str, since: str = "0", limit: int = 500, layers: st
             return events, since
 
 
-def _patch(city: Server, key: str, road: str) -> None:
-    r = httpx.patch(f"{city.url}/collections/hydrant/items/{key}", content=orjson.dumps({"road": road}),
-                    headers={**bearer(city.tokens["gis_editor"]), "Content-Type": "application/merge-patch+json"},
+def _patch(area_city: Server, key: str, road: str) -> None:
+    r = httpx.patch(f"{area_city.url}/collections/hydrant/items/{key}", content=orjson.dumps({"road": road}),
+                    headers={**bearer(area_city.tokens["gis_editor"]), "Content-Type": "application/merge-patch+json"},
                     timeout=30)
     assert r.status_code == 200, r.text
 
 
-def test_paging_the_feed_from_the_start_gives_every_component_once(city: Server) -> None:
-    events, end = _all(city, "planner", limit=97, layers="hydrant")
-    stored = city.store.features("hydrant")
+def test_paging_the_feed_from_the_start_gives_every_component_once(area_city: Server) -> None:
+    events, end = _all(area_city, "planner", limit=97, layers="hydrant")
+    stored = area_city.store.features("hydrant")
     assert sorted(e["key"] for e in events if e["op"] == "create") == sorted(stored.key)
     assert len({e["id"] for e in events}) == len(events)
-    assert _get(city, "/changes", since=end).json() == {
-        "changes": [], "next": end, "caughtUp": True, "links": _get(city, "/changes", since=end).json()["links"]}
-    now = _get(city, "/changes").json()  # no cursor: from now on
+    assert _get(area_city, "/changes", since=end).json() == {
+        "changes": [], "next": end, "caughtUp": True, "links": _get(area_city, "/changes", since=end).json()["links"]}
+    now = _get(area_city, "/changes").json()  # no cursor: from now on
     assert now["changes"] == [] and now["caughtUp"]
 
 
-def test_an_area_bound_user_gets_exactly_their_area(city: Server) -> None:
-    west = city.store.features("district").sort_values("name_en").iloc[1].geometry
-    events, _ = _all(city, "area_officer", layers="hydrant,residential_compound")
+def test_an_area_bound_user_gets_exactly_their_area(area_city: Server) -> None:
+    west = area_city.store.features("district").sort_values("name_en").iloc[1].geometry
+    events, _ = _all(area_city, "area_officer", layers="hydrant,residential_compound")
     assert events
     for e in events:
         if "feature" in e:
             assert west.intersects(shapely.geometry.shape(e["feature"]["geometry"])), e["key"]
-    frame = city.store.features("hydrant")
+    frame = area_city.store.features("hydrant")
     inside = set(frame.key[frame.intersects(west)])
     assert {e["key"] for e in events if e["layer"] == "hydrant" and e["op"] == "create"} >= inside
 
 
-def test_personal_fields_come_masked_to_a_planner(city: Server) -> None:
-    stored = {str(v) for v in city.store.features("residential_compound").property_manager}
-    events, _ = _all(city, "planner", layers="residential_compound")
+def test_personal_fields_come_masked_to_a_planner(area_city: Server) -> None:
+    stored = {str(v) for v in area_city.store.features("residential_compound").property_manager}
+    events, _ = _all(area_city, "planner", layers="residential_compound")
     sent = {e["feature"]["properties"].get("property_manager") for e in events if "feature" in e}
     assert sent and not sent & stored
     body = orjson.dumps(events).decode()
     assert not any(v in body for v in stored)
 
 
-def test_bad_and_foreign_cursors_are_refused_with_an_ogc_error(city: Server) -> None:
-    bad = _get(city, "/changes", since="yesterday")
+def test_bad_and_foreign_cursors_are_refused_with_an_ogc_error(area_city: Server) -> None:
+    bad = _get(area_city, "/changes", since="yesterday")
     assert bad.status_code == 400 and "cursor" in bad.json()["description"]
-    end = int(_get(city, "/changes").json()["next"])
-    gone = _get(city, "/changes", since=str(end + 1000))
+    end = int(_get(area_city, "/changes").json()["next"])
+    gone = _get(area_city, "/changes", since=str(end + 1000))
     assert gone.status_code == 410 and "read the layers again" in gone.json()["description"]
-    assert _get(city, "/changes", layers="no_such_layer").status_code == 404
-    assert httpx.get(city.url + "/changes", timeout=30).status_code == 401
+    assert _get(area_city, "/changes", layers="no_such_layer").status_code == 404
+    assert httpx.get(area_city.url + "/changes", timeout=30).status_code == 401
 
 
 class _Listener:
     """An SSE client on its own thread, collecting ``(id, data)`` of every event."""
 
-    def __init__(self, city: Server, headers: dict[str, str], since: str | None = None) -> None:
+    def __init__(self, area_city: Server, headers: dict[str, str], since: str | None = None) -> None:
         self.events: list[tuple[str, dict]] = []
         self.ids: list[str] = []
         self.status = 0
         self._stop = threading.Event()
-        url = city.url + "/changes/stream" + (f"?since={since}" if since else "")
+        url = area_city.url + "/changes/stream" + (f"?since={since}" if since else "")
         self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
         self._thread.start()
 
@@ -157,20 +130,20 @@ class _Listener:
         self._stop.set()
 
 
-def test_a_stream_delivers_a_change_live_and_resumes_without_gap_or_duplicate(city: Server) -> None:
-    keys = sorted(city.store.features("hydrant").key)[:4]
-    live = _Listener(city, bearer(city.tokens["planner"]))
+def test_a_stream_delivers_a_change_live_and_resumes_without_gap_or_duplicate(area_city: Server) -> None:
+    keys = sorted(area_city.store.features("hydrant").key)[:4]
+    live = _Listener(area_city, bearer(area_city.tokens["planner"]))
     time.sleep(0.5)
     started = time.monotonic()
-    _patch(city, keys[0], "流路一")
+    _patch(area_city, keys[0], "流路一")
     live.wait_for(1)
     assert time.monotonic() - started < 5
     first_id, first = live.events[0]
     assert live.status == 200 and first["key"] == keys[0] and first["feature"]["properties"]["road"] == "流路一"
     live.close()
     for i, key in enumerate(keys[1:], start=2):
-        _patch(city, key, f"流路{i}")
-    resumed = _Listener(city, {**bearer(city.tokens["planner"]), "Last-Event-ID": first_id})
+        _patch(area_city, key, f"流路{i}")
+    resumed = _Listener(area_city, {**bearer(area_city.tokens["planner"]), "Last-Event-ID": first_id})
     resumed.wait_for(3)
     time.sleep(0.5)
     resumed.close()
@@ -178,14 +151,14 @@ def test_a_stream_delivers_a_change_live_and_resumes_without_gap_or_duplicate(ci
     assert [e["id"] for _, e in resumed.events] == [i for i, _ in resumed.events]
 
 
-def test_a_stream_shows_an_area_bound_user_only_their_area(city: Server) -> None:
-    frame = city.store.features("hydrant")
-    west = city.store.features("district").sort_values("name_en").iloc[1].geometry
+def test_a_stream_shows_an_area_bound_user_only_their_area(area_city: Server) -> None:
+    frame = area_city.store.features("hydrant")
+    west = area_city.store.features("district").sort_values("name_en").iloc[1].geometry
     inside, outside = frame[frame.intersects(west)].key.iloc[0], frame[~frame.intersects(west)].key.iloc[0]
-    officer = _Listener(city, bearer(city.tokens["area_officer"]))
+    officer = _Listener(area_city, bearer(area_city.tokens["area_officer"]))
     time.sleep(0.5)
-    _patch(city, outside, "外面")
-    _patch(city, inside, "里面")
+    _patch(area_city, outside, "外面")
+    _patch(area_city, inside, "里面")
     officer.wait_for(1)
     time.sleep(0.5)
     officer.close()
@@ -194,21 +167,36 @@ def test_a_stream_shows_an_area_bound_user_only_their_area(city: Server) -> None
     assert Position.parse(officer.ids[-1]) >= Position.parse(officer.events[-1][0])
 
 
-def test_the_api_definition_declares_the_feed(city: Server) -> None:
-    paths = _get(city, "/api").json()["paths"]
+def test_the_api_definition_declares_the_feed(area_city: Server) -> None:
+    paths = _get(area_city, "/api").json()["paths"]
     assert "/changes" in paths and "/changes/stream" in paths
 
 
-def test_a_stream_ends_after_its_longest_life_and_the_next_resumes_where_it_ended(city: Server) -> None:
-    keys = sorted(city.store.features("hydrant").key)[5:7]
-    first = _Listener(city, bearer(city.tokens["planner"]))
+def test_a_stream_ends_after_its_longest_life_and_the_next_resumes_where_it_ended(area_city: Server) -> None:
+    keys = sorted(area_city.store.features("hydrant").key)[5:7]
+    first = _Listener(area_city, bearer(area_city.tokens["planner"]))
     time.sleep(0.3)
-    _patch(city, keys[0], "寿路一")
+    _patch(area_city, keys[0], "寿路一")
     first.wait_for(1)
     first._thread.join(6)  # stream_max_s=3 on this server
     assert not first._thread.is_alive()
-    _patch(city, keys[1], "寿路二")
-    second = _Listener(city, {**bearer(city.tokens["planner"]), "Last-Event-ID": first.ids[-1]})
+    _patch(area_city, keys[1], "寿路二")
+    second = _Listener(area_city, {**bearer(area_city.tokens["planner"]), "Last-Event-ID": first.ids[-1]})
     second.wait_for(1)
     second.close()
     assert [e["key"] for _, e in first.events] == keys[:1] and [e["key"] for _, e in second.events] == keys[1:]
+
+
+def test_the_readme_feed_recipe_runs_as_written(area_city: Server) -> None:
+    recipe = readme_block("### 变更订阅 · The change feed", "bash")
+    recipe = re.sub(r"(?m)^export TOKEN=.*$", f"export TOKEN={area_city.tokens['planner']}", recipe)
+    done = subprocess.run(["bash", "-c", f"B={area_city.url}\n{recipe}"], capture_output=True, text=True, timeout=60)
+    docs, at, decoder = [], 0, json.JSONDecoder()  # curl prints the three answers back to back
+    for _ in range(3):
+        doc, at = decoder.raw_decode(done.stdout, at)
+        docs.append(doc)
+    first, start, after = docs
+    assert first["changes"] == [] and first["caughtUp"]
+    assert [c["op"] for c in start["changes"]] == ["create", "create"] and not start["caughtUp"]
+    assert after["changes"] == [] and after["next"] == first["next"]
+    assert done.stdout[at:].startswith("retry: 2000\n\n") and f"id: {first['next']}\n" in done.stdout[at:]

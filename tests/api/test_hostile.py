@@ -30,7 +30,7 @@ from twin.settings import ServiceSettings, TwinSettings
 PATH_VALUES = {"collectionId": "hydrant", "layer": "hydrant", "layers": "hydrant", "tms": "WebMercatorQuad",
                "z": "14", "x": "13719", "y": "6693"}
 #: Valid values of required query parameters.
-REQUIRED_VALUES = {"point": "121.45,31.25"}
+REQUIRED_VALUES = {"point": "121.45,31.25", "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
 #: What else an operation needs to answer 200: alternatives of optional parameters (the first by default, else
 #: the one holding the parameter under test).
 BASELINE = {"/search": [{"near": "121.45,31.25", "radius": "500"}, {"intersects": "POINT(121.45 31.25)",

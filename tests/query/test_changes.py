@@ -5,14 +5,17 @@ personal fields come masked as the user's role requires; a cursor resumes withou
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from tests.conftest import hydrants
 from tests.engines import fresh
@@ -20,10 +23,12 @@ from tests.tiles.conftest import compounds
 from twin.access.policy import load_policy
 from twin.access.principal import Principal, local
 from twin.catalogue import Catalogue
+from twin.cli import app
 from twin.errors import CursorGoneError, InvalidQueryError
 from twin.model.area import Area
 from twin.model.changes import Position
-from twin.query.changes import ChangeReader
+from twin.query.changes import ChangeReader, diff
+from twin.query.versions import as_of_stamp
 from twin.store import Store, open_store
 
 WEST = shapely.box(121.40, 31.20, 121.45, 31.30)  # the western half of where the test hydrants lie
@@ -171,3 +176,49 @@ def test_a_component_moved_out_of_the_area_leaves_it_and_one_moved_in_arrives(st
     assert "feature" not in changes[0] and changes[1]["feature"]["geometry"]["coordinates"][0] == 121.42
     held, _ = _mirror(reader, officer, 3)
     assert _as_state(held) == _state(store, "hydrant", WEST)
+
+
+def _now() -> str:
+    time.sleep(0.002)
+    stamp = as_of_stamp(datetime.now(UTC).isoformat())
+    time.sleep(0.002)
+    return stamp
+
+
+def test_a_diff_folds_the_log_between_two_instants_per_component(store: Store, admin: Principal) -> None:
+    store.upsert("hydrant", hydrants(6, seed=1), author="t", source="t")
+    old = sorted(store.features("hydrant").key)
+    start = _now()
+    store.upsert("hydrant", hydrants(3, seed=2), author="t", source="t")
+    added = sorted(set(store.features("hydrant").key) - set(old))
+    store.edit(old[0], author="t", properties={"road": "改路"})
+    store.edit(old[0], author="t", properties={"road": "再改路"})
+    store.delete("hydrant", [old[1]], author="t")
+    store.delete("hydrant", [added[0]], author="t")  # created and deleted in between: no difference
+    end = _now()
+    store.edit(old[2], author="t", properties={"road": "后来"})  # after the end: not in the diff
+    found = diff(ChangeReader(store), admin, start, end)
+    got = {(e["key"], e["change"]) for e in found.entries}
+    assert got == {*((k, "added") for k in added[1:]), (old[0], "changed"), (old[1], "removed")}
+    changed = next(e for e in found.entries if e["key"] == old[0])
+    assert (changed["fromVersion"], changed["toVersion"]) == (1, 3)
+    assert changed["feature"]["properties"]["road"] == "再改路"
+    assert diff(ChangeReader(store), admin, end, end).entries == []
+    west = diff(ChangeReader(store), admin, start, end, bbox=WEST.bounds)
+    frame = store.get(old[0])
+    assert (old[0] in {e["key"] for e in west.entries}) == bool(frame.intersects(WEST).iloc[0])
+    with pytest.raises(InvalidQueryError, match="ends"):
+        diff(ChangeReader(store), admin, end, start)
+
+
+def test_twin_diff_lists_what_changed_on_the_command_line(store: Store) -> None:
+    store.upsert("hydrant", hydrants(2, seed=1), author="t", source="t")
+    start = _now()
+    key = sorted(store.features("hydrant").key)[0]
+    store.edit(key, author="t", properties={"road": "命令行路"})
+    end = _now()
+    done = CliRunner().invoke(app, ["diff", start, end, "--layer", "hydrant", "--store", store.location])
+    assert done.exit_code == 0, done.output
+    assert key in done.output and "changed" in done.output and "1 → 2" in done.output
+    bad = CliRunner().invoke(app, ["diff", "yesterday", end, "--store", store.location])
+    assert bad.exit_code != 0 and "as_of" in bad.output

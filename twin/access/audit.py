@@ -20,7 +20,7 @@ from twin.store.base import AccessDB
 log = logging.getLogger(__name__)
 
 #: Actions recorded; downloads in file formats are ``export``, refused requests ``denied``.
-ACTIONS = ("login", "import", "edit", "delete", "export", "read", "user", "denied")
+ACTIONS = ("login", "import", "edit", "delete", "status", "export", "read", "user", "denied")
 #: How an action ended.
 OUTCOMES = ("ok", "denied", "rejected", "failed")
 

@@ -15,7 +15,7 @@ from tiles import TileEngine
 from twin import __version__
 from twin.access import AccessSettings, Gate
 from twin.access.redaction import install_log_redaction
-from twin.api import auth, changes, deps, edits, errors, features, imports, maps, openapi, search
+from twin.api import auth, changes, deps, edits, errors, features, imports, maps, openapi, search, status, versions
 from twin.api.consistency import Positions, read_after
 from twin.api.head import HeadAsGet
 from twin.api.render import html_response
@@ -23,6 +23,7 @@ from twin.api.tiles import tiles_router
 from twin.catalogue import load_catalogue
 from twin.query.changes import ChangeReader
 from twin.query.search import QueryService
+from twin.query.versions import History
 from twin.settings import TwinSettings
 from twin.store import open_store
 
@@ -61,6 +62,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
                   dependencies=[Depends(auth.authenticate), Depends(read_after), Depends(deps.known_parameters)])
     app.state.service = service
     app.state.changes = ChangeReader(store, budget_s=svc.query_budget_s)
+    app.state.history = History(store, budget_s=svc.query_budget_s)
     app.state.gate = gate
     app.state.settings = cfg
     app.state.positions = Positions()
@@ -72,6 +74,8 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(edits.router)
     app.include_router(changes.router)
+    app.include_router(versions.router)
+    app.include_router(status.router)
     app.include_router(tiles_router(engine, cfg.city_bbox))
     maps.install(app, cfg.map)
 

@@ -20,7 +20,10 @@ from twin.access import Principal
 from twin.api import render
 from twin.api.auth import Who
 from twin.model.changes import Position
-from twin.query.changes import DEFAULT_PAGE, MAX_PAGE, ChangePage, ChangeReader
+from twin.query.changes import DEFAULT_PAGE, MAX_PAGE, ChangePage, ChangeReader, diff
+from twin.query.crs import CRS84
+from twin.query.model import parse_bbox
+from twin.query.versions import as_of_stamp
 from twin.store import Changeset
 
 router = APIRouter(tags=["Change feed"])
@@ -53,6 +56,20 @@ def changes(request: Request, who: Who, since: Since = None, layers: Layers = No
     nxt = request.url.include_query_params(since=str(page.next))
     return render.json_response({"changes": page.changes, "next": str(page.next), "caughtUp": page.caught_up,
                                  "links": [render.link(nxt, "next", "application/json", "the events after these")]})
+
+
+@router.get("/changes/diff", summary="What differs between two instants, in your area, as you may see it")
+def changes_diff(request: Request, who: Who,
+                 start: Annotated[str, Query(alias="from", description="An instant (RFC 3339, or a date: its end)")],
+                 end: Annotated[str, Query(alias="to", description="A later instant")],
+                 layers: Layers = None,
+                 bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat: only components meeting "
+                                                               "it at either end")] = None,
+                 limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE) -> Response:
+    box = None if bbox is None else parse_bbox(bbox, CRS84).parts[0]
+    found = diff(reader(request), who, as_of_stamp(start), as_of_stamp(end), _layers(layers), box, limit)
+    return render.json_response({"from": start, "to": end, "changesets": [found.start + 1, found.end],
+                                 "changes": found.entries, "truncated": found.truncated})
 
 
 @router.get("/changes/stream", summary="Changes as they happen (Server-Sent Events), resumable",

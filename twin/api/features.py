@@ -14,6 +14,7 @@ from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_
 from twin.api.edits import CONFORMANCE as EDIT_CONFORMANCE
 from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
 from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
+from twin.api.versions import AsOf, item_as_of
 from twin.catalogue import FieldType, LayerSpec
 from twin.errors import FeatureNotFoundError
 from twin.model.query import Box, FeatureQuery
@@ -233,12 +234,14 @@ def _items(request: Request, who: Who, req: ItemsRequest, fmt: str) -> Response:
 
 
 @router.get("/collections/{collectionId}/items/{key}", summary="One feature, by its location key")
-def item(request: Request, who: Who, layer: LayerPath, key: str, crs: CrsParam = None, f: FormatParam = None
-         ) -> Response:
+def item(request: Request, who: Who, layer: LayerPath, key: str, crs: CrsParam = None, f: FormatParam = None,
+         as_of: AsOf = None) -> Response:
     fmt = choose(request, f, FEATURE)
     spec = readable_spec(request, layer, who)
     if service(request).store.layer_of(key) != spec.id:
         raise FeatureNotFoundError(key)
+    if as_of is not None:
+        return item_as_of(request, who, spec, key, as_of, resolve_crs(crs))
     rows, version = service(request).versioned_item(spec.id, key, who)
     tag = {} if version is None else {"ETag": f'"v{version}"'}
     if tag and request.headers.get("if-none-match", "").strip() in (tag["ETag"], "*"):

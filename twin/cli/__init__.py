@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from twin.cli import audit, core, demo, maps, serve, store, tiles, transfer, users
+from twin.cli import audit, core, demo, maps, serve, status, store, tiles, transfer, users
 
 app = typer.Typer(
     name="twin",
@@ -22,6 +22,7 @@ maps.register(app)
 users.register(app)
 audit.register(app)
 store.register(app)
+status.register(app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Commands over the catalogue and the store: ``layers``, ``info``, ``get``, ``history``, ``changesets``."""
+"""Commands over the catalogue and the store: ``layers``, ``info``, ``get``, ``history``, ``diff``, ``changesets``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from twin.access.policy import load_policy
+from twin.access.principal import local
 from twin.cli.common import LayersOption, StoreOption, catalogue, console, friendly, opened, settings
+from twin.query.changes import ChangeReader, diff
+from twin.query.crs import CRS84
+from twin.query.model import parse_bbox
+from twin.query.versions import as_of_stamp
 
 
 def register(app: typer.Typer) -> None:
@@ -15,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("info")(info)
     app.command("get")(get)
     app.command("history")(history)
+    app.command("diff")(diff_command)
     app.command("changesets")(changesets)
 
 
@@ -65,6 +72,29 @@ def history(key: Annotated[str, typer.Argument(help="Location key.")],
             table.add_row(str(r.version), str(r.status), str(r.valid_from), str(r.valid_to or ""),
                           str(r.changeset), str(r.op))
         console.print(table)
+
+
+@friendly
+def diff_command(start: Annotated[str, typer.Argument(metavar="FROM", help="An instant (RFC 3339 or a date).")],
+                 end: Annotated[str, typer.Argument(metavar="TO", help="A later instant.")],
+                 layer: Annotated[list[str] | None, typer.Option(help="Only this layer (repeatable).")] = None,
+                 bbox: Annotated[str | None, typer.Option(help="minlon,minlat,maxlon,maxlat: only components "
+                                                                 "meeting it at either end.")] = None,
+                 limit: Annotated[int, typer.Option(help="List at most this many.")] = 1000,
+                 store: StoreOption = None, layers: LayersOption = None) -> None:
+    """List the components that differ between two instants: added, removed or changed."""
+    box = None if bbox is None else parse_bbox(bbox, CRS84, name="--bbox").parts[0]
+    with opened(settings(store, layers)) as st:
+        who = local(load_policy(None, st.catalogue))
+        found = diff(ChangeReader(st, budget_s=600), who, as_of_stamp(start), as_of_stamp(end), layer, box, limit)
+    table = Table("layer", "key", "change", "versions")
+    for e in found.entries:
+        versions = str(e["toVersion"]) if e["change"] == "added" else f"{e['fromVersion']} → {e['toVersion']}"
+        table.add_row(str(e["layer"]), str(e["key"]), str(e["change"]), versions)
+    console.print(table)
+    counts = {c: sum(e["change"] == c for e in found.entries) for c in ("added", "removed", "changed")}
+    console.print(f"changesets {found.start + 1}–{found.end}: " + ", ".join(f"{n} {c}" for c, n in counts.items())
+                  + (f" (the first {limit}; more changed)" if found.truncated else ""))
 
 
 @friendly

@@ -60,3 +60,15 @@ class LayerLog:
     written_at: list[tuple[int, int]]
     ended: Rows
     ended_at: list[tuple[int, int, str]]
+
+
+class VersionMeta(NamedTuple):
+    """When a version of a component was current, and who wrote it: ``valid_to`` and ``ended`` (``"update"`` or
+    ``"delete"``) are ``None`` for the current version."""
+
+    version: int
+    changeset: int
+    valid_from: str
+    valid_to: str | None
+    ended: str | None
+    author: str

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
+import shapely
+import shapely.geometry
 
 from twin.access.principal import Principal
 from twin.errors import CursorGoneError, InvalidQueryError
 from twin.model.changes import LayerLog, Position
 from twin.query import encode
 from twin.query.crs import CRS84
+from twin.query.search import in_area
 from twin.store import Store
 
 DEFAULT_PAGE = 1_000
@@ -55,17 +58,19 @@ class ChangeReader:
             return Position(snap.log_end())
 
     def page(self, who: Principal, since: Position, limit: int = DEFAULT_PAGE,
-             layers: Sequence[str] | None = None) -> ChangePage:
-        """The events after ``since`` that ``who`` may see, at most ``limit``, in log order."""
+             layers: Sequence[str] | None = None, until: int | None = None) -> ChangePage:
+        """The events after ``since`` that ``who`` may see, at most ``limit``, in log order (up to changeset
+        ``until`` when given: ``caught_up`` then means it was reached)."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidQueryError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
         names = who.check_read_any([self.catalogue[n].id for n in layers] if layers else list(self.catalogue))
         with self.store.read(self.budget_s) as snap:
-            upto = snap.log_end()
-            if since.changeset > upto:
-                raise CursorGoneError(f"cursor {since} is past this store's last change ({upto}): it was given by "
+            end = snap.log_end()
+            upto = end if until is None else min(until, end)
+            if since.changeset > end:
+                raise CursorGoneError(f"cursor {since} is past this store's last change ({end}): it was given by "
                                       "another store or before a restore; read the layers again, then follow from "
-                                      f"cursor {upto}")
+                                      f"cursor {end}")
             changesets = snap.log_changesets(since, upto, names, limit)
             horizon = Position(changesets[-1].id if len(changesets) == limit else upto)
             events: list[_Event] = []
@@ -120,3 +125,61 @@ class ChangeReader:
             if op == "delete" and old_in[i]:
                 out.append(_Event(p, layer, "delete", str(ended_keys[i]), version, None))
         return out, cut
+
+
+@dataclass
+class Diff:
+    """What changed between two instants, one entry per component (``added``, ``removed`` or ``changed``), as one
+    user sees it; ``truncated`` when more than the limit changed."""
+
+    start: int
+    end: int
+    entries: list[dict[str, object]]
+    truncated: bool
+
+
+def diff(reader: ChangeReader, who: Principal, start: str, end: str, layers: Sequence[str] | None = None,
+         bbox: tuple[float, float, float, float] | None = None, limit: int = DEFAULT_PAGE) -> Diff:
+    """Components that differ between the store at ``start`` and at ``end`` (store times, :func:`as_of_stamp`):
+    the change log between the two, folded per component (one created and deleted in between is no difference).
+    ``bbox`` keeps the components whose geometry at either end meets it."""
+    if end < start:
+        raise InvalidQueryError(f"the diff ends ({end}) before it starts ({start})")
+    with reader.store.read(reader.budget_s) as snap:
+        first, last = snap.log_at(start), snap.log_at(end)
+    folded: dict[tuple[str, str], dict[str, object]] = {}
+    position = Position(first)
+    while True:
+        page = reader.page(who, position, MAX_PAGE, layers, until=last)
+        for c in page.changes:
+            before = cast(int, c["version"]) - (c["op"] in ("update", "leave"))  # delete: the version it ended
+            entry = folded.setdefault((str(c["layer"]), str(c["key"])), {"first": c["op"], "from": before})
+            entry.update(last=c["op"], to=c["version"], feature=c.get("feature"))
+        position = page.next
+        if page.caught_up:
+            break
+    box = None if bbox is None else shapely.box(*bbox)
+    entries: list[dict[str, object]] = []
+    for (layer, key), e in folded.items():
+        born, gone = e["first"] == "create", e["last"] in ("delete", "leave")
+        if born and gone:
+            continue
+        change = "added" if born else "removed" if gone else "changed"
+        if box is not None and not _meets(reader, who, layer, key, e, box):
+            continue
+        entries.append({"layer": layer, "key": key, "change": change,
+                        **({"fromVersion": e["from"]} if not born else {}), "toVersion": e["to"],
+                        **({"feature": e["feature"]} if not gone else {})})
+    return Diff(first, last, entries[:limit], len(entries) > limit)
+
+
+def _meets(reader: ChangeReader, who: Principal, layer: str, key: str, entry: dict[str, object],
+           box: shapely.Geometry) -> bool:
+    """Whether the component met ``box`` at the end of the diff, or in the last version the user saw of it."""
+    feature = entry.get("feature")
+    if isinstance(feature, dict):
+        return bool(shapely.intersects(box, shapely.geometry.shape(feature["geometry"])))
+    with reader.store.read(reader.budget_s) as snap:
+        rows, _ = snap.versions_of(layer, key)
+    seen = rows.geometries()[in_area(rows, who)]
+    return bool(len(seen)) and bool(shapely.intersects(box, seen[-1]))

@@ -19,13 +19,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import geopandas as gpd
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from twin.catalogue import Catalogue, LayerSpec
 from twin.model.area import Area
-from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
+from twin.model.reports import Report, Reported
 from twin.model.rows import GeometryCodec, Hits, Rows, row_columns
 
 BBox = tuple[float, float, float, float]
@@ -152,6 +154,14 @@ class Snapshot(Protocol):
         """The store's latest changeset (of any layer)."""
         ...
 
+    def log_at(self, moment: str) -> int:
+        """The latest changeset committed at or before ``moment`` (a store time; 0 before the first)."""
+        ...
+
+    def versions_of(self, layer: str, key: str) -> tuple[Rows, list[VersionMeta]]:
+        """Every version of one component, oldest first (its row columns), with when each was current."""
+        ...
+
     def log_changesets(self, after: Position, upto: int, layers: Sequence[str], limit: int) -> list[LogChangeset]:
         """The changesets of ``layers`` holding events after ``after``, up to ``upto``, in order (at most ``limit``)."""
         ...
@@ -274,9 +284,9 @@ class Feed(Protocol):
 
 @dataclass(frozen=True)
 class Part:
-    """One part of a store as ``twin store copy`` moves it: ``kind`` is ``changesets``, ``users``, ``tokens`` or
-    ``audit`` (the store's own tables), or ``rows``, ``history``, ``aggregate``, ``cells`` or ``shapes`` of
-    ``layer``."""
+    """One part of a store as ``twin store copy`` moves it: ``kind`` is ``changesets``, ``reports``, ``users``,
+    ``tokens`` or ``audit`` (the store's own tables), or ``rows``, ``history``, ``aggregate``, ``cells`` or
+    ``shapes`` of ``layer``."""
 
     kind: str
     layer: str | None = None
@@ -289,6 +299,18 @@ class Part:
 #: Columns of each part as dumped and loaded, in engine-neutral values (UTC text times, 0/1 booleans, ISO WKB).
 CHANGESET_COLUMNS = ("id", "time", "author", "source", "layer", "kind", "inserted", "updated", "deleted", "unchanged",
                      "source_crs", "note")
+#: Columns of the status reports' log (``twin_reports``) as dumped and loaded.
+REPORT_PART_COLUMNS = ("id", "layer", "key", "status", "measured", "observed_at", "recorded_at", "source", "author",
+                       "changeset", "applied")
+
+
+def report_part_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A ``reports`` row as both engines dump it: the measured values as JSON with sorted keys, applied as 0/1."""
+    i, j = REPORT_PART_COLUMNS.index("measured"), REPORT_PART_COLUMNS.index("applied")
+    measured = orjson.dumps(orjson.loads(row[i]), option=orjson.OPT_SORT_KEYS).decode()
+    return (*row[:i], measured, *row[i + 1:j], int(row[j]), *row[j + 1:])
+
+
 ACCESS_COLUMNS = {
     "users": ("name", "role", "area", "created", "revoked"),
     "tokens": ("id", "user", "hash", "created", "expires", "revoked"),
@@ -448,6 +470,12 @@ class Store(Protocol):
         """Delete components (all or none); ``expect_version`` as for :meth:`edit`, for one key."""
         ...
 
+    def report(self, layer: str, reports: Sequence[Report], *, author: str, source: str = "status") -> Reported:
+        """Keep a batch of status reports on ``layer`` in one changeset (:mod:`twin.store.reporting` decides): the
+        newest report of a component changes it when newer than what it shows, the others are kept as history; the
+        refused ones change nothing. A batch with nothing to keep writes nothing."""
+        ...
+
     def features(self, layer: str, *, bbox: BBox | None = None, keys: Sequence[str] | None = None,
                  limit: int | None = None, offset: int = 0, as_of: str | None = None) -> gpd.GeoDataFrame:
         """Components of a layer as a GeoDataFrame, now or as they were at ``as_of`` (ISO 8601 UTC)."""
@@ -536,3 +564,11 @@ def log_of(spec: LayerSpec, written: list[tuple[Any, ...]], ended: list[tuple[An
                     [(int(r[-2]), int(r[-1])) for r in written],
                     Rows(spec, ("fid", "key", "geom"), [r[:3] for r in ended], codec=codec),
                     [(int(r[3]), int(r[4]), str(r[5])) for r in ended])
+
+
+def version_rows(spec: LayerSpec, rows: list[tuple[Any, ...]], codec: GeometryCodec) -> tuple[Rows, list[VersionMeta]]:
+    """Rows and :class:`VersionMeta` from an engine's rows (row columns, then the six of the meta), oldest first."""
+    rows = sorted(rows, key=lambda r: r[-6])
+    return (Rows(spec, row_columns(spec), [r[:-6] for r in rows], codec=codec),
+            [VersionMeta(int(r[-6]), int(r[-5]), str(r[-4]), None if r[-3] is None else str(r[-3]),
+                         None if r[-2] is None else str(r[-2]), str(r[-1])) for r in rows])

@@ -7,7 +7,7 @@ code serves dry runs and commits, on every engine.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import geopandas as gpd
@@ -143,8 +143,9 @@ def _used_ordinals(lookup: PlanLookup, spec: LayerSpec) -> Callable[[list[str]],
 
 
 def plan_write(lookup: PlanLookup, spec: LayerSpec, frame: gpd.GeoDataFrame, now: str,
-               fixed: tuple[int, str] | None = None) -> WritePlan:
-    """Plan the upsert of ``frame`` into ``spec``'s layer (or, with ``fixed``, an edit of one component)."""
+               fixed: tuple[Sequence[int], Sequence[str]] | None = None) -> WritePlan:
+    """Plan the upsert of ``frame`` into ``spec``'s layer (or, with ``fixed``, an edit of the components with these
+    ids and keys, row by row)."""
     frame = frame.reset_index(drop=True)
     geoms = check_geometries(spec, frame)
     given = frame.drop(columns=[c for c in (frame.geometry.name, "key") if c in frame.columns])
@@ -158,10 +159,12 @@ def plan_write(lookup: PlanLookup, spec: LayerSpec, frame: gpd.GeoDataFrame, now
     fids = np.full(n, -1, dtype=np.int64)
     keys = np.empty(n, dtype=object)
     if fixed is not None:
-        fids[0], keys[0] = fixed
-        row = lookup.stored(fixed[0], compare)
-        same = row is not None and row[0] == int(fps[0]) and tuple(row[1:]) == stored_values(attrs, compare)[0]
-        action[0] = "unchanged" if same else "update"
+        given_values = stored_values(attrs, compare)
+        for i, (fid, key) in enumerate(zip(*fixed, strict=True)):
+            fids[i], keys[i] = fid, key
+            row = lookup.stored(int(fid), compare)
+            same = row is not None and row[0] == int(fps[i]) and tuple(row[1:]) == given_values[i]
+            action[i] = "unchanged" if same else "update"
     elif n:
         existing = lookup.existing(np.unique(fps), compare) if not lookup.base_empty and lookup.count() else []
         by_fp: dict[int, list[str]] = defaultdict(list)

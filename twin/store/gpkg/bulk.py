@@ -19,11 +19,13 @@ from twin.store.base import (
     ACCESS_COLUMNS,
     CHANGESET_COLUMNS,
     HISTORY_COLUMNS,
+    REPORT_PART_COLUMNS,
     ROW_COLUMNS,
     TILE_PART_COLUMNS,
     LayerInfo,
     Part,
     digest_part,
+    report_part_row,
 )
 from twin.store.gpkg import ddl
 from twin.store.gpkg.blob import decode, encode, envelope, wkb_offset
@@ -49,7 +51,7 @@ class GpkgBulk:
         self.access = store.access(access)
 
     def parts(self) -> list[Part]:
-        out = [Part("changesets"), *(Part(k) for k in ACCESS_COLUMNS)]
+        out = [Part("changesets"), Part("reports"), *(Part(k) for k in ACCESS_COLUMNS)]
         for layer in self.catalogue:
             out += [Part("rows", layer), Part("history", layer), *(Part(k, layer) for k in TILE_COLUMNS)]
         return out
@@ -58,6 +60,8 @@ class GpkgBulk:
     def _columns(self, part: Part) -> tuple[str, ...]:
         if part.kind == "changesets":
             return CHANGESET_COLUMNS
+        if part.kind == "reports":
+            return REPORT_PART_COLUMNS
         if part.kind in ACCESS_COLUMNS:
             return ACCESS_COLUMNS[part.kind]
         spec = self.catalogue[str(part.layer)]
@@ -78,6 +82,11 @@ class GpkgBulk:
         if part.kind == "changesets":
             rows = conn.execute(f"SELECT {_q(CHANGESET_COLUMNS)} FROM twin_changesets WHERE id > ? ORDER BY id "
                                 "LIMIT ?", (after or 0, limit)).fetchall()
+            return rows, (rows[-1][0] if rows else after)
+        if part.kind == "reports":
+            rows = [report_part_row(r) for r in conn.execute(
+                f"SELECT {_q(REPORT_PART_COLUMNS)} FROM twin_reports WHERE id > ? ORDER BY id LIMIT ?",
+                (after or 0, limit)).fetchall()]
             return rows, (rows[-1][0] if rows else after)
         if part.kind in TILE_COLUMNS:  # a layer's aggregates are read whole (one state row, cells, shapes)
             if after is not None:
@@ -121,6 +130,9 @@ class GpkgBulk:
             if part.kind == "changesets":
                 conn.executemany(f"INSERT OR IGNORE INTO twin_changesets ({_q(CHANGESET_COLUMNS)}) VALUES "
                                  f"({', '.join('?' * len(CHANGESET_COLUMNS))})", rows)
+            elif part.kind == "reports":
+                conn.executemany(f"INSERT OR IGNORE INTO twin_reports ({_q(REPORT_PART_COLUMNS)}) VALUES "
+                                 f"({', '.join('?' * len(REPORT_PART_COLUMNS))})", rows)
             elif part.kind in TILE_COLUMNS:
                 table, cols = TILE_COLUMNS[part.kind]
                 conn.executemany(f"INSERT OR REPLACE INTO {table} (layer, {_q(cols)}) VALUES "

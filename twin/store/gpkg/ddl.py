@@ -33,7 +33,12 @@ def _tiles_to_store(conn: sqlite3.Connection) -> None:
 
 
 def _log_order(conn: sqlite3.Connection) -> None:
-    """2 -> 3: history indexed in the change log's order (changeset, then component), for the change feed."""
+    """2 -> 3: history indexed in the change log's order (changeset, then component), for the change feed; the
+    status reports' log."""
+    for statement in statements(sql("core")):
+        if "twin_reports" in statement:
+            conn.execute(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").replace(
+                "CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
     for (layer,) in conn.execute("SELECT layer FROM twin_layers").fetchall():
         conn.execute(f'CREATE INDEX IF NOT EXISTS {q(layer + "_history_changeset")} '
                      f'ON {q(layer + "_history")}(changeset, fid)')

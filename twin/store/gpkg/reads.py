@@ -22,11 +22,11 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box, distance_to_point
 from twin.model.area import Area
-from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import TIE_DECIMALS, Hits, Rows, row_columns
-from twin.store.base import CellRow, estimate_count, log_of, log_spans
+from twin.store.base import CellRow, estimate_count, log_of, log_spans, version_rows
 from twin.store.gpkg.blob import CODEC, decode_geometries, point_coordinates
 from twin.store.gpkg.ddl import q
 from twin.store.gpkg.filter_sql import column, where
@@ -379,6 +379,18 @@ class GpkgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM twin_changesets").fetchone()[0])
+
+    def log_at(self, moment: str) -> int:
+        return int(self.execute("SELECT coalesce(max(id), 0) FROM twin_changesets WHERE time <= ?", [moment])[0][0])
+
+    def versions_of(self, layer: str, key: str) -> tuple[Rows, list[VersionMeta]]:
+        spec = self.catalogue[layer]
+        rows: list[tuple[Any, ...]] = []
+        for table, end in ((spec.id + "_history", "t.valid_to, t.op"), (spec.id, "NULL, NULL")):
+            rows += self.execute(
+                f"SELECT {_select_list(spec)}, t.version, t.changeset, t.valid_from, {end}, c.author "
+                f'FROM {q(table)} t JOIN twin_changesets c ON c.id = t.changeset WHERE t."key" = ?', [key])
+        return version_rows(spec, rows, CODEC)
 
     def log_changesets(self, after: Position, upto: int, layers: Sequence[str], limit: int) -> list[LogChangeset]:
         first = after.changeset + (after.fid == WHOLE)

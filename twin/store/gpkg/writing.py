@@ -8,7 +8,7 @@ still all or nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -60,15 +60,20 @@ class LayerWriter:
             _run(conn, ddl.layer_script("layer_indexes_drop", spec))
         self._pending = Changeset(cs_id, self.time, author, source, spec.id, kind, 0, 0, 0, 0, source_crs, note)
 
+    @property
+    def pending(self) -> Changeset:
+        """The changeset being written (its id and time; counts are filled in when it is finished)."""
+        return self._pending
+
     def add(self, frame: gpd.GeoDataFrame) -> WritePlan:
         """Plan one chunk and, unless this is a dry run, write it; returns the plan."""
         plan = plan_write(self.session, self.spec, frame, self.time)
         self._write(plan)
         return plan
 
-    def edit(self, frame: gpd.GeoDataFrame, fid: int, key: str) -> WritePlan:
-        """Replace one component's values and geometry, keeping its key."""
-        plan = plan_write(self.session, self.spec, frame, self.time, fixed=(fid, key))
+    def edit(self, frame: gpd.GeoDataFrame, fids: Sequence[int], keys: Sequence[str]) -> WritePlan:
+        """Replace components' values and geometries (row by row), keeping their keys."""
+        plan = plan_write(self.session, self.spec, frame, self.time, fixed=(fids, keys))
         self._write(plan)
         return plan
 

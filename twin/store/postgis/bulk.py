@@ -15,11 +15,13 @@ from twin.store.base import (
     ACCESS_COLUMNS,
     CHANGESET_COLUMNS,
     HISTORY_COLUMNS,
+    REPORT_PART_COLUMNS,
     ROW_COLUMNS,
     TILE_PART_COLUMNS,
     LayerInfo,
     Part,
     digest_part,
+    report_part_row,
 )
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import kind_of, read_expr, time_text
@@ -43,7 +45,7 @@ class PgBulk:
         self.s = store.s
 
     def parts(self) -> list[Part]:
-        out = [Part("changesets"), *(Part(k) for k in ACCESS_COLUMNS)]
+        out = [Part("changesets"), Part("reports"), *(Part(k) for k in ACCESS_COLUMNS)]
         for layer in self.catalogue:
             out += [Part("rows", layer), Part("history", layer), *(Part(k, layer) for k in TILE_PART_COLUMNS)]
         return out
@@ -51,6 +53,8 @@ class PgBulk:
     def _table(self, part: Part) -> str:
         if part.kind == "changesets":
             return f"{self.s}.twin_changesets"
+        if part.kind == "reports":
+            return f"{self.s}.twin_reports"
         if part.kind in _ACCESS:
             return f"{self.s}.{_ACCESS[part.kind][0]}"
         if part.kind in _TILES:
@@ -60,6 +64,8 @@ class PgBulk:
     def _columns(self, part: Part) -> tuple[str, ...]:
         if part.kind == "changesets":
             return CHANGESET_COLUMNS
+        if part.kind == "reports":
+            return REPORT_PART_COLUMNS
         if part.kind in ACCESS_COLUMNS:
             return ACCESS_COLUMNS[part.kind]
         if part.kind in TILE_PART_COLUMNS:
@@ -74,6 +80,8 @@ class PgBulk:
         cols = self._columns(part)
         if part.kind == "changesets":
             return ", ".join(time_text('"time"', micros=True) if c == "time" else f'"{c}"' for c in cols)
+        if part.kind == "reports":
+            return ", ".join({"measured": "measured::text", "applied": "applied::int"}.get(c, f'"{c}"') for c in cols)
         if part.kind in ("rows", "history"):
             spec = self.catalogue[str(part.layer)]
             return ", ".join("hid" if c == "hid" else read_expr(c, "geometry" if c == "geom" else kind_of(spec, c), "")
@@ -90,10 +98,11 @@ class PgBulk:
                 rows = conn.execute(f"SELECT {_q(cols)} FROM {table} WHERE layer = %s ORDER BY {_q(cols[:-1])}",
                                     (part.layer,)).fetchall()
                 return [_plain(r) for r in rows], "all"
-            key = {"changesets": "id", "rows": "fid", "history": "hid"}.get(part.kind) or _ACCESS[part.kind][1]
+            key = {"changesets": "id", "reports": "id", "rows": "fid", "history": "hid"}.get(part.kind) or \
+                _ACCESS[part.kind][1]
             rows = conn.execute(f'SELECT {self._reads(part)} FROM {table} WHERE %s::text IS NULL OR "{key}" > %s '
                                 f'ORDER BY "{key}" LIMIT %s', (after, after, limit)).fetchall()
-        out = [_plain(r) for r in rows]
+        out = [report_part_row(_plain(r)) if part.kind == "reports" else _plain(r) for r in rows]
         return out, (out[-1][cols.index(key)] if out else after)
 
     def progress(self) -> str | None:
@@ -133,10 +142,10 @@ class PgBulk:
                 for row in rows:
                     copy.write_row(row if geom < 0 else (*row[:geom], _hex(row[geom]), *row[geom + 1:]))
             if not direct:
-                system = " OVERRIDING SYSTEM VALUE" if part.kind == "audit" else ""
+                system = " OVERRIDING SYSTEM VALUE" if part.kind in ("audit", "reports") else ""
                 conn.execute(f"INSERT INTO {table} ({_q(cols)}){system} SELECT {_q(cols)} FROM twin_load "
                              "ON CONFLICT DO NOTHING")
-            if part.kind == "audit":  # the next event recorded here gets the next id
+            if part.kind in ("audit", "reports"):  # the next row recorded here gets the next id
                 conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                              f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
             conn.execute(f"INSERT INTO {self.s}.twin_meta VALUES ('copy', %s) ON CONFLICT (key) "

@@ -32,7 +32,12 @@ MIGRATIONS: dict[int, str] = {
     EXECUTE format('DROP INDEX IF EXISTS {s}.%I', l || '_history_changeset_to');
     EXECUTE format('CREATE INDEX %I ON {s}.%I (changeset_to, fid)', l || '_history_changeset_to', l || '_history');
   END LOOP;
-END $$;""",
+END $$;
+CREATE TABLE IF NOT EXISTS {s}.twin_reports (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  layer text COLLATE "C" NOT NULL, "key" text COLLATE "C" NOT NULL, status text, measured jsonb NOT NULL DEFAULT '{}',
+  observed_at text COLLATE "C" NOT NULL, recorded_at text NOT NULL, source text NOT NULL, author text NOT NULL,
+  changeset bigint NOT NULL, applied boolean NOT NULL);
+CREATE INDEX IF NOT EXISTS twin_reports_key ON {s}.twin_reports ("key", observed_at);""",
 }
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 PG_TYPES = {FieldType.string: 'text COLLATE "C"', FieldType.integer: "bigint", FieldType.float: "double precision",

@@ -22,11 +22,11 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box
 from twin.model.area import Area
-from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.rows import TIE_DECIMALS, WKB, Hits, Rows, row_columns
-from twin.store.base import CellRow, estimate_count, log_of, log_spans
+from twin.store.base import CellRow, estimate_count, log_of, log_spans, version_rows
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import select_list, time_text
 from twin.store.postgis.filter_sql import column, where
@@ -275,6 +275,22 @@ class PgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets")[0][0])
+
+    def log_at(self, moment: str) -> int:
+        return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets "
+                                "WHERE time <= %s::timestamptz", [moment])[0][0])
+
+    def versions_of(self, layer: str, key: str) -> tuple[Rows, list[VersionMeta]]:
+        spec = self.catalogue[layer]
+        rows: list[tuple[Any, ...]] = []
+        since = time_text("t.valid_from", micros=True)
+        for table, end in ((spec.id + "_history", f"{time_text('t.valid_to', micros=True)}, t.op"),
+                           (spec.id, "NULL, NULL")):
+            rows += self.execute(
+                f"SELECT {self._select_list(spec)}, t.version, t.changeset, {since}, {end}, c.author "
+                f"FROM {self._table(table)} t JOIN {self.s}.twin_changesets c ON c.id = t.changeset "
+                'WHERE t."key" = %s', [key])
+        return version_rows(spec, rows, WKB)
 
     def log_changesets(self, after: Position, upto: int, layers: Sequence[str], limit: int) -> list[LogChangeset]:
         first = after.changeset + (after.fid == WHOLE)

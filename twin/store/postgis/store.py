@@ -23,6 +23,7 @@ import shapely
 from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import FeatureNotFoundError, StoreError, StoreUnavailableError
+from twin.model.reports import Report, Reported
 from twin.store.base import READ_AFTER, BBox, Changeset, LayerChanges, lineage
 from twin.store.feed import ChangeFeed, Watcher
 from twin.store.planning import check_version
@@ -35,6 +36,7 @@ from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url
 from twin.store.postgis.listen import Listener
 from twin.store.postgis.reads import PgSnapshot
 from twin.store.postgis.writing import PgLayerWriter, channel, lock_key
+from twin.store.reporting import NothingKept, decide, insert_sql, report_rows
 
 log = logging.getLogger(__name__)
 _ROW = ["fid", "geom", "key", "fp", "version", "changeset", "valid_from", "status", "updated_at"]
@@ -383,9 +385,47 @@ class PostgisStore:
                 values["updated_at"] = None
             # Store.edit takes any object as the geometry: GeoDataFrame refuses what is not one
             geom = cast(shapely.Geometry, current.geometry.iloc[0] if geometry is None else geometry)
-            w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326"), int(row[0]), key)
+            w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326"), [int(row[0])], [key])
         assert w.changeset is not None
         return w.changeset
+
+    def report(self, layer: str, reports: Sequence[Report], *, author: str, source: str = "status") -> Reported:
+        spec = self.catalogue[layer]
+        keys = sorted({r.key for r in reports})
+        table, hist = self._table(spec.id), self._table(spec.id + "_history")
+        done = Reported()
+        try:
+            with self.writer(spec.id, author=author, source=source, kind="status") as w:
+                current = self._frame(spec, w.conn.execute(
+                    f'SELECT {self._select(spec)} FROM {table} t WHERE t."key" = ANY(%s) FOR UPDATE',
+                    (keys,)).fetchall())
+                since = time_text("min(valid_from)", micros=True)
+                first: dict[str, str] = dict(w.conn.execute(
+                    f'SELECT "key", {since} FROM (SELECT "key", valid_from FROM {hist} WHERE "key" = ANY(%(k)s) '
+                    f'UNION ALL SELECT "key", valid_from FROM {table} WHERE "key" = ANY(%(k)s)) v GROUP BY "key"',
+                    {"k": keys}).fetchall())
+                known = w.conn.execute(f'SELECT "key", observed_at, source, applied FROM {self.s}.twin_reports '
+                                       'WHERE "key" = ANY(%s)', (keys,)).fetchall()
+                latest: dict[str, str] = {}
+                for k, at, _, applied in known:
+                    if applied and at > latest.get(k, ""):
+                        latest[k] = at
+                decision = decide(spec, reports, current, first, {(k, at, src) for k, at, src, _ in known}, latest)
+                done.rejected = decision.rejected
+                if not decision.kept:
+                    raise NothingKept
+                if decision.edits is not None:
+                    w.edit(decision.edits, decision.fids, decision.keys)
+                cs = w.pending
+                with w.conn.cursor() as cur:
+                    rows = report_rows(spec.id, decision.kept, cs.id, cs.time, author)
+                    cur.executemany(insert_sql(f"{self.s}.twin_reports", "%s"), [(*r[:-1], bool(r[-1])) for r in rows])
+        except NothingKept:
+            return done
+        done.changesets = [cs.id]
+        done.applied = sum(a for _, a in decision.kept)
+        done.late = len(decision.kept) - done.applied
+        return done
 
     def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete",
                expect_version: int | None = None) -> Changeset:

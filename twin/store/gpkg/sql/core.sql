@@ -65,3 +65,19 @@ CREATE TABLE twin_layers (
   feature_count INTEGER NOT NULL DEFAULT 0,
   spec TEXT NOT NULL
 );
+-- Status reports as received: when it happened (observed_at) and when twin recorded it (recorded_at), each kept,
+-- applied to its component only when newer than the last one applied (times are UTC text to the microsecond).
+CREATE TABLE twin_reports (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  layer TEXT NOT NULL,
+  "key" TEXT NOT NULL,
+  status TEXT,
+  measured TEXT NOT NULL DEFAULT '{}',
+  observed_at TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  source TEXT NOT NULL,
+  author TEXT NOT NULL,
+  changeset INTEGER NOT NULL,
+  applied INTEGER NOT NULL
+);
+CREATE INDEX twin_reports_key ON twin_reports("key", observed_at);

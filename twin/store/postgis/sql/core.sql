@@ -59,3 +59,19 @@ CREATE TABLE {s}.twin_tiles_cells (layer text COLLATE "C" NOT NULL, level intege
   sx double precision NOT NULL, sy double precision NOT NULL, PRIMARY KEY (layer, level, cx, cy, status));
 CREATE TABLE {s}.twin_tiles_shapes (layer text COLLATE "C" NOT NULL, level integer NOT NULL, cx bigint NOT NULL,
   cy bigint NOT NULL, geom bytea NOT NULL, PRIMARY KEY (layer, level, cx, cy));
+-- Status reports as received: when it happened (observed_at) and when twin recorded it (recorded_at), each kept,
+-- applied to its component only when newer than the last one applied (times are UTC text to the microsecond).
+CREATE TABLE {s}.twin_reports (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  layer text COLLATE "C" NOT NULL,
+  "key" text COLLATE "C" NOT NULL,
+  status text,
+  measured jsonb NOT NULL DEFAULT '{}',
+  observed_at text COLLATE "C" NOT NULL,
+  recorded_at text NOT NULL,
+  source text NOT NULL,
+  author text NOT NULL,
+  changeset bigint NOT NULL,
+  applied boolean NOT NULL
+);
+CREATE INDEX twin_reports_key ON {s}.twin_reports ("key", observed_at);

@@ -1,0 +1,142 @@
+"""A component's past over HTTP against a real server, on the suite's engine: its versions (who, when, what
+changed) and the item as of an instant, bound to the user's area and masked as the user's role requires."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import httpx
+import orjson
+import pytest
+import shapely
+
+from tests.api.conftest import Server
+from tests.api.test_readme_clients import readme_block
+from tests.users import bearer
+
+
+@pytest.fixture
+def city(area_city: Server) -> Server:
+    """The module's server: one district's officer, personal fields of a compound to mask."""
+    return area_city
+
+
+def _get(city: Server, path: str, role: str = "planner", **params: object) -> httpx.Response:
+    return httpx.get(city.url + path, params=params, headers=bearer(city.tokens[role]), timeout=30)
+
+
+def _write(city: Server, method: str, key: str, body: dict) -> None:
+    r = httpx.request(method, f"{city.url}/collections/{key_layer(key)}/items/{key}", content=orjson.dumps(body),
+                      headers={**bearer(city.tokens["gis_editor"]), "Content-Type": "application/merge-patch+json"},
+                      timeout=30)
+    assert r.status_code in (200, 204), r.text
+
+
+def key_layer(key: str) -> str:
+    return {"HY": "hydrant", "RC": "residential_compound"}.get(key.split("-")[0], "hydrant")
+
+
+def _west(city: Server) -> shapely.Geometry:
+    return city.store.features("district").sort_values("name_en").iloc[1].geometry
+
+
+def test_versions_say_who_wrote_each_when_it_was_current_and_what_it_changed(city: Server) -> None:
+    frame = city.store.features("hydrant")
+    key = str(frame.key.iloc[-1])
+    _write(city, "PATCH", key, {"road": "史路"})
+    _write(city, "PATCH", key, {"status": "faulty"})
+    body = _get(city, f"/collections/hydrant/items/{key}/versions").json()
+    versions = body["versions"]
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert versions[1]["changed"] == ["road"] and versions[2]["changed"] == ["status"]
+    assert versions[0]["validTo"] == versions[1]["validFrom"] and versions[2]["validTo"] is None
+    assert [v["ended"] for v in versions] == ["update", "update", None]
+    assert versions[1]["author"].startswith("gis_editor") and versions[1]["feature"]["properties"]["road"] == "史路"
+    assert _get(city, f"/collections/hydrant/items/{key}/versions", role="area_officer").status_code in (200, 404)
+
+
+def test_as_of_gives_the_version_current_then_and_404_before_it_existed(city: Server) -> None:
+    key = str(city.store.features("hydrant").key.iloc[-2])
+    before = _get(city, f"/collections/hydrant/items/{key}").json()["properties"]["road"]
+    time.sleep(0.01)
+    _write(city, "PATCH", key, {"road": "今路"})
+    versions = _get(city, f"/collections/hydrant/items/{key}/versions").json()["versions"]
+    changed_at = versions[-1]["validFrom"]
+    old = _get(city, f"/collections/hydrant/items/{key}", as_of=versions[0]["validFrom"])
+    assert old.status_code == 200 and old.json()["properties"]["road"] == before and old.json()["version"] == 1
+    assert old.headers["Twin-As-Of"].startswith(versions[0]["validFrom"][:23])
+    now = _get(city, f"/collections/hydrant/items/{key}", as_of=changed_at).json()
+    assert now["properties"]["road"] == "今路"
+    assert _get(city, f"/collections/hydrant/items/{key}", as_of="2001-01-01T00:00:00Z").status_code == 404
+    bad = _get(city, f"/collections/hydrant/items/{key}", as_of="yesterday")
+    assert bad.status_code == 400 and "as_of" in bad.json()["description"]
+    assert _get(city, f"/collections/hydrant/items/{key}", as_of="2001-01-01T00:00:00").status_code == 400
+
+
+def test_a_deleted_component_keeps_its_versions_and_its_past(city: Server) -> None:
+    key = str(city.store.features("hydrant").key.iloc[-3])
+    r = httpx.delete(f"{city.url}/collections/hydrant/items/{key}", headers=bearer(city.tokens["gis_editor"]),
+                     timeout=30)
+    assert r.status_code == 204
+    assert _get(city, f"/collections/hydrant/items/{key}").status_code == 404
+    versions = _get(city, f"/collections/hydrant/items/{key}/versions").json()["versions"]
+    assert versions[-1]["ended"] == "delete"
+    past = _get(city, f"/collections/hydrant/items/{key}", as_of=versions[-1]["validFrom"])
+    assert past.status_code == 200 and past.json()["id"] == key
+
+
+def test_an_area_bound_user_sees_only_the_versions_inside_their_area(city: Server) -> None:
+    frame = city.store.features("hydrant")
+    west = _west(city)
+    outside = str(frame.key[~frame.intersects(west)].iloc[0])
+    assert _get(city, f"/collections/hydrant/items/{outside}/versions", role="area_officer").status_code == 404
+    assert _get(city, f"/collections/hydrant/items/{outside}", role="area_officer",
+                as_of="2100-01-01T00:00:00Z").status_code == 404
+    inside = str(frame.key[frame.intersects(west)].iloc[-1])
+    x = float(shapely.get_x(frame.set_index("key").geometry[inside]))
+    _write(city, "PATCH", inside, {"road": "进出路"})
+    moved = {"type": "Point", "coordinates": [x + 0.5, 31.23]}
+    r = httpx.patch(f"{city.url}/collections/hydrant/items/{inside}",
+                    content=orjson.dumps({"type": "Feature", "geometry": moved, "properties": {}}),
+                    headers={**bearer(city.tokens["gis_editor"]), "Content-Type": "application/geo+json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    seen = _get(city, f"/collections/hydrant/items/{inside}/versions", role="area_officer").json()["versions"]
+    everyone = _get(city, f"/collections/hydrant/items/{inside}/versions").json()["versions"]
+    assert len(everyone) == len(seen) + 1
+    assert all(west.intersects(shapely.geometry.shape(v["feature"]["geometry"])) for v in seen)
+
+
+def test_versions_come_masked_as_the_role_requires(city: Server) -> None:
+    frame = city.store.features("residential_compound")
+    key, stored = str(frame.key.iloc[0]), str(frame.property_manager.iloc[0])
+    body = _get(city, f"/collections/residential_compound/items/{key}/versions").text
+    assert stored not in body
+    assert stored in _get(city, f"/collections/residential_compound/items/{key}/versions", role="admin").text
+
+
+def test_the_readme_history_recipe_runs_as_written(city: Server) -> None:
+    key = str(city.store.features("hydrant").key.iloc[3])
+    recipe = readme_block("### 历史 · A component's past", "bash")
+    script = f"B={city.url}; K={key}; export TOKEN={city.tokens['planner']}\n{recipe}"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    versions, at = json.JSONDecoder().raw_decode(done.stdout)
+    now = json.loads(done.stdout[at:])
+    assert versions["key"] == key and versions["versions"][-1]["validTo"] is None
+    assert now["id"] == key and now["version"] == versions["versions"][-1]["version"]
+
+
+def test_the_http_diff_lists_what_changed_between_two_instants(city: Server) -> None:
+    keys = sorted(city.store.features("hydrant").key)[10:12]
+    start = _get(city, f"/collections/hydrant/items/{keys[0]}/versions").json()["versions"][-1]["validFrom"]
+    time.sleep(0.01)
+    _write(city, "PATCH", keys[0], {"road": "差路"})
+    _write(city, "PATCH", keys[1], {"road": "差路二"})
+    end = _get(city, f"/collections/hydrant/items/{keys[1]}/versions").json()["versions"][-1]["validFrom"]
+    body = _get(city, "/changes/diff", **{"from": start, "to": end, "layers": "hydrant"}).json()
+    assert {(e["key"], e["change"]) for e in body["changes"]} >= {(keys[0], "changed"), (keys[1], "changed")}
+    assert not body["truncated"]
+    bad = _get(city, "/changes/diff", **{"from": end, "to": start})
+    assert bad.status_code == 400 and "before it starts" in bad.json()["description"]
+    assert _get(city, "/changes/diff", **{"from": "x", "to": end}).status_code == 400

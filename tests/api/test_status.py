@@ -1,0 +1,112 @@
+"""Status reports over HTTP against a real server, on the suite's engine: JSON and streamed NDJSON, refusals by
+line, a 422 that changes nothing, the user's area and role, the audit trail, and the README recipe as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+import pytest
+
+from tests.api.conftest import Server
+from tests.api.test_readme_clients import readme_block
+from tests.engines import execute
+from tests.users import bearer
+
+
+@pytest.fixture
+def city(area_city: Server) -> Server:
+    return area_city
+
+
+def _at(seconds: float) -> str:
+    t = datetime.now(UTC) + timedelta(seconds=seconds)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _post(city: Server, body: bytes | Iterator[bytes], media: str = "application/json", role: str = "gis_editor",
+          **params: str) -> httpx.Response:
+    return httpx.post(city.url + "/status", content=body, params=params, timeout=60,
+                      headers={**bearer(city.tokens[role]), "Content-Type": media})
+
+
+def _state(city: Server) -> tuple:
+    return (city.store.changesets(limit=1)[0].id, str(city.store.features("hydrant").drop(columns="geometry")
+                                                      .to_dict("records")))
+
+
+def test_a_json_batch_keeps_the_good_reports_and_lists_the_bad_by_line(city: Server) -> None:
+    keys = sorted(city.store.features("hydrant").key)[20:23]
+    r = _post(city, orjson.dumps([
+        {"key": keys[0], "status": "faulty", "values": {"pressure": 0.02}, "observed_at": _at(0)},
+        {"key": keys[1], "status": "melted", "observed_at": _at(0)},
+        {"key": keys[2], "values": {"pressure": "high"}, "observed_at": _at(0)}]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["kept"], body["applied"], body["late"]) == (1, 1, 0) and len(body["changesets"]) == 1
+    assert [(x["line"], x["key"]) for x in body["rejected"]] == [(2, keys[1]), (3, keys[2])]
+    item = httpx.get(f"{city.url}/collections/hydrant/items/{keys[0]}", headers=bearer(city.tokens["planner"]),
+                     timeout=30).json()
+    assert item["properties"]["status"] == "faulty" and item["properties"]["pressure"] == 0.02
+
+
+def test_streamed_ndjson_is_kept_batch_by_batch(city: Server) -> None:
+    keys = sorted(city.store.features("hydrant").key)[30:90]
+    lines = [orjson.dumps({"key": k, "status": "under_repair", "observed_at": _at(0), "source": "泵站"})
+             for k in keys]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked, as a stream
+        for i in range(0, len(lines), 7):
+            yield b"\n".join(lines[i:i + 7]) + b"\n"
+
+    r = _post(city, chunks(), "application/x-ndjson")
+    assert r.status_code == 200 and r.json()["kept"] == len(keys), r.text
+    stored = city.store.features("hydrant", keys=keys)
+    assert set(stored.status) == {"under_repair"}
+    kept = execute(city.target, "SELECT count(*) FROM twin_reports WHERE source = '泵站'")
+    assert kept == [(len(keys),)]
+
+
+def test_a_batch_of_only_refusals_is_422_and_changes_nothing(city: Server) -> None:
+    before = _state(city)
+    r = _post(city, b'{"key": "HY-xxxxxxxx-0", "status": "faulty", "observed_at": "2026-01-01T00:00:00Z"}\nnope\n',
+              "application/x-ndjson")
+    assert r.status_code == 422 and r.json()["code"] == "ReportsRejected" and len(r.json()["rejected"]) == 2
+    assert _state(city) == before
+
+
+def test_who_may_report_and_where(city: Server) -> None:
+    frame = city.store.features("hydrant")
+    west = city.store.features("district").sort_values("name_en").iloc[1].geometry
+    outside = str(frame.key[~frame.intersects(west)].iloc[5])
+    report = orjson.dumps([{"key": outside, "status": "faulty", "observed_at": _at(0)}])
+    assert httpx.post(city.url + "/status", content=report, timeout=30,
+                      headers={"Content-Type": "application/json"}).status_code == 401
+    planner = _post(city, report, role="planner")
+    assert planner.status_code == 422 and "may not report" in planner.json()["rejected"][0]["error"]
+    officer = _post(city, report, role="area_editor")
+    assert officer.status_code == 422 and officer.json()["rejected"][0]["error"] == "outside your area"
+    assert _post(city, report, "text/csv").status_code == 415
+    assert _post(city, b"{not json", "application/json").status_code == 400
+
+
+def test_every_batch_is_audited(city: Server) -> None:
+    key = sorted(city.store.features("hydrant").key)[95]
+    assert _post(city, orjson.dumps([{"key": key, "status": "retired", "observed_at": _at(0)}])).status_code == 200
+    audit = httpx.get(city.url + "/audit", params={"action": "status"}, headers=bearer(city.tokens["admin"]),
+                      timeout=30).json()
+    assert any("1 kept" in (e.get("detail") or "") for e in audit["events"])
+
+
+def test_the_readme_status_recipe_runs_as_written(city: Server, tmp_path) -> None:
+    key = sorted(city.store.features("hydrant").key)[100]
+    recipe = readme_block("### 状态上报 · Status reports", "bash")
+    recipe = re.sub(r"(?m)^export TOKEN=.*$", f"export TOKEN={city.tokens['gis_editor']}", recipe)
+    recipe = re.sub(r"HY-wtw3sjq4-0", key, recipe)
+    done = subprocess.run(["bash", "-c", f"B={city.url}\ncd {tmp_path}\n{recipe}"], capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "TWIN_STORE": city.target})
+    assert '"kept":1' in done.stdout.replace(" ", ""), done.stdout + done.stderr

@@ -1,0 +1,95 @@
+"""Status reports inside a store's write transaction, alike on every engine: which are refused, which change their
+component (the newest, when newer than what the component already shows) and which are kept as history only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import orjson
+import pandas as pd
+
+from twin.catalogue import LayerSpec
+from twin.model.reports import Rejected, Report
+
+#: Columns of ``twin_reports`` a store writes, in the order of :func:`report_rows`.
+REPORT_COLUMNS = ("layer", "key", "status", "measured", "observed_at", "recorded_at", "source", "author",
+                  "changeset", "applied")
+
+
+class NothingKept(Exception):
+    """Every report of a batch was refused: raised inside the writer, whose transaction then writes nothing."""
+
+
+def insert_sql(table: str, mark: str) -> str:
+    """``INSERT`` of :func:`report_rows` into ``table`` with the engine's parameter ``mark``."""
+    return (f"INSERT INTO {table} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in REPORT_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(REPORT_COLUMNS))})")
+
+
+@dataclass
+class Decision:
+    """The reports to keep (with whether each was applied), the refused ones, and the edits to write."""
+
+    kept: list[tuple[Report, bool]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    edits: gpd.GeoDataFrame | None = None
+    fids: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+
+def decide(spec: LayerSpec, reports: Sequence[Report], current: gpd.GeoDataFrame, first_seen: Mapping[str, str],
+           recorded: set[tuple[str, str, str]], latest: Mapping[str, str]) -> Decision:
+    """``current``: the reported components as stored (a store frame); ``first_seen``: when each first existed;
+    ``recorded``: ``(key, observed_at, source)`` of the reports already kept; ``latest``: per key, the observation
+    time of the last report applied."""
+    out = Decision()
+    rows = {str(k): i for i, k in enumerate(current.key)}
+    accepted: list[Report] = []
+    seen = set(recorded)
+    for r in reports:
+        if r.key not in rows:
+            out.rejected.append(Rejected(r.line, r.key, f"no component with key {r.key!r} in {spec.id}"))
+        elif r.observed_at < first_seen.get(r.key, ""):
+            out.rejected.append(Rejected(r.line, r.key, f"observed at {r.observed_at}, before the component "
+                                                        f"existed ({first_seen[r.key]})"))
+        elif (r.key, r.observed_at, r.source) in seen:
+            out.rejected.append(Rejected(r.line, r.key, "a duplicate: a report of this component at this time "
+                                                        f"from {r.source!r} is already recorded"))
+        else:
+            seen.add((r.key, r.observed_at, r.source))
+            accepted.append(r)
+    newest: dict[str, Report] = {}
+    for r in accepted:
+        if r.key not in newest or r.observed_at >= newest[r.key].observed_at:
+            newest[r.key] = r
+    applied: list[Report] = []
+    for key, r in newest.items():
+        shown_since = max(latest.get(key, ""), str(current.valid_from.iloc[rows[key]]))
+        if r.observed_at > shown_since:
+            applied.append(r)
+    chosen = {id(r) for r in applied}
+    out.kept = [(r, id(r) in chosen) for r in accepted]
+    if applied:
+        records = []
+        for r in applied:
+            row = current.iloc[rows[r.key]]
+            values = {c: row[c] for c in ("status", *spec.field_names)}
+            values.update(r.values)
+            if r.status is not None:
+                values["status"] = r.status
+            values["updated_at"] = r.observed_at[:23] + "Z"
+            records.append(values)
+            out.fids.append(int(row["fid"]))
+            out.keys.append(r.key)
+        geoms = [current.geometry.iloc[rows[r.key]] for r in applied]
+        out.edits = gpd.GeoDataFrame(pd.DataFrame(records), geometry=geoms, crs="EPSG:4326")
+    return out
+
+
+def report_rows(layer: str, kept: Sequence[tuple[Report, bool]], changeset: int, recorded_at: str, author: str
+                ) -> list[tuple[object, ...]]:
+    """The ``twin_reports`` rows of the reports kept, in :data:`REPORT_COLUMNS` order."""
+    return [(layer, r.key, r.status, orjson.dumps(r.values).decode(), r.observed_at, recorded_at, r.source, author,
+             changeset, applied) for r, applied in kept]
