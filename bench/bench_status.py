@@ -120,7 +120,8 @@ def main() -> None:
                                                "values": {"pressure": round(float(rng.uniform(0.05, 0.6)), 3)},
                                                "observed_at": clock.isoformat(timespec="milliseconds")}))
                 r = http.post("/status", content=b"\n".join(lines))
-                r.raise_for_status()
+                if r.status_code != 200:
+                    raise SystemExit(f"POST /status answered {r.status_code}: {r.text[:500]}")
                 sent += len(lines)
                 kept += r.json()["kept"]
         elapsed = time.perf_counter() - started

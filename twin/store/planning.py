@@ -118,8 +118,8 @@ class PlanLookup(Protocol):
         nor claimed by an earlier chunk, ordered by key; values as :func:`stored_values` gives them."""
         ...
 
-    def stored(self, fid: int, columns: list[str]) -> tuple[Any, ...] | None:
-        """``fp, *columns`` of one component, values as :func:`stored_values` gives them."""
+    def stored(self, fids: Sequence[int], columns: list[str]) -> dict[int, tuple[Any, ...]]:
+        """``fp, *columns`` of each of these components that exists, values as :func:`stored_values` gives them."""
         ...
 
     def used_keys(self, prefixes: list[str]) -> list[str]:
@@ -160,9 +160,10 @@ def plan_write(lookup: PlanLookup, spec: LayerSpec, frame: gpd.GeoDataFrame, now
     keys = np.empty(n, dtype=object)
     if fixed is not None:
         given_values = stored_values(attrs, compare)
+        stored_rows = lookup.stored(fixed[0], compare)
         for i, (fid, key) in enumerate(zip(*fixed, strict=True)):
             fids[i], keys[i] = fid, key
-            row = lookup.stored(int(fid), compare)
+            row = stored_rows.get(int(fid))
             same = row is not None and row[0] == int(fps[i]) and tuple(row[1:]) == given_values[i]
             action[i] = "unchanged" if same else "update"
     elif n:

@@ -45,7 +45,9 @@ def decide(spec: LayerSpec, reports: Sequence[Report], current: gpd.GeoDataFrame
     ``recorded``: ``(key, observed_at, source)`` of the reports already kept; ``latest``: per key, the observation
     time of the last report applied."""
     out = Decision()
-    rows = {str(k): i for i, k in enumerate(current.key)}
+    records = current.drop(columns=current.geometry.name).to_dict("records")
+    geometries = current.geometry.to_numpy()
+    rows = {str(r["key"]): i for i, r in enumerate(records)}
     accepted: list[Report] = []
     seen = set(recorded)
     for r in reports:
@@ -64,27 +66,24 @@ def decide(spec: LayerSpec, reports: Sequence[Report], current: gpd.GeoDataFrame
     for r in accepted:
         if r.key not in newest or r.observed_at >= newest[r.key].observed_at:
             newest[r.key] = r
-    applied: list[Report] = []
-    for key, r in newest.items():
-        shown_since = max(latest.get(key, ""), str(current.valid_from.iloc[rows[key]]))
-        if r.observed_at > shown_since:
-            applied.append(r)
+    applied = [r for key, r in newest.items()
+               if r.observed_at > max(latest.get(key, ""), str(records[rows[key]]["valid_from"]))]
     chosen = {id(r) for r in applied}
     out.kept = [(r, id(r) in chosen) for r in accepted]
     if applied:
-        records = []
+        names = ("status", *spec.field_names)
+        edits = []
         for r in applied:
-            row = current.iloc[rows[r.key]]
-            values = {c: row[c] for c in ("status", *spec.field_names)}
+            values = {c: records[rows[r.key]][c] for c in names}
             values.update(r.values)
             if r.status is not None:
                 values["status"] = r.status
             values["updated_at"] = r.observed_at[:23] + "Z"
-            records.append(values)
-            out.fids.append(int(row["fid"]))
+            edits.append(values)
+            out.fids.append(int(records[rows[r.key]]["fid"]))
             out.keys.append(r.key)
-        geoms = [current.geometry.iloc[rows[r.key]] for r in applied]
-        out.edits = gpd.GeoDataFrame(pd.DataFrame(records), geometry=geoms, crs="EPSG:4326")
+        out.edits = gpd.GeoDataFrame(pd.DataFrame(edits), geometry=[geometries[rows[r.key]] for r in applied],
+                                     crs="EPSG:4326")
     return out
 
 

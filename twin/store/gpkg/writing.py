@@ -144,10 +144,11 @@ class SqliteLookup:
             (orjson.dumps(fps.tolist()).decode(), self.changeset),
         ).fetchall()
 
-    def stored(self, fid: int, columns: list[str]) -> tuple[Any, ...] | None:
+    def stored(self, fids: Sequence[int], columns: list[str]) -> dict[int, tuple[Any, ...]]:
         cols = ", ".join(f'"{c}"' for c in columns)
-        row = self.conn.execute(f"SELECT fp, {cols} FROM {ddl.q(self.spec.id)} WHERE fid = ?", (fid,)).fetchone()
-        return None if row is None else tuple(row)
+        rows = self.conn.execute(f"SELECT fid, fp, {cols} FROM {ddl.q(self.spec.id)} WHERE fid IN "
+                                 "(SELECT value FROM json_each(?))", (orjson.dumps([int(f) for f in fids]).decode(),))
+        return {int(r[0]): tuple(r[1:]) for r in rows}
 
     def used_keys(self, prefixes: list[str]) -> list[str]:
         sql = ('SELECT k."key" FROM json_each(?) AS j CROSS JOIN {table} AS k '

@@ -68,10 +68,10 @@ class PgLookup:
             "AND t.changeset <> %s AND NOT EXISTS (SELECT 1 FROM twin_claimed c WHERE c.fid = t.fid) "
             'ORDER BY t."key"', (fps.tolist(), self.changeset)).fetchall()
 
-    def stored(self, fid: int, columns: list[str]) -> tuple[Any, ...] | None:
-        row = self.conn.execute(f"SELECT t.fp, {self._values(columns)} FROM {self.table} t WHERE t.fid = %s",
-                                (fid,)).fetchone()
-        return None if row is None else tuple(row)
+    def stored(self, fids: Sequence[int], columns: list[str]) -> dict[int, tuple[Any, ...]]:
+        rows = self.conn.execute(f"SELECT t.fid, t.fp, {self._values(columns)} FROM {self.table} t "
+                                 "WHERE t.fid = ANY(%s)", ([int(f) for f in fids],)).fetchall()
+        return {int(r[0]): tuple(r[1:]) for r in rows}
 
     def used_keys(self, prefixes: list[str]) -> list[str]:
         ends = [p[:-1] + "." for p in prefixes]
