@@ -68,7 +68,8 @@ def map_config(catalogue: Catalogue, seen: Mapping[str, Seen], settings: MapSett
     return {"api": root, "tiles": f"{tiles}?v={variant_tag(who)}" if tiles else None,
             "roads": f"{root}/map/basemap/roads.geojson", "layers": layers, "groups": groups(),
             "basemaps": basemaps, "view": list(view), "import": f"{root}/import", "map": f"{root}/map",
-            "login": f"{root}/login?next=", "logout": f"{root}/logout", "user": user, "writable": writable}
+            "login": f"{root}/login?next=", "logout": f"{root}/logout", "user": user, "writable": writable,
+            "changes": f"{root}/changes/stream"}
 
 
 class _App(JSCSSMixin):
@@ -90,7 +91,7 @@ class _App(JSCSSMixin):
 class MapApp(_App):
     default_js: ClassVar[list[tuple[str, str]]] = [  # type: ignore[misc]
         *_COMMON_JS, ("twin_layers", "static:twin/layers.js"), ("twin_popups", "static:twin/popups.js"),
-        ("twin_tools", "static:twin/tools.js"), ("twin_map", "static:twin/map.js")]
+        ("twin_tools", "static:twin/tools.js"), ("twin_live", "static:twin/live.js"), ("twin_map", "static:twin/map.js")]
     default_css: ClassVar[list[tuple[str, str]]] = [("twin_css", "static:twin/map.css")]  # type: ignore[misc]
 
 

@@ -38,6 +38,7 @@
     var s = spec.statuses.filter(function (x) { return x.id === status; })[0];
     return L.extend({}, s ? s.style : spec.style);
   }
+  T.styleOf = statusStyle;
 
   function markDrawn(n) {
     if (n > 0 && T.firstDrawnAt === undefined) { T.firstDrawnAt = performance.now(); }

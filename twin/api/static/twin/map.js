@@ -306,6 +306,7 @@
       T.setBasemap(T.base);
       if (s.view) { map.setView(T.toDisplay(s.view[2], s.view[1]), s.view[0]); }
     });
+    if (T.startLive) { T.startLive(); }
     T.ready = true;
   };
 })(window);

@@ -1,0 +1,55 @@
+"""The live twin in Chromium: a status change committed by another client reaches the open map without a reload
+(the hydrant's colour where it is drawn, and the panel's list of latest changes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+
+from tests.browser.conftest import Tab, open_tab
+from tests.browser.test_map import CENTRE, goto
+from tests.maps.server import running
+from tests.users import add_user, bearer
+from twin.catalogue import Catalogue
+from twin.store import open_store
+
+
+@pytest.fixture
+def live(browser: object, own_city: str) -> Iterator[tuple[Tab, str]]:
+    planner, writer = add_user(own_city, "watcher", "planner"), add_user(own_city, "sensors", "gis_editor")
+    with running(own_city) as url:
+        tab = open_tab(browser, url, planner)
+        yield tab, writer
+        tab.page.context.close()
+    assert tab.outside() == [] and tab.errors == []
+
+
+def test_a_status_report_reaches_the_open_map_without_a_reload(live: tuple[Tab, str], own_city: str,
+                                                               catalogue: Catalogue) -> None:
+    tab, writer = live
+    store = open_store(own_city, catalogue, create=False)
+    try:
+        near = store.features("hydrant", bbox=(CENTRE[0] - 0.004, CENTRE[1] - 0.003, CENTRE[0] + 0.004,
+                                               CENTRE[1] + 0.003))
+    finally:
+        store.close()
+    hydrant = near[near.status == "in_service"].iloc[0]
+    key, lon, lat = str(hydrant.key), float(hydrant.geometry.x), float(hydrant.geometry.y)
+    goto(tab, f"#map=17/{lat}/{lon}&layers=hydrant&base=twin&lang=zh")
+    tab.page.wait_for_function("TwinMap.drawn().hydrant.features > 0 && TwinMap.liveOpen === true")
+    loads = len(tab.requests)
+    assert tab.page.locator(".twin-s-under_repair").count() == 0
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    r = httpx.post(tab.base + "/status", timeout=30, headers={**bearer(writer), "Content-Type": "application/json"},
+                   content=orjson.dumps([{"key": key, "status": "under_repair", "observed_at": now}]))
+    assert r.status_code == 200 and r.json()["applied"] == 1, r.text
+    item = tab.page.locator(f'#twin-live-list [data-key="{key}"]')
+    item.wait_for(timeout=10_000)
+    assert "消火栓" in item.inner_text() and "维修中" in item.inner_text()
+    tab.page.wait_for_function("document.querySelectorAll('.twin-f-hydrant.twin-s-under_repair').length >= 1")
+    assert not any("/map" in u and u.endswith("/map") for u in tab.requests[loads:])  # no reload of the page
+    tab.shot("map-live-change")
