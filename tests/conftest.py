@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -85,3 +86,19 @@ def browser() -> Iterator[object]:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=args)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def fresh_store(catalogue: Catalogue) -> Callable[[], Iterator[Store]]:
+    """Makes a new, empty store of this run's engine per call (``for store in fresh_store(): ...``), for tests
+    that need one per hypothesis example; each is dropped when its loop ends."""
+
+    def make() -> Iterator[Store]:
+        with tempfile.TemporaryDirectory() as tmp, fresh(Path(tmp)) as target:
+            store = open_store(target, catalogue)
+            try:
+                yield store
+            finally:
+                store.close()
+
+    return make

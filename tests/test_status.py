@@ -4,8 +4,6 @@ line's ``twin status push``."""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,13 +14,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.conftest import hydrants
-from tests.engines import execute, fresh
+from tests.engines import execute
 from twin.access.policy import load_policy
 from twin.access.principal import Principal, local
 from twin.catalogue import Catalogue
 from twin.cli import app
 from twin.status import Intake, items_of, lines_of
-from twin.store import Store, open_store
+from twin.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +91,6 @@ def test_a_late_report_is_kept_in_its_place_without_rewriting_the_state(store: S
     assert [(r[1], r[3]) for r in _reports(store)] == [("faulty", 1), ("under_repair", 0)]
     assert len(store.history(key)) == 2  # the first version and the one report applied
 
-
-@pytest.fixture
-def fresh_store(catalogue: Catalogue) -> Callable[[], Iterator[Store]]:
-    def make() -> Iterator[Store]:
-        with tempfile.TemporaryDirectory() as tmp, fresh(Path(tmp)) as target:
-            store = open_store(target, catalogue)
-            try:
-                yield store
-            finally:
-                store.close()
-    return make
 
 
 statuses = st.sampled_from(["in_service", "faulty", "under_repair", "retired"])

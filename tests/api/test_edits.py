@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -19,40 +18,18 @@ import pytest
 import schemathesis
 from schemathesis import GenerationMode
 
-from tests.api.conftest import Server, add_users, running
+from tests.api.conftest import Server
 from tests.api.test_fuzz import fuzz
 from tests.api.test_readme_clients import readme_block
-from tests.engines import fresh
-from tests.query.twin_fixture import build_twin
-from tests.users import add_user, bearer
-from twin.catalogue import Catalogue
-from twin.store import open_store
+from tests.users import bearer
 
-POLICY = """
-area_layers: [district]
-roles:
-  admin:        {read: "*", write: "*", unmask: "*", manage: true}
-  gis_editor:   {read: "*", write: "*"}
-  planner:      {read: "*"}
-  area_editor:  {read: "*", write: [hydrant], scope: required}
-"""
 GEOJSON = {"Content-Type": "application/geo+json"}
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("edits")
-    policy = folder / "policy.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
-    with fresh(folder) as target:
-        build_twin(target, catalogue).close()
-        tokens = add_users(target)
-        store = open_store(target, catalogue, create=False)
-        west = store.features("district").sort_values("name_en").iloc[1]  # West
-        tokens["area_editor"] = add_user(target, "west-editor", "area_editor", str(west.key), policy=policy)
-        with running(target, access_policy=str(policy)) as url:
-            yield Server(url, store, target, tokens)
-        store.close()
+def city(area_city: Server) -> Server:
+    """The module's twin and server (``area_city``): its ``area_editor`` writes hydrants in the West district."""
+    return area_city
 
 
 def send(city: Server, method: str, path: str, role: str | None = "gis_editor", body: object = None,

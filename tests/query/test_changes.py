@@ -4,12 +4,9 @@ personal fields come masked as the user's role requires; a cursor resumes withou
 
 from __future__ import annotations
 
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import shapely
@@ -18,7 +15,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.conftest import hydrants
-from tests.engines import fresh
 from tests.tiles.conftest import compounds
 from twin.access.policy import load_policy
 from twin.access.principal import Principal, local
@@ -29,7 +25,7 @@ from twin.model.area import Area
 from twin.model.changes import Position
 from twin.query.changes import ChangeReader, diff
 from twin.query.versions import as_of_stamp
-from twin.store import Store, open_store
+from twin.store import Store
 
 WEST = shapely.box(121.40, 31.20, 121.45, 31.30)  # the western half of where the test hydrants lie
 
@@ -70,17 +66,6 @@ def _as_state(held: dict[str, dict]) -> dict[str, tuple]:
 def admin(catalogue: Catalogue) -> Principal:
     return local(load_policy(None, catalogue))
 
-
-@pytest.fixture
-def fresh_store(catalogue: Catalogue) -> Iterator[Iterator[Store]]:
-    def make() -> Iterator[Store]:
-        with tempfile.TemporaryDirectory() as tmp, fresh(Path(tmp)) as target:
-            store = open_store(target, catalogue)
-            try:
-                yield store
-            finally:
-                store.close()
-    yield make  # type: ignore[misc]
 
 
 ops = st.lists(st.one_of(

@@ -346,7 +346,8 @@ def test_a_version_2_store_gains_the_change_log_indexes_and_keeps_its_history(st
     execute(where, "DROP INDEX hydrant_history_changeset", "DROP INDEX hydrant_history_changeset_to",
             "CREATE INDEX hydrant_history_changeset_to ON hydrant_history (changeset_to)",
             "UPDATE twin_meta SET value = '2' WHERE key = 'schema_version'")
-    index = ("SELECT count(*) FROM pg_indexes WHERE indexname = 'hydrant_history_changeset'" if is_pg(where) else
+    index = ("SELECT count(*) FROM pg_indexes WHERE indexname = 'hydrant_history_changeset' "
+             "AND schemaname = current_schema()" if is_pg(where) else
              "SELECT count(*) FROM sqlite_master WHERE name = 'hydrant_history_changeset'")
     assert execute(where, index) == [(0,)]
     reopened = open_store(where, catalogue, create=False)

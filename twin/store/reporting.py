@@ -3,23 +3,64 @@ component (the newest, when newer than what the component already shows) and whi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import geopandas as gpd
 import orjson
 import pandas as pd
 
 from twin.catalogue import LayerSpec
-from twin.model.reports import Rejected, Report
+from twin.model.reports import Rejected, Report, Reported
+from twin.store.base import Changeset
 
 #: Columns of ``twin_reports`` a store writes, in the order of :func:`report_rows`.
 REPORT_COLUMNS = ("layer", "key", "status", "measured", "observed_at", "recorded_at", "source", "author",
                   "changeset", "applied")
 
 
-class NothingKept(Exception):
+class _NothingKept(Exception):
     """Every report of a batch was refused: raised inside the writer, whose transaction then writes nothing."""
+
+
+class ReportWriter(Protocol):
+    """What :func:`keep` needs of an engine's layer writer."""
+
+    @property
+    def pending(self) -> Changeset:
+        ...
+
+    def edit(self, frame: gpd.GeoDataFrame, fids: Sequence[int], keys: Sequence[str]) -> object:
+        ...
+
+
+W = TypeVar("W", bound=ReportWriter)
+
+
+def keep(spec: LayerSpec, reports: Sequence[Report], author: str, writer: Callable[[], AbstractContextManager[W]],
+         read: Callable[[W], tuple[gpd.GeoDataFrame, dict[str, str], list[tuple[str, str, str, object]]]],
+         insert: Callable[[W, list[tuple[object, ...]]], None]) -> Reported:
+    """One batch in one write transaction of ``writer()``: ``read`` gives the reported components, when each first
+    existed and the reports already kept of them; the decided edits are written, the kept reports ``insert``-ed."""
+    done = Reported()
+    try:
+        with writer() as w:
+            decision = decide(spec, reports, *read(w))
+            done.rejected = decision.rejected
+            if not decision.kept:
+                raise _NothingKept
+            if decision.edits is not None:
+                w.edit(decision.edits, decision.fids, decision.keys)
+            cs = w.pending
+            insert(w, report_rows(spec.id, decision.kept, cs.id, cs.time, author))
+    except _NothingKept:
+        return done
+    done.changesets = [cs.id]
+    done.applied = sum(a for _, a in decision.kept)
+    done.late = len(decision.kept) - done.applied
+    return done
 
 
 def insert_sql(table: str, mark: str) -> str:
@@ -40,10 +81,14 @@ class Decision:
 
 
 def decide(spec: LayerSpec, reports: Sequence[Report], current: gpd.GeoDataFrame, first_seen: Mapping[str, str],
-           recorded: set[tuple[str, str, str]], latest: Mapping[str, str]) -> Decision:
+           known: Sequence[tuple[str, str, str, object]]) -> Decision:
     """``current``: the reported components as stored (a store frame); ``first_seen``: when each first existed;
-    ``recorded``: ``(key, observed_at, source)`` of the reports already kept; ``latest``: per key, the observation
-    time of the last report applied."""
+    ``known``: ``(key, observed_at, source, applied)`` of the reports of these components already kept."""
+    latest: dict[str, str] = {}
+    for k, at, _, was_applied in known:
+        if was_applied and at > latest.get(k, ""):
+            latest[k] = at
+    recorded = {(k, at, src) for k, at, src, _ in known}
     out = Decision()
     records = current.drop(columns=current.geometry.name).to_dict("records")
     geometries = current.geometry.to_numpy()

@@ -38,7 +38,7 @@ from twin.store.gpkg.connections import ReaderPool
 from twin.store.gpkg.reads import GpkgSnapshot
 from twin.store.gpkg.writing import LayerWriter, layer_writer
 from twin.store.planning import check_version
-from twin.store.reporting import NothingKept, decide, insert_sql, report_rows
+from twin.store.reporting import insert_sql, keep
 
 log = logging.getLogger(__name__)
 
@@ -434,36 +434,23 @@ class GeoPackageStore:
         spec = self.catalogue[layer]
         keys = _json_list(sorted({r.key for r in reports}))
         table, hist = ddl.q(spec.id), ddl.q(spec.id + "_history")
-        done = Reported()
-        try:
-            with self.writer(spec.id, author=author, source=source, kind="status") as w:
-                current = self._frame(spec, w.conn.execute(
-                    self._select(spec) + ' WHERE "key" IN (SELECT value FROM json_each(?))', (keys,)).fetchall())
-                first = dict(w.conn.execute(
-                    f'SELECT "key", min(valid_from) FROM (SELECT "key", valid_from FROM {hist} WHERE "key" IN '
-                    f'(SELECT value FROM json_each(?1)) UNION ALL SELECT "key", valid_from FROM {table} WHERE "key" IN '
-                    '(SELECT value FROM json_each(?1))) GROUP BY "key"', (keys,)).fetchall())
-                known = w.conn.execute('SELECT "key", observed_at, source, applied FROM twin_reports WHERE "key" IN '
-                                       "(SELECT value FROM json_each(?))", (keys,)).fetchall()
-                latest: dict[str, str] = {}
-                for k, at, _, applied in known:
-                    if applied and at > latest.get(k, ""):
-                        latest[k] = at
-                decision = decide(spec, reports, current, first, {(k, at, src) for k, at, src, _ in known}, latest)
-                done.rejected = decision.rejected
-                if not decision.kept:
-                    raise NothingKept
-                if decision.edits is not None:
-                    w.edit(decision.edits, decision.fids, decision.keys)
-                cs = w.pending
-                w.conn.executemany(insert_sql("twin_reports", "?"),
-                                   report_rows(spec.id, decision.kept, cs.id, cs.time, author))
-        except NothingKept:
-            return done
-        done.changesets = [cs.id]
-        done.applied = sum(a for _, a in decision.kept)
-        done.late = len(decision.kept) - done.applied
-        return done
+
+        def read(w: LayerWriter) -> tuple[gpd.GeoDataFrame, dict[str, str], list[tuple[str, str, str, object]]]:
+            current = self._frame(spec, w.conn.execute(
+                self._select(spec) + ' WHERE "key" IN (SELECT value FROM json_each(?))', (keys,)).fetchall())
+            first = dict(w.conn.execute(
+                f'SELECT "key", min(valid_from) FROM (SELECT "key", valid_from FROM {hist} WHERE "key" IN '
+                f'(SELECT value FROM json_each(?1)) UNION ALL SELECT "key", valid_from FROM {table} WHERE "key" IN '
+                '(SELECT value FROM json_each(?1))) GROUP BY "key"', (keys,)).fetchall())
+            known = w.conn.execute('SELECT "key", observed_at, source, applied FROM twin_reports WHERE "key" IN '
+                                   "(SELECT value FROM json_each(?))", (keys,)).fetchall()
+            return current, first, known
+
+        def insert(w: LayerWriter, rows: list[tuple[object, ...]]) -> None:
+            w.conn.executemany(insert_sql("twin_reports", "?"), rows)
+
+        return keep(spec, reports, author, lambda: self.writer(spec.id, author=author, source=source, kind="status"),
+                    read, insert)
 
 
 def _json_list(values: Sequence[object]) -> str:

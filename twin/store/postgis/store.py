@@ -36,7 +36,7 @@ from twin.store.postgis.connect import Pool, Target, connect, explain, parse_url
 from twin.store.postgis.listen import Listener
 from twin.store.postgis.reads import PgSnapshot
 from twin.store.postgis.writing import PgLayerWriter, channel, lock_key
-from twin.store.reporting import NothingKept, decide, insert_sql, report_rows
+from twin.store.reporting import insert_sql, keep
 
 log = logging.getLogger(__name__)
 _ROW = ["fid", "geom", "key", "fp", "version", "changeset", "valid_from", "status", "updated_at"]
@@ -393,39 +393,24 @@ class PostgisStore:
         spec = self.catalogue[layer]
         keys = sorted({r.key for r in reports})
         table, hist = self._table(spec.id), self._table(spec.id + "_history")
-        done = Reported()
-        try:
-            with self.writer(spec.id, author=author, source=source, kind="status") as w:
-                current = self._frame(spec, w.conn.execute(
-                    f'SELECT {self._select(spec)} FROM {table} t WHERE t."key" = ANY(%s) FOR UPDATE',
-                    (keys,)).fetchall())
-                since = time_text("min(valid_from)", micros=True)
-                first: dict[str, str] = dict(w.conn.execute(
-                    f'SELECT "key", {since} FROM (SELECT "key", valid_from FROM {hist} WHERE "key" = ANY(%(k)s) '
-                    f'UNION ALL SELECT "key", valid_from FROM {table} WHERE "key" = ANY(%(k)s)) v GROUP BY "key"',
-                    {"k": keys}).fetchall())
-                known = w.conn.execute(f'SELECT "key", observed_at, source, applied FROM {self.s}.twin_reports '
-                                       'WHERE "key" = ANY(%s)', (keys,)).fetchall()
-                latest: dict[str, str] = {}
-                for k, at, _, applied in known:
-                    if applied and at > latest.get(k, ""):
-                        latest[k] = at
-                decision = decide(spec, reports, current, first, {(k, at, src) for k, at, src, _ in known}, latest)
-                done.rejected = decision.rejected
-                if not decision.kept:
-                    raise NothingKept
-                if decision.edits is not None:
-                    w.edit(decision.edits, decision.fids, decision.keys)
-                cs = w.pending
-                with w.conn.cursor() as cur:
-                    rows = report_rows(spec.id, decision.kept, cs.id, cs.time, author)
-                    cur.executemany(insert_sql(f"{self.s}.twin_reports", "%s"), [(*r[:-1], bool(r[-1])) for r in rows])
-        except NothingKept:
-            return done
-        done.changesets = [cs.id]
-        done.applied = sum(a for _, a in decision.kept)
-        done.late = len(decision.kept) - done.applied
-        return done
+
+        def read(w: PgLayerWriter) -> tuple[gpd.GeoDataFrame, dict[str, str], list[tuple[str, str, str, object]]]:
+            current = self._frame(spec, w.conn.execute(
+                f'SELECT {self._select(spec)} FROM {table} t WHERE t."key" = ANY(%s) FOR UPDATE', (keys,)).fetchall())
+            first: dict[str, str] = dict(w.conn.execute(
+                f'SELECT "key", {time_text("min(valid_from)", micros=True)} FROM (SELECT "key", valid_from FROM {hist} '
+                f'WHERE "key" = ANY(%(k)s) UNION ALL SELECT "key", valid_from FROM {table} WHERE "key" = ANY(%(k)s)) v '
+                'GROUP BY "key"', {"k": keys}).fetchall())
+            known = w.conn.execute(f'SELECT "key", observed_at, source, applied FROM {self.s}.twin_reports '
+                                   'WHERE "key" = ANY(%s)', (keys,)).fetchall()
+            return current, first, known
+
+        def insert(w: PgLayerWriter, rows: list[tuple[object, ...]]) -> None:
+            with w.conn.cursor() as cur:
+                cur.executemany(insert_sql(f"{self.s}.twin_reports", "%s"), [(*r[:-1], bool(r[-1])) for r in rows])
+
+        return keep(spec, reports, author, lambda: self.writer(spec.id, author=author, source=source, kind="status"),
+                    read, insert)
 
     def delete(self, layer: str, keys: Sequence[str], *, author: str, source: str = "delete",
                expect_version: int | None = None) -> Changeset:
