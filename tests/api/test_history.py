@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -140,3 +141,48 @@ def test_the_http_diff_lists_what_changed_between_two_instants(city: Server) -> 
     bad = _get(city, "/changes/diff", **{"from": end, "to": start})
     assert bad.status_code == 400 and "before it starts" in bad.json()["description"]
     assert _get(city, "/changes/diff", **{"from": "x", "to": end}).status_code == 400
+
+
+def _page_all(city: Server, role: str = "planner", **params: object) -> dict[str, dict]:
+    """Every feature of the hydrant items answer, page by page, by key."""
+    out: dict[str, dict] = {}
+    offset = 0
+    while True:
+        body = _get(city, "/collections/hydrant/items", role, limit=7, offset=offset, **params).json()
+        out.update({f["id"]: f for f in body["features"]})
+        if body["numberReturned"] < 7:
+            return out
+        offset += 7
+
+
+def test_items_as_of_an_instant_are_the_layer_as_it_was(city: Server) -> None:
+    west = _west(city)
+    box = west.buffer(-0.01).bounds if not west.buffer(-0.01).is_empty else west.bounds
+    bbox = ",".join(f"{v:.6f}" for v in box)
+    before = _page_all(city, bbox=bbox)
+    assert len(before) >= 4
+    time.sleep(0.01)
+    moment = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    time.sleep(0.01)
+    keys = sorted(before)
+    _write(city, "PATCH", keys[0], {"road": "过去路"})
+    r = httpx.delete(f"{city.url}/collections/hydrant/items/{keys[1]}", headers=bearer(city.tokens["gis_editor"]),
+                     timeout=30)
+    assert r.status_code == 204
+    moved = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [box[0] - 0.05, box[1] - 0.05]},
+             "properties": {}}
+    r = httpx.patch(f"{city.url}/collections/hydrant/items/{keys[2]}", content=orjson.dumps(moved),
+                    headers={**bearer(city.tokens["gis_editor"]), "Content-Type": "application/geo+json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    now = _page_all(city, bbox=bbox)
+    assert keys[1] not in now and keys[2] not in now and now[keys[0]]["properties"]["road"] == "过去路"
+    past = _page_all(city, bbox=bbox, as_of=moment)
+    assert set(past) == set(before)
+    assert {k: f["properties"] for k, f in past.items()} == {k: f["properties"] for k, f in before.items()}
+    answer = _get(city, "/collections/hydrant/items", bbox=bbox, as_of=moment)
+    assert answer.headers["Twin-As-Of"].startswith(moment[:23]) and answer.json()["twin:asOf"]
+    officer = _page_all(city, "area_officer", as_of=moment)
+    assert officer and all(west.intersects(shapely.geometry.shape(f["geometry"])) for f in officer.values())
+    bad = _get(city, "/collections/hydrant/items", as_of=moment, filter="status = 'faulty'")
+    assert bad.status_code == 400 and "as_of" in bad.json()["description"]
+    assert _get(city, "/collections/hydrant/items", as_of="2001-01-01").json()["features"] == []

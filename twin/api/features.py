@@ -14,7 +14,7 @@ from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_
 from twin.api.edits import CONFORMANCE as EDIT_CONFORMANCE
 from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
 from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
-from twin.api.versions import AsOf, item_as_of
+from twin.api.versions import AsOf, item_as_of, items_as_of
 from twin.catalogue import FieldType, LayerSpec
 from twin.errors import FeatureNotFoundError
 from twin.model.query import Box, FeatureQuery
@@ -210,9 +210,12 @@ def _page_links(request: Request, query: FeatureQuery, returned: int, matched: i
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection",
             responses={200: {"content": {MEDIA_TYPES[k]: {} for k in FEATURES if k != "json"}}})
-def items(request: Request, who: Who, req: Annotated[ItemsRequest, Depends(items_request)]) -> Response:
+def items(request: Request, who: Who, req: Annotated[ItemsRequest, Depends(items_request)],
+          as_of: AsOf = None) -> Response:
     fmt = choose(request, req.f, FEATURES)
     with service(request).store.turn():
+        if as_of is not None:
+            return items_as_of(request, who, req, as_of, fmt, _page_links)
         return _items(request, who, req, fmt)
 
 

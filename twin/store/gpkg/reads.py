@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -80,7 +80,8 @@ class GpkgSnapshot:
         self.budget_s = budget_s
         self._members: dict[tuple[object, ...], list[int] | None] = {}
 
-    def execute(self, sql: str, params: Sequence[object], what: str = "the query") -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object], what: str = "the query"
+                ) -> list[tuple[Any, ...]]:
         """Run one statement, interrupted once this thread has spent ``budget_s`` seconds of CPU on it.
 
         CPU time, not wall time: under load a cheap query waits for the GIL behind its neighbours, and must be
@@ -379,6 +380,27 @@ class GpkgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM twin_changesets").fetchone()[0])
+
+    def rows_as_of(self, layer: str, moment: str, box: Box | None, area: Area | None, limit: int, offset: int,
+                   unmasked: frozenset[str] = frozenset()) -> Rows:
+        spec = self.catalogue[layer]
+        cols = ", ".join(["fid", '"key"', "status", "updated_at", *(q(f) for f in spec.field_names), "geom"])
+        now_where, old_where = ["valid_from <= :t"], ["valid_from <= :t", "valid_to > :t"]
+        params: dict[str, object] = {"t": moment, "n": limit, "o": offset}
+        for i, shape in enumerate(s for s in (None if box is None else shapely.box(*box),
+                                               None if area is None else area.geometry) if s is not None):
+            lo_x, lo_y, hi_x, hi_y = shapely.bounds(shape).tolist()
+            params.update({f"w{i}": shapely.to_wkb(shape), f"a{i}": lo_x, f"b{i}": lo_y, f"c{i}": hi_x, f"d{i}": hi_y})
+            exact = f"twin_pred('intersects', geom, :w{i})"
+            now_where += [f"fid IN (SELECT id FROM {q('rtree_' + spec.id + '_geom')} WHERE minx <= :c{i} AND "
+                          f"maxx >= :a{i} AND miny <= :d{i} AND maxy >= :b{i})", exact]
+            old_where += [f"ST_MaxX(geom) >= :a{i} AND ST_MinX(geom) <= :c{i} AND ST_MaxY(geom) >= :b{i} "
+                          f"AND ST_MinY(geom) <= :d{i}", exact]
+        sql = (f"SELECT {_select_list(spec)} FROM (SELECT {cols} FROM {q(spec.id)} WHERE {' AND '.join(now_where)} "
+               f"UNION ALL SELECT {cols} FROM {q(spec.id + '_history')} WHERE {' AND '.join(old_where)}) t "
+               "ORDER BY t.fid LIMIT :n OFFSET :o")
+        return self._rows(spec, row_columns(spec), self.execute(sql, params, f"reading {spec.id} as of {moment}"),
+                          unmasked)
 
     def log_at(self, moment: str) -> int:
         return int(self.execute("SELECT coalesce(max(id), 0) FROM twin_changesets WHERE time <= ?", [moment])[0][0])

@@ -10,7 +10,7 @@ the GeoPackage engine's (:mod:`twin.store.postgis.columns`), geometries as ISO W
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -55,7 +55,7 @@ class PgSnapshot:
         """Whether the transaction has begun (a snapshot that read nothing never begins one)."""
         return not self.opening
 
-    def execute(self, sql: str, params: Sequence[object] = (), what: str = "the query",
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = (), what: str = "the query",
                 binary: bool = False) -> list[tuple[Any, ...]]:
         """Rows of one statement; ``binary`` has them sent in binary form (cheaper to read, for columns of the
         types psycopg loads from binary: numbers, text, bytea, dates)."""
@@ -275,6 +275,25 @@ class PgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets")[0][0])
+
+    def rows_as_of(self, layer: str, moment: str, box: Box | None, area: Area | None, limit: int, offset: int,
+                   unmasked: frozenset[str] = frozenset()) -> Rows:
+        spec = self.catalogue[layer]
+        cols = ", ".join(f'"{c}"' for c in ("fid", "key", "status", "updated_at", *spec.field_names, "geom"))
+        now_where, old_where = ["valid_from <= %(t)s::timestamptz"], ["valid_from <= %(t)s::timestamptz",
+                                                                      "valid_to > %(t)s::timestamptz"]
+        params: dict[str, object] = {"t": moment, "n": limit, "o": offset}
+        for i, shape in enumerate(s for s in (None if box is None else shapely.box(*box),
+                                               None if area is None else area.geometry) if s is not None):
+            params[f"w{i}"] = shapely.to_wkb(shape)
+            test = f"ST_Intersects(geom, ST_GeomFromWKB(%(w{i})s, 4326))"
+            now_where.append(test)
+            old_where.append(test)
+        sql = (f"SELECT {self._select_list(spec)} FROM (SELECT {cols} FROM {self._table(spec.id)} "
+               f"WHERE {' AND '.join(now_where)} UNION ALL SELECT {cols} FROM {self._table(spec.id + '_history')} "
+               f"WHERE {' AND '.join(old_where)}) t ORDER BY t.fid LIMIT %(n)s OFFSET %(o)s")
+        return self._rows(spec, row_columns(spec), self.execute(sql, params, f"reading {spec.id} as of {moment}",
+                                                                binary=True), unmasked)
 
     def log_at(self, moment: str) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets "
