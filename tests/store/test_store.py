@@ -346,6 +346,8 @@ def test_a_version_2_store_gains_the_change_log_indexes_and_keeps_its_history(st
     execute(where, "DROP INDEX hydrant_history_changeset", "DROP INDEX hydrant_history_changeset_to",
             "CREATE INDEX hydrant_history_changeset_to ON hydrant_history (changeset_to)",
             "UPDATE twin_meta SET value = '2' WHERE key = 'schema_version'")
+    if not is_pg(where):  # version 2 had no R-tree of the history either
+        execute(where, "DROP TRIGGER rtree_hydrant_history_geom_insert", "DROP TABLE rtree_hydrant_history_geom")
     index = ("SELECT count(*) FROM pg_indexes WHERE indexname = 'hydrant_history_changeset' "
              "AND schemaname = current_schema()" if is_pg(where) else
              "SELECT count(*) FROM sqlite_master WHERE name = 'hydrant_history_changeset'")
@@ -358,6 +360,8 @@ def test_a_version_2_store_gains_the_change_log_indexes_and_keeps_its_history(st
         reopened.close()
     assert execute(where, index) == [(1,)]
     assert execute(where, "SELECT value FROM twin_meta WHERE key = 'schema_version'") == [("3",)]
+    if not is_pg(where):  # the history's R-tree was built from what was there
+        assert execute(where, "SELECT count(*) FROM rtree_hydrant_history_geom") == [(1,)]
 
 
 @geopackage_only

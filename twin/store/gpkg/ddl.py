@@ -33,8 +33,8 @@ def _tiles_to_store(conn: sqlite3.Connection) -> None:
 
 
 def _log_order(conn: sqlite3.Connection) -> None:
-    """2 -> 3: history indexed in the change log's order (changeset, then component), for the change feed; the
-    status reports' log."""
+    """2 -> 3: history indexed in the change log's order (changeset, then component), for the change feed, and by
+    place (its own R-tree), for as-of reads; the status reports' log."""
     for statement in statements(sql("core")):
         if "twin_reports" in statement:
             conn.execute(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").replace(
@@ -44,6 +44,15 @@ def _log_order(conn: sqlite3.Connection) -> None:
                      f'ON {q(layer + "_history")}(changeset, fid)')
         conn.execute(f'DROP INDEX IF EXISTS {q(layer + "_history_changeset_to")}')
         conn.execute(f'CREATE INDEX {q(layer + "_history_changeset_to")} ON {q(layer + "_history")}(changeset_to, fid)')
+        spec = LayerSpec.model_validate_json(conn.execute("SELECT spec FROM twin_layers WHERE layer = ?",
+                                                          (layer,)).fetchone()[0])
+        for statement in statements(layer_script("layer", spec)):
+            if "_history_geom" in statement:  # the history's R-tree and its trigger, filled from what is there
+                conn.execute(statement.replace("CREATE VIRTUAL TABLE", "CREATE VIRTUAL TABLE IF NOT EXISTS")
+                             .replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS"))
+        conn.execute(f'INSERT OR REPLACE INTO {q("rtree_" + layer + "_history_geom")} SELECT hid, ST_MinX(geom), '
+                     f'ST_MaxX(geom), ST_MinY(geom), ST_MaxY(geom) FROM {q(layer + "_history")} '
+                     "WHERE geom NOT NULL AND NOT ST_IsEmpty(geom)")
 
 
 #: Migrations from version N to N + 1, each run inside the opening transaction.

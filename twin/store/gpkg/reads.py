@@ -394,8 +394,8 @@ class GpkgSnapshot:
             exact = f"twin_pred('intersects', geom, :w{i})"
             now_where += [f"fid IN (SELECT id FROM {q('rtree_' + spec.id + '_geom')} WHERE minx <= :c{i} AND "
                           f"maxx >= :a{i} AND miny <= :d{i} AND maxy >= :b{i})", exact]
-            old_where += [f"ST_MaxX(geom) >= :a{i} AND ST_MinX(geom) <= :c{i} AND ST_MaxY(geom) >= :b{i} "
-                          f"AND ST_MinY(geom) <= :d{i}", exact]
+            old_where += [f"hid IN (SELECT id FROM {q('rtree_' + spec.id + '_history_geom')} WHERE minx <= :c{i} "
+                          f"AND maxx >= :a{i} AND miny <= :d{i} AND maxy >= :b{i})", exact]
         sql = (f"SELECT {_select_list(spec)} FROM (SELECT {cols} FROM {q(spec.id)} WHERE {' AND '.join(now_where)} "
                f"UNION ALL SELECT {cols} FROM {q(spec.id + '_history')} WHERE {' AND '.join(old_where)}) t "
                "ORDER BY t.fid LIMIT :n OFFSET :o")

@@ -30,3 +30,11 @@ CREATE INDEX "{t}_history_key" ON "{t}_history"("key", version);
 CREATE INDEX "{t}_history_changeset" ON "{t}_history"(changeset, fid);
 CREATE INDEX "{t}_history_changeset_to" ON "{t}_history"(changeset_to, fid);
 CREATE VIRTUAL TABLE "rtree_{t}_geom" USING rtree(id, minx, maxx, miny, maxy);
+-- The history's own spatial index (by hid), kept by a trigger whoever archives a version: as-of reads by box.
+CREATE VIRTUAL TABLE "rtree_{t}_history_geom" USING rtree(id, minx, maxx, miny, maxy);
+CREATE TRIGGER "rtree_{t}_history_geom_insert" AFTER INSERT ON "{t}_history"
+WHEN (NEW.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))
+BEGIN
+  INSERT OR REPLACE INTO "rtree_{t}_history_geom" VALUES
+    (NEW.hid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom));
+END;
