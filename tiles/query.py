@@ -1,4 +1,4 @@
-"""The ``filter`` and ``datetime`` of a tile request: the features API's CQL2 checks, applied per layer.
+"""The ``filter``, ``datetime`` and ``as_of`` of a tile request: the features API's CQL2 checks, applied per layer.
 
 A :class:`TileFilter` is parsed once (a filter that does not parse is an error before any tile is drawn)
 and checked against each layer of the tile; its :attr:`~TileFilter.variant` names it in cache keys.
@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from twin.catalogue import LayerSpec
+from twin.errors import InvalidQueryError
 from twin.model.filter import Filter
 from twin.model.query import TimeInterval
 from twin.query.cql import parse_filter
@@ -28,6 +29,8 @@ class TileFilter:
     lang: str | None = None
     crs: str | None = None
     datetime: str | None = None
+    #: The components as they were at this store time (from their history), rather than now.
+    as_of: str | None = None
     _node: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -36,17 +39,19 @@ class TileFilter:
             resolve_crs(self.crs, name="filter-crs")
         if self.datetime is not None:
             parse_interval(self.datetime)
+        if self.as_of is not None and (self.cql is not None or self.datetime is not None):
+            raise InvalidQueryError("as_of tiles take no filter or datetime yet: the past is drawn whole")
 
     @property
     def is_empty(self) -> bool:
-        return self.cql is None and self.datetime is None
+        return self.cql is None and self.datetime is None and self.as_of is None
 
     @cached_property
     def variant(self) -> str:
         """A short, stable name of this filter for cache keys ('' for no filter)."""
         if self.is_empty:
             return ""
-        text = "\x1f".join(str(v) for v in (self.cql, self.lang, self.crs, self.datetime))
+        text = "\x1f".join(str(v) for v in (self.cql, self.lang, self.crs, self.datetime, self.as_of))
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def checked(self, spec: LayerSpec, unmasked: frozenset[str] = frozenset()

@@ -42,6 +42,8 @@ from twin.store import Snapshot, Store
 from twin.store.base import CellRow
 
 #: Drawing modes, from richest to leanest; the next is tried when a tile is over the size limit.
+#: The most components an as-of tile reads of one layer (a tile's size limit then turns them into cells).
+AS_OF_ROWS = 1_000_000
 MODES = ("full", "lean", "cells")
 
 
@@ -104,8 +106,13 @@ class Renderer:
     def _rows(self, snap: Snapshot, part: _Part, box: Box) -> Rows:
         """``fid, key, status, <fields>, geom`` of the rows meeting the lon/lat ``box`` that pass the filter; when
         scoped, only rows whose envelope meets the area's."""
-        flt, when = part.flt.checked(part.spec, part.unmasked)
         query = box if part.scope is None else meeting_both(box, part.scope.area.bounds)
+        if part.flt.as_of is not None:  # the past: each component's version current then, without updated_at
+            past = snap.rows_as_of(part.spec.id, part.flt.as_of, query, None, AS_OF_ROWS, 0)
+            keep = [i for i, c in enumerate(past.columns) if c != "updated_at"]
+            return Rows(part.spec, tuple(past.columns[i] for i in keep),
+                        [tuple(r[i] for i in keep) for r in past.rows], past.unmasked, past.codec)
+        flt, when = part.flt.checked(part.spec, part.unmasked)
         return snap.tile_rows(part.spec.id, query, flt, when)
 
     def _raw(self, snap: Snapshot, part: _Part, lean: bool) -> Layer:

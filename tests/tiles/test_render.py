@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,6 +20,7 @@ from tests.tiles.conftest import decode, gdal_read
 from tiles import TileEngine, TileFilter, TileSettings
 from tiles.grid import EXTENT, TileID, buffered_mercator, lonlat_box, mercator_bounds, tiles_in
 from twin.errors import InvalidQueryError
+from twin.query.versions import as_of_stamp
 from twin.store import Store
 
 mvt_decode = mapbox_vector_tile.decode
@@ -191,3 +194,30 @@ def test_a_tile_is_drawn_in_turn_with_the_other_requests_of_an_in_process_engine
     thread.join(30)
     assert done.is_set()
     assert overlapped is (city.engine == "postgis")
+
+
+def test_an_as_of_tile_draws_the_components_as_they_were(engine: TileEngine, city: Store) -> None:
+    tile = _tile(14)
+
+    def statuses(flt: TileFilter = TileFilter()) -> dict[str, str]:
+        return {f["properties"]["key"]: f["properties"]["status"]
+                for f in decode(engine.tile(("hydrant",), tile, flt).gz)["hydrant"]["features"]}
+
+    def counted(z: int, flt: TileFilter = TileFilter()) -> int:
+        cells = decode(engine.tile(("hydrant",), _tile(z), flt).gz)["hydrant"]["features"]
+        return sum(int(c["properties"]["count"]) for c in cells)
+
+    before, cells_before = statuses(), counted(10)
+    time.sleep(0.002)
+    moment = as_of_stamp(datetime.now(UTC).isoformat())
+    time.sleep(0.002)
+    keys = sorted(before)
+    city.edit(keys[0], author="t", properties={"status": "retired"})
+    city.delete("hydrant", [keys[1]], author="t")
+    engine.refresh("hydrant")
+    now = statuses()
+    assert now[keys[0]] == "retired" and keys[1] not in now
+    assert statuses(TileFilter(as_of=moment)) == before
+    assert counted(10, TileFilter(as_of=moment)) == cells_before == counted(10) + 1
+    with pytest.raises(InvalidQueryError, match="as_of"):
+        TileFilter(cql="status = 'faulty'", as_of=moment)

@@ -27,6 +27,7 @@ from twin.access import Principal
 from twin.api.auth import Who
 from twin.api.render import json_response
 from twin.errors import InvalidQueryError
+from twin.query.versions import as_of_stamp
 
 #: OGC API - Tiles conformance classes these routes implement (for the landing page's /conformance).
 CONFORMANCE = [
@@ -46,6 +47,8 @@ FilterParam = Annotated[str | None, Query(description="CQL2 filter, as for the f
 FilterLangParam = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
 FilterCrsParam = Annotated[str | None, Query(alias="filter-crs", description="CRS of geometries in `filter`.")]
 DatetimeParam = Annotated[str | None, Query(description="Instant or interval on `updated_at` (RFC 3339).")]
+AsOfParam = Annotated[str | None, Query(description="An instant (RFC 3339, or a date: its end): the components as "
+                                                     "they were then, from their history")]
 #: The map adds ``?v=<its view's tag>`` to tile URLs so that a browser never reuses a tile drawn for another view.
 CacheKeyParam = Annotated[str | None, Query(max_length=200, description="Ignored: a cache key of the client's "
                                             "choosing (the map sends a tag of the signed-in user's view).")]
@@ -153,14 +156,15 @@ class _Routes:
 
     def layer_tile(self, request: Request, who: Who, layer: str, tms: str, z: str, y: str, x: str,
                    filter: FilterParam = None, filter_lang: FilterLangParam = None, filter_crs: FilterCrsParam = None,
-                   datetime: DatetimeParam = None, f: Annotated[str | None, Query()] = None,
+                   datetime: DatetimeParam = None, as_of: AsOfParam = None, f: Annotated[str | None, Query()] = None,
                    v: CacheKeyParam = None) -> Response:
         spec = self.engine.catalogue[layer]
         _check_tms(tms)
         view = self.view(who, (spec.id,))
         if f not in (None, "mvt", "pbf"):
             raise InvalidQueryError(f"f={f[:40]!r}: tiles are only offered as mvt")
-        flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime)
+        flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime,
+                         as_of=None if as_of is None else as_of_stamp(as_of))
         return self.tile_response(request, who, (spec.id,), view, z, x, y, flt)
 
     def combined_tilejson(self, request: Request, who: Who, layers: str) -> Response:
@@ -173,11 +177,12 @@ class _Routes:
 
     def combined_tile(self, request: Request, who: Who, layers: str, z: str, x: str, y: str,
                       filter: FilterParam = None, filter_lang: FilterLangParam = None,
-                      filter_crs: FilterCrsParam = None, datetime: DatetimeParam = None,
+                      filter_crs: FilterCrsParam = None, datetime: DatetimeParam = None, as_of: AsOfParam = None,
                       v: CacheKeyParam = None) -> Response:
         names = self.engine.layers(layers)
         view = self.view(who, names)
-        flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime)
+        flt = TileFilter(cql=filter, lang=filter_lang, crs=filter_crs, datetime=datetime,
+                         as_of=None if as_of is None else as_of_stamp(as_of))
         return self.tile_response(request, who, names, view, z, x, y, flt)
 
 

@@ -18,7 +18,8 @@
       gcjNote: '已切换到高德底图：图层已偏移到 GCJ-02 坐标', roads: '道路', districts: '区界', subdistricts: '街镇界',
       yourArea: '您的辖区：', signIn: '登录', signOut: '退出登录', masked: '已脱敏',
       maskedHint: '个人信息按您的角色脱敏显示', signInAgain: '登录已失效，请重新登录',
-      liveTitle: '实时变化', opCreate: '新增', opUpdate: '更新', opDelete: '删除', opLeave: '移出辖区'
+      liveTitle: '实时变化', opCreate: '新增', opUpdate: '更新', opDelete: '删除', opLeave: '移出辖区',
+      timeTitle: '时间轴', now: '现在', replay: '回放', pause: '暂停', live: '实时', asOfShown: '{at} 的状态'
     },
     en: {
       title: 'Shanghai city digital twin',
@@ -37,7 +38,8 @@
       subdistricts: 'Sub-districts',
       yourArea: 'Your area: ', signIn: 'Sign in', signOut: 'Sign out', masked: 'masked',
       maskedHint: 'Personal data is masked for your role', signInAgain: 'Your session has ended: please sign in again',
-      liveTitle: 'Live changes', opCreate: 'added', opUpdate: 'updated', opDelete: 'deleted', opLeave: 'left your area'
+      liveTitle: 'Live changes', opCreate: 'added', opUpdate: 'updated', opDelete: 'deleted', opLeave: 'left your area',
+      timeTitle: 'Time', now: 'Now', replay: 'Replay', pause: 'Pause', live: 'Live', asOfShown: 'As of {at}'
     }
   };
 

@@ -104,7 +104,7 @@
   function buildGrid(ids) {
     var styles = {};
     ids.forEach(function (id) { styles[id] = tileStyle(T.spec(id)); });
-    var url = T.config.tiles.replace('{layers}', ids.join(','));
+    var url = T.config.tiles.replace('{layers}', ids.join(',')) + (T.asOfParam ? T.asOfParam() : '');
     var grid = new ShiftingGrid(url, {
       vectorTileLayerStyles: styles, interactive: true, maxNativeZoom: 20, maxZoom: 22, pane: 'overlayPane',
       getFeatureId: function (f) { return f.properties.key; },
@@ -157,11 +157,14 @@
     });
   };
 
+  /* The parameters of a layer's drawing, as of the time bar's moment when one is chosen. */
+  function pastOrNow(params) { return T.asOf ? L.extend({as_of: T.asOf}, params) : params; }
+
   /* Small layers: every component, fetched once and kept. */
   function loadWhole(spec) {
     var entry = T.overlays[spec.id];
     if (!entry.data) {
-      entry.data = T.getJSON(T.itemsUrl(spec.id, {limit: Math.max(1, spec.count)}));
+      entry.data = T.getJSON(T.itemsUrl(spec.id, pastOrNow({limit: Math.max(1, spec.count)})));
     }
     return entry.data;
   }
@@ -170,7 +173,7 @@
   function loadView(spec) {
     if (T.map.getZoom() < spec.min_zoom) { return Promise.resolve({type: 'FeatureCollection', features: []}); }
     var b = T.map.getBounds(), sw = T.toData(b.getSouthWest()), ne = T.toData(b.getNorthEast());
-    return T.getJSON(T.itemsUrl(spec.id, {bbox: [sw[0], sw[1], ne[0], ne[1]].join(','), limit: 5000}));
+    return T.getJSON(T.itemsUrl(spec.id, pastOrNow({bbox: [sw[0], sw[1], ne[0], ne[1]].join(','), limit: 5000})));
   }
 
   function drawGeojson(spec) {
@@ -192,7 +195,7 @@
     }).sort(function (a, b) {  // areas under lines under points; big layers under small ones
       return a.order[0] - b.order[0] || a.order[1] - b.order[1];
     }).map(function (l) { return l.id; });
-    var want = tiled.join(',') + (T.gcj ? '@gcj' : '');
+    var want = tiled.join(',') + (T.gcj ? '@gcj' : '') + (T.asOf ? '@' + T.asOf : '');
     if (want !== T.gridKey) {
       if (T.grid) { T.map.removeLayer(T.grid); T.grid = null; }
       if (tiled.length) { T.grid = buildGrid(tiled).addTo(T.map); }
@@ -201,8 +204,8 @@
     T.config.layers.forEach(function (spec) {
       var entry = T.overlays[spec.id];
       if (spec.mode === 'tiles') { return; }
-      var stale = entry.gcj !== T.gcj || (spec.mode === 'view' && moved);
-      if (entry.visible && (!entry.layer || stale)) { entry.gcj = T.gcj; drawGeojson(spec); }
+      var stale = entry.gcj !== T.gcj || entry.asOf !== T.asOf || (spec.mode === 'view' && moved);
+      if (entry.visible && (!entry.layer || stale)) { entry.gcj = T.gcj; entry.asOf = T.asOf; drawGeojson(spec); }
       if (!entry.visible && entry.layer) { T.map.removeLayer(entry.layer); entry.layer = null; }
     });
   };

@@ -42,7 +42,7 @@
   function show(c) {
     var spec = T.spec(c.layer);
     if (!spec) { return; }
-    if (c.feature && c.op === 'update') { restyle(spec, c); }
+    if (c.feature && c.op === 'update' && !T.asOf) { restyle(spec, c); }  // the past stays as it was
     var list = document.getElementById('twin-live-list');
     var item = document.createElement('li');
     var status = c.feature ? statusLabel(spec, c.feature.properties.status) : '';

@@ -46,13 +46,14 @@
     var layers = T.config.layers.filter(function (l) { return T.overlays[l.id].visible; })
       .map(function (l) { return l.id; });
     return '#map=' + z + '/' + c[1].toFixed(digits) + '/' + c[0].toFixed(digits) + '&layers=' + layers.join(',') +
-      '&base=' + T.base + '&lang=' + I.lang;
+      '&base=' + T.base + '&lang=' + I.lang + (T.asOf ? '&at=' + encodeURIComponent(T.asOf) : '');
   };
 
   function writeHash() {
     var h = T.hash();
     if (h !== location.hash) { history.replaceState(null, '', h); }
   }
+  T.writeHash = writeHash;
 
   function applyHash(state) {
     if (state.lang === 'en' || state.lang === 'zh') { I.lang = state.lang; }
@@ -285,6 +286,7 @@
     map.createPane('twinArea').style.zIndex = 390;  // above the basemap, under the layers
     L.control.scale({imperial: false, position: 'bottomright'}).addTo(map);
     T.installTools();
+    if (T.installTimebar) { T.installTimebar(state); }
     bindToolbar();
     I.apply();
     renderUser();
@@ -304,6 +306,7 @@
       renderUser();
       renderPanel();
       T.setBasemap(T.base);
+      if (T.setAsOf && (s.at || null) !== T.asOf) { T.setAsOf(s.at && !isNaN(Date.parse(s.at)) ? s.at : null); }
       if (s.view) { map.setView(T.toDisplay(s.view[2], s.view[1]), s.view[0]); }
     });
     if (T.startLive) { T.startLive(); }
