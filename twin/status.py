@@ -70,13 +70,17 @@ class Intake:
         """Keep every good report of ``lines``; the refused ones are listed by line in the answer."""
         total = Reported()
         batch: list[tuple[int, bytes]] = []
+        seen = 0
         for item in lines:
             batch.append(item)
+            seen += 1
             if len(batch) >= BATCH:
                 self._merge(total, self._batch(batch))
                 batch = []
         if batch:
             self._merge(total, self._batch(batch))
+        if not seen:
+            raise InvalidQueryError("no report in the body: send reports as a JSON array or one per line (NDJSON)")
         total.rejected.sort()
         return total
 

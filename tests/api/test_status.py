@@ -110,3 +110,21 @@ def test_the_readme_status_recipe_runs_as_written(city: Server, tmp_path) -> Non
     done = subprocess.run(["bash", "-c", f"B={city.url}\ncd {tmp_path}\n{recipe}"], capture_output=True, text=True,
                           timeout=60, env={"PATH": "/usr/bin:/bin", "TWIN_STORE": city.target})
     assert '"kept":1' in done.stdout.replace(" ", ""), done.stdout + done.stderr
+
+
+HOSTILE = [b"", b"[", b"{}", b"[1, 2, 3]", b'[{"key": 5}]', b'[{"key": null, "status": []}]',
+           b'[{"key": "HY-wtw3sjq4-0", "status": "faulty", "observed_at": "9999-12-31T23:59:59-23:59"}]',
+           b'[{"key": "HY-wtw3sjq4-0", "values": {"pressure": 1e400}, "observed_at": "2026-01-01T00:00:00Z"}]',
+           b'[{"key": "HY-wtw3sjq4-0", "values": {"pressure": NaN}, "observed_at": "2026-01-01T00:00:00Z"}]',
+           b'[{"key": "' + b"x" * 100_000 + b'", "status": "faulty", "observed_at": "2026-01-01T00:00:00Z"}]',
+           b"[" * 10_000 + b"]" * 10_000, b'\xff\xfe[{"key": "\xff"}]', "[{\"key\": \"HY-\u202e\"}]".encode()]
+
+
+@pytest.mark.parametrize("body", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_hostile_batch_gets_a_clear_4xx_and_changes_nothing(city: Server, body: bytes) -> None:
+    before = _state(city)
+    for media in ("application/json", "application/x-ndjson"):
+        r = _post(city, body, media)
+        assert 400 <= r.status_code < 500, (media, r.status_code, r.text[:300])
+        assert r.json().get("code") or r.json().get("rejected") is not None
+    assert _state(city) == before
