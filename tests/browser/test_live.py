@@ -28,17 +28,22 @@ def live(browser: object, own_city: str) -> Iterator[tuple[Tab, str]]:
     assert tab.outside() == [] and tab.errors == []
 
 
-def test_a_status_report_reaches_the_open_map_without_a_reload(live: tuple[Tab, str], own_city: str,
-                                                               catalogue: Catalogue) -> None:
-    tab, writer = live
-    store = open_store(own_city, catalogue, create=False)
+def _in_service_near_centre(target: str, catalogue: Catalogue, nth: int) -> tuple[str, float, float]:
+    """The ``nth`` hydrant in service near the city's centre: its key, lon and lat."""
+    store = open_store(target, catalogue, create=False)
     try:
         near = store.features("hydrant", bbox=(CENTRE[0] - 0.004, CENTRE[1] - 0.003, CENTRE[0] + 0.004,
                                                CENTRE[1] + 0.003))
     finally:
         store.close()
-    hydrant = near[near.status == "in_service"].iloc[0]
-    key, lon, lat = str(hydrant.key), float(hydrant.geometry.x), float(hydrant.geometry.y)
+    hydrant = near[near.status == "in_service"].iloc[nth]
+    return str(hydrant.key), float(hydrant.geometry.x), float(hydrant.geometry.y)
+
+
+def test_a_status_report_reaches_the_open_map_without_a_reload(live: tuple[Tab, str], own_city: str,
+                                                               catalogue: Catalogue) -> None:
+    tab, writer = live
+    key, lon, lat = _in_service_near_centre(own_city, catalogue, 0)
     goto(tab, f"#map=17/{lat}/{lon}&layers=hydrant&base=twin&lang=zh")
     tab.page.wait_for_function("TwinMap.drawn().hydrant.features > 0 && TwinMap.liveOpen === true")
     loads = len(tab.requests)
@@ -58,14 +63,7 @@ def test_a_status_report_reaches_the_open_map_without_a_reload(live: tuple[Tab, 
 def test_the_time_bar_shows_the_map_as_it_was_and_replays(live: tuple[Tab, str], own_city: str,
                                                             catalogue: Catalogue) -> None:
     tab, writer = live
-    store = open_store(own_city, catalogue, create=False)
-    try:
-        near = store.features("hydrant", bbox=(CENTRE[0] - 0.004, CENTRE[1] - 0.003, CENTRE[0] + 0.004,
-                                               CENTRE[1] + 0.003))
-    finally:
-        store.close()
-    hydrant = near[near.status == "in_service"].iloc[1]
-    key, lon, lat = str(hydrant.key), float(hydrant.geometry.x), float(hydrant.geometry.y)
+    key, lon, lat = _in_service_near_centre(own_city, catalogue, 1)
     faulty = "document.querySelectorAll('.twin-f-hydrant.twin-s-faulty').length"
     goto(tab, f"#map=17/{lat}/{lon}&layers=hydrant&base=twin&lang=zh")
     tab.page.wait_for_function("TwinMap.drawn().hydrant.features > 0 && TwinMap.liveOpen === true")

@@ -6,6 +6,7 @@ from collections import Counter
 
 import mapbox_vector_tile
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from tests.conftest import hydrants
 from tests.engines import drop, execute, new_target
 from tests.tiles.conftest import BOX, compounds, decode, pipelines
-from tiles import TileEngine, TileFilter, TileSettings
+from tiles import TileEngine, TileFilter, TileSettings, aggregate
+from tiles.aggregate import Plan
 from tiles.grid import mercator_bounds, tiles_in
 from tiles.render import Renderer
 from twin.catalogue import Catalogue
@@ -216,3 +218,30 @@ def test_a_status_change_recounts_cells_but_redraws_no_shape(engine: TileEngine,
     city.edit(keys[1], author="test", geometry=shapely.affinity.translate(geometry, 0.001, 0.0))
     engine.refresh("pipeline")
     assert len(redrawn) == 2 and redrawn[1]  # a moved pipe redraws the cells it left and entered
+
+
+class _Cells:
+    """An AggregateWriter that only records the cells it is given, by level."""
+
+    def __init__(self) -> None:
+        self.levels: dict[int, list[tuple]] = {}
+
+    def add_cells(self, level: int, rows: list[tuple]) -> None:
+        self.levels[level] = sorted((a, b, s, n, round(m, 6), round(x, 3), round(y, 3)) for a, b, s, n, m, x, y in rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 300), st.integers(0, 300), st.sampled_from(["a", "b"]),
+                              st.integers(-3, 3), st.floats(-5, 5), st.floats(-1e4, 1e4), st.floats(-1e4, 1e4)),
+                     min_size=1, max_size=40))
+def test_few_counts_sum_to_what_the_grouped_sum_gives(rows: list[tuple]) -> None:
+    plan = Plan("hydrant", "point", 6, 3)  # cells of levels 8 down to 3
+    delta = pd.DataFrame(rows, columns=["cx", "cy", "status", "n", "measure", "sx", "sy"])
+    few, grouped = _Cells(), _Cells()
+    aggregate._apply_few_counts(few, plan, delta)
+    before, aggregate.SMALL_DELTA = aggregate.SMALL_DELTA, -1
+    try:
+        aggregate._apply_counts(grouped, plan, delta)
+    finally:
+        aggregate.SMALL_DELTA = before
+    assert few.levels == grouped.levels
