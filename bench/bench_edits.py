@@ -11,16 +11,14 @@ be 200 with a new ``ETag``. Printed: p50 / p95 / p99 of the ``PATCH``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 import machine
 import numpy as np
 import orjson
-from bench_status import BENCH, STATUSES, hydrant_keys, scratch_copy, serve
+from bench_status import STATUSES, hydrant_keys, save, scratch_copy, serve
 from tokens import token_for
 
 
@@ -58,8 +56,7 @@ def main() -> None:
               "p99_ms": float(np.percentile(ms, 99))}
     print(f"{len(ms)} conditional PATCHes: p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, "
           f"p99 {result['p99_ms']:.2f} ms", flush=True)
-    out = args.json or BENCH / f"edits-{datetime.now():%Y%m%d-%H%M}.json"
-    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    save(result, "edits", args.json)
 
 
 if __name__ == "__main__":

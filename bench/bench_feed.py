@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ import machine
 import numpy as np
 import orjson
 import shapely
-from bench_status import BENCH, scratch_copy, serve
+from bench_status import save, scratch_copy, serve
 from tokens import token_for, tokens_for
 
 from twin.store.gpkg.blob import decode
@@ -134,8 +133,7 @@ def main() -> None:
               "p99_ms": float(np.percentile(lat, 99)) if lat else None, "hydrants_watched": len(keys)}
     print(f"{len(tokens)} streams, {len(got):,} events received, {outside} outside their area; commit to client "
           f"p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms", flush=True)
-    out = args.json or BENCH / f"feed-{datetime.now():%Y%m%d-%H%M}.json"
-    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    save(result, "feed", args.json)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ CITY = (121.38, 31.15, 121.56, 31.32)
 STATUSES = ("in_service", "faulty", "under_repair")
 
 
+def save(result: dict[str, object], name: str, path: Path | None) -> None:
+    """Write a run's figures as JSON to ``path``, or to ``~/.cache/twin/bench/NAME-<date>.json``."""
+    out = path or BENCH / f"{name}-{datetime.now():%Y%m%d-%H%M}.json"
+    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+
+
 def scratch_copy(source: Path) -> Path:
     target = BENCH / "status-scratch.gpkg"
     for suffix in ("", "-wal", "-shm"):
@@ -140,8 +146,7 @@ def main() -> None:
     print(f"{kept:,} of {sent:,} reports kept in {elapsed:.1f} s: {kept / elapsed:,.0f} reports/s "
           f"(twin_reports holds {stored:,}); 500 m box during the load: p50 {result['box_p50_ms']:.1f} ms, "
           f"p95 {result['box_p95_ms']:.1f} ms over {len(lat):,} requests", flush=True)
-    out = args.json or BENCH / f"status-{datetime.now():%Y%m%d-%H%M}.json"
-    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    save(result, "status", args.json)
 
 
 if __name__ == "__main__":
