@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple, cast
 
-import numpy as np
 import shapely
 import shapely.geometry
 
@@ -99,11 +98,7 @@ class ChangeReader:
         for positions in (written_at, ended_at):
             if len(positions) >= limit:
                 cut = min(cut, positions[-1])
-        area = who.area
-        new_in = area.meets(log.written.geometries()) if area is not None and len(log.written) else \
-            np.ones(len(log.written), dtype=bool)
-        old_in = area.meets(log.ended.geometries()) if area is not None and len(log.ended) else \
-            np.ones(len(log.ended), dtype=bool)
+        new_in, old_in = in_area(log.written, who), in_area(log.ended, who)
         superseded = {p: bool(old_in[i]) for i, (p, (_, _, op)) in enumerate(zip(ended_at, log.ended_at, strict=True))
                       if op == "update"}
         rows = replace(log.written, unmasked=who.unmasked(spec))
