@@ -12,7 +12,6 @@ from functools import cached_property
 from typing import Any
 
 from twin.catalogue import LayerSpec
-from twin.errors import InvalidQueryError
 from twin.model.filter import Filter
 from twin.model.query import TimeInterval
 from twin.query.cql import parse_filter
@@ -39,8 +38,6 @@ class TileFilter:
             resolve_crs(self.crs, name="filter-crs")
         if self.datetime is not None:
             parse_interval(self.datetime)
-        if self.as_of is not None and (self.cql is not None or self.datetime is not None):
-            raise InvalidQueryError("as_of tiles take no filter or datetime yet: the past is drawn whole")
 
     @property
     def is_empty(self) -> bool:

@@ -36,6 +36,7 @@ from tiles.scoped import scoped_cells
 from tiles.shapes import cut, grouped, tolerance
 from tiles.view import MASKED, View
 from twin.catalogue import GeometryKind, LayerSpec
+from twin.model.query import BBox, FeatureQuery
 from twin.model.rows import Rows
 from twin.query.masking import maskers
 from twin.store import Snapshot, Store
@@ -107,12 +108,14 @@ class Renderer:
         """``fid, key, status, <fields>, geom`` of the rows meeting the lon/lat ``box`` that pass the filter; when
         scoped, only rows whose envelope meets the area's."""
         query = box if part.scope is None else meeting_both(box, part.scope.area.bounds)
+        flt, when = part.flt.checked(part.spec, part.unmasked)
         if part.flt.as_of is not None:  # the past: each component's version current then, without updated_at
-            past = snap.rows_as_of(part.spec.id, part.flt.as_of, query, None, AS_OF_ROWS, 0)
+            clamped = BBox(max(query[0], -180.0), max(query[1], -90.0), min(query[2], 180.0), min(query[3], 90.0))
+            past = snap.select(FeatureQuery(part.spec.id, bbox=clamped, datetime=when, filter=flt,
+                                            limit=AS_OF_ROWS, as_of=part.flt.as_of))
             keep = [i for i, c in enumerate(past.columns) if c != "updated_at"]
             return Rows(part.spec, tuple(past.columns[i] for i in keep),
                         [tuple(r[i] for i in keep) for r in past.rows], past.unmasked, past.codec)
-        flt, when = part.flt.checked(part.spec, part.unmasked)
         return snap.tile_rows(part.spec.id, query, flt, when)
 
     def _raw(self, snap: Snapshot, part: _Part, lean: bool) -> Layer:

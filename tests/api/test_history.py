@@ -183,6 +183,21 @@ def test_items_as_of_an_instant_are_the_layer_as_it_was(city: Server) -> None:
     assert answer.headers["Twin-As-Of"].startswith(moment[:23]) and answer.json()["twin:asOf"]
     officer = _page_all(city, "area_officer", as_of=moment)
     assert officer and all(west.intersects(shapely.geometry.shape(f["geometry"])) for f in officer.values())
-    bad = _get(city, "/collections/hydrant/items", as_of=moment, filter="status = 'faulty'")
-    assert bad.status_code == 400 and "as_of" in bad.json()["description"]
+    assert answer.json()["numberMatched"] == len(before)
+    # the filter, sortby and formats of /items apply to the past as it was
+    kept = _page_all(city, bbox=bbox, as_of=moment, filter="road IS NULL OR road <> '过去路'", sortby="-id")
+    assert set(kept) == set(before)
+    assert keys[0] not in _page_all(city, bbox=bbox, filter="road IS NULL OR road <> '过去路'")
+    csv = _get(city, "/collections/hydrant/items", bbox=bbox, as_of=moment, f="csv", limit=1000).text
+    assert all(k in csv for k in keys[:3])
+    # nearest-k and search, as of then: the moved and the deleted hydrant are where they were
+    lon, lat = before[keys[2]]["geometry"]["coordinates"]
+    near = _get(city, "/collections/hydrant/nearest", point=f"{lon},{lat}", k=1, as_of=moment)
+    assert near.headers["Twin-As-Of"] and near.json()["features"][0]["id"] == keys[2]
+    assert _get(city, "/collections/hydrant/nearest", point=f"{lon},{lat}", k=1).json()["features"][0]["id"] != keys[2]
+    lon, lat = before[keys[1]]["geometry"]["coordinates"]
+    found = _get(city, "/search", near=f"{lon},{lat}", radius=0.5, layers="hydrant", as_of=moment).json()
+    assert [f["id"] for f in found["features"]] == [keys[1]] and found["twin:asOf"]
+    assert _get(city, "/search", near=f"{lon},{lat}", radius=0.5, layers="hydrant").json()["features"] == []
     assert _get(city, "/collections/hydrant/items", as_of="2001-01-01").json()["features"] == []
+    assert _get(city, "/collections/hydrant/items", as_of="then").status_code == 400

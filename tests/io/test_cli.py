@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 
+import pyogrio
 import pytest
 from typer.testing import CliRunner
 
@@ -77,6 +80,29 @@ def test_export_writes_the_file_and_reports_renamed_fields(tmp_path, target):
     assert result.exit_code == 0, result.output
     assert "exported 8" in result.output and "outlet_dia" in result.output
     assert (tmp_path / "out.cpg").exists()
+
+
+def test_export_as_of_writes_the_layer_as_it_was(tmp_path, target):
+    runner.invoke(app, ["import", str(write(hydrant_frame(), tmp_path / "h.gpkg")), "--layer", "hydrant",
+                        "--store", str(target)])
+    st = open_store(target, load_catalogue(DEFAULT_LAYERS_DIR), create=False)
+    try:
+        before = st.features("hydrant").set_index("key").road.to_dict()
+        time.sleep(0.003)
+        moment = datetime.now(UTC).isoformat(timespec="milliseconds")
+        time.sleep(0.003)
+        keys = sorted(before)
+        st.edit(keys[0], author="t", properties={"road": "新路"})
+        st.delete("hydrant", [keys[1]], author="t")
+    finally:
+        st.close()
+    out = tmp_path / "then.gpkg"
+    result = runner.invoke(app, ["export", "hydrant", "--out", str(out), "--store", str(target), "--as-of", moment])
+    assert result.exit_code == 0, result.output
+    then = pyogrio.read_dataframe(out)  # read back by GDAL
+    assert then.set_index("key").road.to_dict() == before
+    bad = runner.invoke(app, ["export", "hydrant", "--out", str(out), "--store", str(target), "--as-of", "then"])
+    assert bad.exit_code == 1 and "as_of" in bad.output
 
 
 def _audit(store, *args: str) -> list[dict]:

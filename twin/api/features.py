@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -14,13 +15,14 @@ from twin.api.deps import CrsParam, FormatParam, ItemsRequest, LayerPath, items_
 from twin.api.edits import CONFORMANCE as EDIT_CONFORMANCE
 from twin.api.negotiation import DOCUMENT, FEATURE, FEATURES, MEDIA_TYPES, choose
 from twin.api.tiles import CONFORMANCE as TILES_CONFORMANCE
-from twin.api.versions import AsOf, item_as_of, items_as_of
+from twin.api.versions import AsOf, item_as_of
 from twin.catalogue import FieldType, LayerSpec
 from twin.errors import FeatureNotFoundError
 from twin.model.query import Box, FeatureQuery
 from twin.query import encode
 from twin.query.crs import CRS84, EXTENSION_CRS, SUPPORTED_CRS, resolve_crs
 from twin.query.filters import GEOMETRY, Queryable, queryables
+from twin.query.versions import as_of_stamp
 
 router = APIRouter(tags=["OGC API - Features"])
 CONFORMANCE = [
@@ -213,27 +215,26 @@ def _page_links(request: Request, query: FeatureQuery, returned: int, matched: i
 def items(request: Request, who: Who, req: Annotated[ItemsRequest, Depends(items_request)],
           as_of: AsOf = None) -> Response:
     fmt = choose(request, req.f, FEATURES)
+    query = req.query if as_of is None else replace(req.query, as_of=as_of_stamp(as_of))
     with service(request).store.turn():
-        if as_of is not None:
-            return items_as_of(request, who, req, as_of, fmt, _page_links)
-        return _items(request, who, req, fmt)
-
-
-def _items(request: Request, who: Who, req: ItemsRequest, fmt: str) -> Response:
-    page = service(request).page(req.query)
-    returned = len(page.rows.rows)
-    render.audit_download(request, who, fmt, req.query.layer, returned)
-    tail = {
-        "numberReturned": returned, "numberMatched": page.matched, "twin:numberMatchedExact": page.exact,
-        "timeStamp": render.now_stamp(),
-        "links": [*render.self_links(request, FEATURES, fmt),
-                  *_page_links(request, req.query, returned, page.matched, page.exact),
-                  render.link(request.url_for("collection", collectionId=req.query.layer), "collection",
-                              "application/json")],
-    }
-    spec = page.rows.spec
-    return render.features_response(request, fmt, page.rows, req.crs, tail, properties=req.query.properties,
-                                     title=f"{spec.title_zh} {spec.title_en}")
+        page = service(request).page(query)
+        returned = len(page.rows.rows)
+        render.audit_download(request, who, fmt, query.layer, returned)
+        tail = {
+            "numberReturned": returned, "numberMatched": page.matched, "twin:numberMatchedExact": page.exact,
+            "timeStamp": render.now_stamp(), **({} if query.as_of is None else {"twin:asOf": query.as_of}),
+            "links": [*render.self_links(request, FEATURES, fmt),
+                      *_page_links(request, query, returned, page.matched, page.exact),
+                      render.link(request.url_for("collection", collectionId=query.layer), "collection",
+                                  "application/json")],
+        }
+        spec = page.rows.spec
+        title = f"{spec.title_zh} {spec.title_en}" + ("" if query.as_of is None else f" @ {query.as_of}")
+        response = render.features_response(request, fmt, page.rows, req.crs, tail, properties=query.properties,
+                                            title=title)
+    if query.as_of is not None:
+        response.headers["Twin-As-Of"] = query.as_of
+    return response
 
 
 @router.get("/collections/{collectionId}/items/{key}", summary="One feature, by its location key")

@@ -20,6 +20,7 @@ from twin.api.deps import (
     service,
 )
 from twin.api.negotiation import FEATURE, FEATURES, MEDIA_TYPES, choose
+from twin.api.versions import AsOf
 from twin.errors import InvalidQueryError
 from twin.model.query import MAX_LIMIT
 from twin.model.rows import Rows
@@ -27,6 +28,7 @@ from twin.query import encode
 from twin.query.crs import resolve_crs
 from twin.query.model import clamp_limit
 from twin.query.search import MAX_K, parse_geometry
+from twin.query.versions import as_of_stamp
 
 router = APIRouter(tags=["twin extensions"])
 _EXT = {"x-twin-extension": True}
@@ -40,16 +42,29 @@ _EXT = {"x-twin-extension": True}
 def nearest(request: Request, who: Who, layer: LayerPath,
             point: Annotated[str, Query(description="lon,lat (CRS84, or `point-crs`).")],
             k: Annotated[int, Query(ge=1, le=MAX_K, description=f"How many, 1 to {MAX_K}.")] = 5,
-            point_crs: PointCrsParam = None, crs: CrsParam = None, f: FormatParam = None) -> Response:
+            point_crs: PointCrsParam = None, crs: CrsParam = None, f: FormatParam = None,
+            as_of: AsOf = None) -> Response:
     fmt = choose(request, f, FEATURES)
     spec = readable_spec(request, layer, who)
     lon, lat = parse_point(point, resolve_crs(point_crs, name="point-crs"), "point")
-    rows, extra = service(request).nearest(spec.id, lon, lat, k, who)
+    moment = None if as_of is None else as_of_stamp(as_of)
+    rows, extra = service(request).nearest(spec.id, lon, lat, k, who, moment)
     render.audit_download(request, who, fmt, spec.id, len(rows.rows))
-    tail = {"numberReturned": len(rows.rows), "timeStamp": render.now_stamp(),
+    tail = {"numberReturned": len(rows.rows), "timeStamp": render.now_stamp(), **_as_of(moment),
             "links": render.self_links(request, FEATURES, fmt)}
-    return render.features_response(request, fmt, rows, resolve_crs(crs), tail, extra=extra,
-                                    title=f"{spec.title_zh} · nearest {k}")
+    return _stamped(render.features_response(request, fmt, rows, resolve_crs(crs), tail, extra=extra,
+                                             title=f"{spec.title_zh} · nearest {k}"), moment)
+
+
+def _as_of(moment: str | None) -> dict[str, str]:
+    return {} if moment is None else {"twin:asOf": moment}
+
+
+def _stamped(response: Response, moment: str | None) -> Response:
+    """``response``, with the ``Twin-As-Of`` header of an answer read as of ``moment``."""
+    if moment is not None:
+        response.headers["Twin-As-Of"] = moment
+    return response
 
 
 @router.get("/search", summary="Twin extension: search every layer by geometry or radius",
@@ -69,8 +84,10 @@ def search(request: Request, who: Who,
            layers: Annotated[str | None, Query(description="Comma-separated layer ids (default: all).")] = None,
            limit: Annotated[int, Query(ge=1, description=f"Most features in all (clamped to {MAX_LIMIT}).",
                                        json_schema_extra={"maximum": MAX_LIMIT})] = 100,
-           point_crs: PointCrsParam = None, crs: CrsParam = None, f: FormatParam = None) -> Response:
+           point_crs: PointCrsParam = None, crs: CrsParam = None, f: FormatParam = None,
+           as_of: AsOf = None) -> Response:
     fmt = choose(request, f, ("geojson", "json", "html", "csv"))
+    moment = None if as_of is None else as_of_stamp(as_of)
     if intersects is not None and near is not None:
         raise InvalidQueryError("give either intersects or near, not both")
     geometry = None
@@ -79,13 +96,14 @@ def search(request: Request, who: Who,
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
     found, truncated = service(request).search(geometry=geometry, distance=distance,
                                                near=radius_search(near, radius, point_crs), layers=names,
-                                               limit=clamp_limit(limit), who=who)
+                                               limit=clamp_limit(limit), who=who, as_of=moment)
     render.audit_download(request, who, fmt, ",".join(r.spec.id for r in found if r.rows),
                           sum(len(r.rows) for r in found))
-    return _mixed(request, fmt, found, resolve_crs(crs), truncated)
+    return _stamped(_mixed(request, fmt, found, resolve_crs(crs), truncated, moment), moment)
 
 
-def _mixed(request: Request, fmt: str, found: list[Rows], crs, truncated: bool) -> Response:  # type: ignore[no-untyped-def]
+def _mixed(request: Request, fmt: str, found: list[Rows], crs, truncated: bool,  # type: ignore[no-untyped-def]
+           moment: str | None) -> Response:
     """Features of several layers in one answer (GeoJSON, HTML or CSV)."""
     parts = [(rows.spec.id, encode.prepare(rows, crs, axis_order=fmt != "csv")) for rows in found if rows.rows]
     total = sum(len(enc.ids) for _, enc in parts)
@@ -93,7 +111,7 @@ def _mixed(request: Request, fmt: str, found: list[Rows], crs, truncated: bool) 
         body = encode.csv_bytes(*(enc for _, enc in parts), layers=[layer for layer, _ in parts])
         return Response(body, media_type="text/csv; charset=utf-8")
     feats = [feat for layer, enc in parts for feat in encode.features(enc, layer)]
-    tail = {"numberReturned": total, "twin:truncated": truncated, "timeStamp": render.now_stamp(),
+    tail = {"numberReturned": total, "twin:truncated": truncated, "timeStamp": render.now_stamp(), **_as_of(moment),
             "links": render.self_links(request, ("geojson", "html", "csv"), fmt)}
     if fmt == "html":
         return render.html_response("search.html", feats=feats, tail=tail)

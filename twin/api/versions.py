@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -11,12 +10,11 @@ from fastapi.responses import Response
 from twin.access import Principal
 from twin.api import render
 from twin.api.auth import Who
-from twin.api.deps import ItemsRequest, LayerPath, readable_spec, service
-from twin.api.negotiation import FEATURES, MEDIA_TYPES
+from twin.api.deps import LayerPath, readable_spec, service
+from twin.api.negotiation import MEDIA_TYPES
 from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
-from twin.errors import FeatureNotFoundError, InvalidQueryError
-from twin.model.query import FeatureQuery
+from twin.errors import FeatureNotFoundError
 from twin.query import encode
 from twin.query.crs import CRS84
 from twin.query.versions import History, as_of_stamp
@@ -64,25 +62,3 @@ def item_as_of(request: Request, who: Principal, spec: LayerSpec, key: str, as_o
                                           "application/json", "every version")]})
     return render.json_response(feature, media_type=MEDIA_TYPES["geojson"],
                                 headers={**render.crs_headers(crs), "Twin-As-Of": moment})
-
-
-def items_as_of(request: Request, who: Principal, req: ItemsRequest, as_of: str, fmt: str,
-                page_links: Callable[[Request, FeatureQuery, int, int, bool], list[dict[str, Any]]]) -> Response:
-    """A page of the layer as it was at ``as_of`` (bbox, limit, offset, properties and crs apply; the other
-    parameters of ``/items`` are refused rather than ignored)."""
-    q = req.query
-    if q.filter is not None or q.datetime is not None or q.near is not None or q.sortby:
-        raise InvalidQueryError("as_of reads take bbox, limit, offset, properties and crs; filter, property "
-                                "filters, datetime, sortby and near do not apply to the past yet")
-    if q.bbox is not None and len(q.bbox.parts) > 1:
-        raise InvalidQueryError("as_of reads take a bbox that does not cross the antimeridian")
-    moment = as_of_stamp(as_of)
-    rows = history(request).page(q.layer, who, moment, q.bbox.parts[0] if q.bbox else None, q.limit, q.offset)
-    returned = len(rows.rows)
-    tail = {"numberReturned": returned, "timeStamp": render.now_stamp(), "twin:asOf": moment,
-            "links": [*render.self_links(request, FEATURES, fmt),
-                      *page_links(request, q, returned, q.offset + returned, False)]}
-    response = render.features_response(request, fmt, rows, req.crs, tail, properties=q.properties,
-                                        title=f"{rows.spec.title_zh} {rows.spec.title_en} @ {moment}")
-    response.headers["Twin-As-Of"] = moment
-    return response

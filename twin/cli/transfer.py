@@ -20,6 +20,7 @@ from twin.io import ExportOptions, export_layer, import_file
 from twin.io.mapping import read_mapping_file
 from twin.io.options import import_options, parse_bbox
 from twin.io.render import show_export, show_import
+from twin.query.versions import as_of_stamp
 from twin.settings import TwinSettings
 from twin.store import Store, exists, remove
 
@@ -104,11 +105,14 @@ def export_command(
     format_: Annotated[str, typer.Option("--format", help="gpkg, shp, geojson, csv or fgb.")] = "gpkg",
     bbox: Annotated[str | None, typer.Option(help="Only components in minx,miny,maxx,maxy (lon/lat).")] = None,
     crs: Annotated[str | None, typer.Option(help="Output CRS: EPSG code, PROJ string, gcj02 or bd09.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Export the layer as it was at this ISO 8601 time "
+                                                              "(with a time zone).")] = None,
     store: StoreOption = None, layers: LayersOption = None,
 ) -> None:
-    """Export a layer (or part of it) to a GIS file."""
+    """Export a layer (or part of it, now or as it was) to a GIS file."""
     cfg = settings(store, layers)
-    options = ExportOptions(format=format_, bbox=parse_bbox(bbox, "--bbox") if bbox else None, crs=crs)
+    options = ExportOptions(format=format_, bbox=parse_bbox(bbox, "--bbox") if bbox else None, crs=crs,
+                            as_of=None if as_of is None else as_of_stamp(as_of))
     with audited(cfg, "export", layer, str(out)) as done, opened(cfg) as st:
         result = export_layer(st, layer, out, options)
         done.count, done.detail = result.count, f"{result.format} to {', '.join(result.paths)} ({result.crs})"

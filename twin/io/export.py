@@ -1,4 +1,5 @@
-"""``twin export``: a layer (or the part of it in a bbox) to GeoPackage, Shapefile, GeoJSON, CSV or FlatGeobuf.
+"""``twin export``: a layer (or the part of it in a bbox, now or as it was) to GeoPackage, Shapefile, GeoJSON,
+CSV or FlatGeobuf.
 
 Components are read from the store a page at a time and appended to the output, so memory stays
 bounded. The file is written under a temporary name and moved into place at the end: a failed export
@@ -41,11 +42,13 @@ _DBF_TEXT_BYTES = 254
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to export and how: format, an optional lon/lat bbox and the output CRS (EPSG, PROJ, gcj02, bd09)."""
+    """What to export and how: format, an optional lon/lat bbox, the output CRS (EPSG, PROJ, gcj02, bd09) and an
+    optional past moment (a store time) to export the layer as it was then."""
 
     format: str = "gpkg"
     bbox: BBox | None = None
     crs: str | None = None
+    as_of: str | None = None
     page_size: int = 100_000
 
 
@@ -84,7 +87,8 @@ def _pages(store: Store, spec: LayerSpec, options: ExportOptions) -> Iterator[gp
     columns = ["key", "status", "updated_at", *spec.field_names]
     box = None if options.bbox is None else shapely.box(*options.bbox)
     while True:
-        page = store.features(spec.id, bbox=options.bbox, limit=options.page_size, offset=offset)
+        page = store.features(spec.id, bbox=options.bbox, limit=options.page_size, offset=offset,
+                              as_of=options.as_of)
         if page.empty:
             return
         offset += len(page)

@@ -92,6 +92,7 @@ class FeatureQuery:
     offset: int = 0
     scope: Area | None = None  # only components meeting this area (the caller's), if any
     unmasked: frozenset[str] = frozenset()  # personal fields the caller sees as stored
+    as_of: str | None = None  # the versions current at this store time (from the history), rather than now
 
     @property
     def envelopes(self) -> tuple[Box, ...]:
@@ -100,6 +101,7 @@ class FeatureQuery:
 
     @property
     def selective(self) -> bool:
-        """Whether anything but a bbox narrows the layer (so its count is not a matter of extents)."""
+        """Whether anything but a bbox narrows the layer, or it is read as of a past moment (so its count is not a
+        matter of extents)."""
         return self.datetime is not None or self.filter is not None or self.near is not None or \
-            self.scope is not None
+            self.scope is not None or self.as_of is not None

@@ -18,6 +18,7 @@ from twin.access.principal import Principal
 from twin.crs import TwinCRS
 from twin.errors import FeatureNotFoundError, InvalidQueryError, OutOfScopeError
 from twin.geodesy import distance_to_point
+from twin.model.area import Area
 from twin.model.query import MAX_LIMIT, FeatureQuery, Near
 from twin.model.rows import Rows
 from twin.query.area_points import AreaPoints
@@ -33,6 +34,8 @@ MAX_SEARCH_DISTANCE = 5_000.0
 MAX_GEOMETRY_NESTING = 32
 #: Scoped nearest-k looks at most this many city-wide nearest before searching the area by radius.
 _NEAREST_WIDEST = 4096
+#: Farther than any two points of the earth are apart (m).
+_WHOLE_EARTH_M = 2.1e7
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,10 @@ class QueryService:
         self.item(layer, key, who)
         return layer
 
-    def nearest(self, layer: str, lon: float, lat: float, k: int, who: Principal | None = None
-                ) -> tuple[Rows, list[dict[str, object]]]:
-        """The ``k`` components nearest to (lon, lat), nearest first, with ``distance_m`` and ``rank``.
+    def nearest(self, layer: str, lon: float, lat: float, k: int, who: Principal | None = None,
+                as_of: str | None = None) -> tuple[Rows, list[dict[str, object]]]:
+        """The ``k`` components nearest to (lon, lat), nearest first, with ``distance_m`` and ``rank``; as they
+        were at ``as_of`` (a store time) when given.
 
         For a user with an area, the nearest ``k`` inside it (exact; see :meth:`_nearest_in_area`).
         """
@@ -102,8 +106,12 @@ class QueryService:
             raise InvalidQueryError(f"k must be between 1 and {MAX_K}, not {k}")
         spec = self.catalogue[layer]
         unmasked = who.unmasked(spec) if who else frozenset()
+        area = who.area if who is not None else None
         with self.read() as snap:
-            if who is not None and who.area is not None:
+            if as_of is not None:
+                base = FeatureQuery(layer=spec.id, limit=k, scope=area, unmasked=unmasked, as_of=as_of)
+                return self._nearest_by_radius(snap, base, lon, lat, 0.0, _reach(lon, lat, area))
+            if who is not None and area is not None:
                 return self._nearest_in_area(snap, spec.id, lon, lat, k, who, unmasked)
             hits = snap.nearest(spec.id, lon, lat, k)
             rows = snap.by_fids(spec.id, hits.fids.tolist(), unmasked)
@@ -135,36 +143,45 @@ class QueryService:
                 extra = [{"distance_m": round(distance[r[0]], 3), "rank": i + 1} for i, r in enumerate(chosen)]
                 return rows.take(chosen), extra
             if m >= _NEAREST_WIDEST:
-                return self._nearest_by_radius(snap, layer, lon, lat, k, who, unmasked, float(hits.distances[-1]))
+                base = FeatureQuery(layer=layer, limit=k, scope=who.area, unmasked=unmasked)
+                return self._nearest_by_radius(snap, base, lon, lat, float(hits.distances[-1]),
+                                               _reach(lon, lat, who.area))
             m = min(m * 4, _NEAREST_WIDEST)
 
-    def _nearest_by_radius(self, snap: Snapshot, layer: str, lon: float, lat: float, k: int, who: Principal,
-                           unmasked: frozenset[str], start_m: float) -> tuple[Rows, list[dict[str, object]]]:
-        """Radius searches restricted to the area, doubling the radius until ``k`` are found or the radius
-        reaches the area's far corner: what lies within the radius is then exactly the nearest, in order
-        (distance, then id, as the index breaks ties)."""
-        assert who.area is not None
-        minx, miny, maxx, maxy = who.area.bounds
-        corners = shapely.points([minx, minx, maxx, maxx], [miny, maxy, miny, maxy])
-        reach = float(max(distance_to_point(corners, lon, lat))) + 1.0
-        radius = max(start_m, 50.0)
-        while True:
-            radius = min(radius * 2, reach)
-            query = FeatureQuery(layer=layer, near=Near(lon, lat, radius), limit=k, scope=who.area,
-                                 unmasked=unmasked)
-            rows = snap.select(query)
-            if len(rows.rows) == k or radius >= reach:
-                break
+    @staticmethod
+    def _nearest_by_radius(snap: Snapshot, base: FeatureQuery, lon: float, lat: float, start_m: float,
+                           reach: float) -> tuple[Rows, list[dict[str, object]]]:
+        """The ``base.limit`` nearest matching ``base`` (its area, its moment), by radius searches: the radius grows
+        fourfold from ``start_m`` until it holds enough (or reaches ``reach``), then narrows, halving the gap, while
+        it holds more than :data:`_NEAREST_WIDEST` (the counts are capped, so each costs at most that many rows).
+        What lies within the radius is then exactly the nearest, in order (distance, then id, as the index breaks
+        ties)."""
+        k = base.limit
+
+        def holds(radius: float) -> tuple[int, bool]:
+            return snap.count(replace(base, near=Near(lon, lat, radius)), cap=_NEAREST_WIDEST)
+
+        low, radius = 0.0, min(max(start_m, 50.0), reach)
+        while (n := holds(radius))[0] < k and radius < reach:
+            low, radius = radius, min(radius * 4, reach)
+        while not n[1] and radius - low > 0.01:  # too many within: narrow down, keeping at least k
+            middle = (low + radius) / 2
+            if (m := holds(middle))[0] >= k:
+                radius, n = middle, m
+            else:
+                low = middle
+        rows = snap.select(replace(base, near=Near(lon, lat, radius)))
         d = rows.columns.index("distance_m")
         extra: list[dict[str, object]] = [{"distance_m": round(float(r[d]), 3), "rank": i + 1}
                                           for i, r in enumerate(rows.rows)]
-        plain = Rows(rows.spec, rows.columns[:-1], [r[:-1] for r in rows.rows], unmasked, rows.codec)
+        plain = Rows(rows.spec, rows.columns[:-1], [r[:-1] for r in rows.rows], base.unmasked, rows.codec)
         return plain, extra
 
     def search(self, *, geometry: BaseGeometry | None = None, distance: float = 0.0, near: Near | None = None,
-               layers: list[str] | None = None, limit: int = 100, who: Principal | None = None
-               ) -> tuple[list[Rows], bool]:
-        """Components of every layer meeting ``geometry`` (or within ``distance`` metres of it), or near a point.
+               layers: list[str] | None = None, limit: int = 100, who: Principal | None = None,
+               as_of: str | None = None) -> tuple[list[Rows], bool]:
+        """Components of every layer meeting ``geometry`` (or within ``distance`` metres of it), or near a point;
+        as they were at ``as_of`` (a store time) when given.
 
         Only layers ``who`` may read, within their area. Returns the rows per layer and whether the
         ``limit`` cut the answer short.
@@ -180,7 +197,7 @@ class QueryService:
                     who.check_read(name)
             names = who.check_read_any(names)
         base = FeatureQuery(layer=names[0], near=near, limit=min(limit, MAX_LIMIT),
-                            scope=who.area if who else None)
+                            scope=who.area if who else None, as_of=as_of)
         if geometry is not None:
             literal = values.Geometry(shapely.geometry.mapping(geometry))
             attr = ast.Attribute("geometry")
@@ -204,6 +221,15 @@ class QueryService:
                 if remaining == 0:
                     return found, name != names[-1]
         return found, False
+
+
+def _reach(lon: float, lat: float, area: Area | None) -> float:
+    """A radius (m) around (lon, lat) that holds all of ``area`` (the whole earth without one)."""
+    if area is None:
+        return _WHOLE_EARTH_M
+    minx, miny, maxx, maxy = area.bounds
+    corners = shapely.points([minx, minx, maxx, maxx], [miny, maxy, miny, maxy])
+    return float(max(distance_to_point(corners, lon, lat))) + 1.0
 
 
 def in_area(rows: Rows, who: Principal) -> np.ndarray:

@@ -61,14 +61,6 @@ class History:
             raise OutOfScopeError(key)
         return Versions(rows.take([rows.rows[i] for i in keep]), [meta[i] for i in keep])
 
-    def page(self, layer: str, who: Principal, moment: str, box: tuple[float, float, float, float] | None,
-             limit: int, offset: int) -> Rows:
-        """One page of ``layer`` as it was at ``moment`` (a store time), inside ``box`` and ``who``'s area, masked
-        for ``who``."""
-        spec = self.store.catalogue[layer]
-        with self.store.read(self.budget_s) as snap:
-            return snap.rows_as_of(spec.id, moment, box, who.area, limit, offset, who.unmasked(spec))
-
     def at(self, layer: str, key: str, who: Principal, moment: str) -> Versions:
         """The version of ``key`` current at ``moment`` (a store time, :func:`as_of_stamp`), as one version;
         404 when the component did not exist then (or lay outside ``who``'s area)."""

@@ -154,12 +154,6 @@ class Snapshot(Protocol):
         """The store's latest changeset (of any layer)."""
         ...
 
-    def rows_as_of(self, layer: str, moment: str, box: BBox | None, area: Area | None, limit: int, offset: int,
-                   unmasked: frozenset[str] = frozenset()) -> Rows:
-        """One page (by fid) of the components as they were at ``moment`` (a store time): the version of each then
-        current, meeting ``box`` and ``area`` when given."""
-        ...
-
     def log_at(self, moment: str) -> int:
         """The latest changeset committed at or before ``moment`` (a store time; 0 before the first)."""
         ...

@@ -105,10 +105,17 @@ class GpkgSnapshot:
         return Rows(spec, columns, rows, unmasked, CODEC)
 
     # -- feature queries -----------------------------------------------------------------------
-    def _from_where(self, spec: LayerSpec, query: FeatureQuery) -> tuple[str, list[object]]:
-        """``FROM ... WHERE ...`` of a query, R-tree first, with its parameters."""
+    def _from_where(self, spec: LayerSpec, query: FeatureQuery, past: bool = False) -> tuple[str, list[object]]:
+        """``FROM ... WHERE ...`` of a query, R-tree first, with its parameters; for a query ``as_of`` a moment, of
+        the versions then current in the layer's table or, when ``past``, in its history."""
         conds: list[str] = []
         params: list[object] = []
+        table, rtree, ident = spec.id, "rtree_" + spec.id + "_geom", "t.fid"
+        if query.as_of is not None:
+            conds.append("t.valid_from <= ?" + (" AND t.valid_to > ?" if past else ""))
+            params += [query.as_of] * (2 if past else 1)
+            if past:
+                table, rtree, ident = spec.id + "_history", "rtree_" + spec.id + "_history_geom", "t.hid"
         boxes: list[list[Box]] = [[e] for e in query.envelopes]
         extent = self.extent(spec.id)
         exact_bbox = query.bbox is not None and not (extent is not None and query.bbox.contains(extent))
@@ -119,7 +126,7 @@ class GpkgSnapshot:
             boxes.append([degree_box(query.near.lon, query.near.lat, query.near.metres)])
         scoped = query.scope is not None and not (query.bbox is not None and all(
             query.scope.covers_box(b) for b in query.bbox.parts))
-        members = self._scope_members(spec, query) if scoped else None
+        members = self._scope_members(spec, query) if scoped and query.as_of is None else None
         if members is not None:
             scoped = False
             conds.append("t.fid IN (SELECT value FROM json_each(?))")
@@ -130,10 +137,10 @@ class GpkgSnapshot:
         # The R-tree holds 32-bit float boxes (rounded outwards), so even points near an edge of the bbox
         # are tested exactly; a box wholly inside the bbox short-cuts the test (needs r.*, hence the join).
         join = exact_bbox or scoped
-        rtree = q("rtree_" + spec.id + "_geom")
+        rtree = q(rtree)
         if boxes:
             clause, box_params = _rtree_clause(boxes)
-            conds.append(clause if join else f"t.fid IN (SELECT id FROM {rtree} r WHERE {clause})")
+            conds.append(clause if join else f"{ident} IN (SELECT id FROM {rtree} r WHERE {clause})")
             params += box_params
         if exact_bbox:
             assert query.bbox is not None
@@ -156,7 +163,7 @@ class GpkgSnapshot:
             text, values = where(query.filter.root)
             conds.append(text)
             params += values
-        source = f"{q(spec.id)} t" + (f" JOIN {rtree} r ON r.id = t.fid" if join else "")
+        source = f"{q(table)} t" + (f" JOIN {rtree} r ON r.id = {ident}" if join else "")
         return source + (" WHERE " + " AND ".join(conds) if conds else ""), params
 
     @staticmethod
@@ -222,14 +229,28 @@ class GpkgSnapshot:
             terms.append(f"round(distance_m, {TIE_DECIMALS})")
         return " ORDER BY " + ", ".join([*terms, "t.fid"])
 
+    def _sources(self, spec: LayerSpec, query: FeatureQuery, what: str, what_params: Sequence[object] = ()
+                 ) -> tuple[str, list[object]]:
+        """``SELECT <what> FROM ... WHERE ...`` of a query: of the layer's table, or, for a query ``as_of`` a
+        moment, of the versions then current in its table and in its history (``UNION ALL``: a component has
+        one version current at any moment)."""
+        parts, params = [], []
+        for past in (False, True) if query.as_of is not None else (False,):
+            source, values = self._from_where(spec, query, past)
+            parts.append(f"SELECT {what} FROM {source}")
+            params += [*what_params, *values]
+        return " UNION ALL ".join(parts), params
+
     def select(self, query: FeatureQuery) -> Rows:
         spec = self.catalogue[query.layer]
-        source, params = self._from_where(spec, query)
-        cols = _select_list(spec)
+        cols, cols_params = _select_list(spec), []
         if query.near is not None:
             cols += ", twin_distance(t.geom, ?, ?) AS distance_m"
-            params = [query.near.lon, query.near.lat, *params]
-        sql = f"SELECT {cols} FROM {source}{self._order(query)} LIMIT ? OFFSET ?"
+            cols_params = [query.near.lon, query.near.lat]
+        source, params = self._sources(spec, query, cols, cols_params)
+        if query.as_of is not None:
+            source = f"SELECT * FROM ({source}) t"
+        sql = f"{source}{self._order(query)} LIMIT ? OFFSET ?"
         rows = self.execute(sql, [*params, query.limit, query.offset])
         return self._rows(spec, row_columns(spec, query.near is not None), rows, query.unmasked)
 
@@ -241,13 +262,13 @@ class GpkgSnapshot:
             return layer_count, True
         spec = self.catalogue[query.layer]
         if query.scope is not None and query.bbox is None and query.datetime is None and query.filter is None \
-                and query.near is None:
+                and query.near is None and query.as_of is None:
             inside = self._inside_count(spec, query.scope.inner)
             if inside > cap:
                 return inside, False
-        source, params = self._from_where(spec, query)
+        source, params = self._sources(spec, query, "1")
         try:
-            n = self.execute(f"SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT ?)", [*params, cap + 1],
+            n = self.execute(f"SELECT count(*) FROM ({source} LIMIT ?)", [*params, cap + 1],
                              "counting the matches")[0][0]
         except QueryTooExpensiveError:
             n = cap + 1
@@ -380,27 +401,6 @@ class GpkgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM twin_changesets").fetchone()[0])
-
-    def rows_as_of(self, layer: str, moment: str, box: Box | None, area: Area | None, limit: int, offset: int,
-                   unmasked: frozenset[str] = frozenset()) -> Rows:
-        spec = self.catalogue[layer]
-        cols = ", ".join(["fid", '"key"', "status", "updated_at", *(q(f) for f in spec.field_names), "geom"])
-        now_where, old_where = ["valid_from <= :t"], ["valid_from <= :t", "valid_to > :t"]
-        params: dict[str, object] = {"t": moment, "n": limit, "o": offset}
-        for i, shape in enumerate(s for s in (None if box is None else shapely.box(*box),
-                                               None if area is None else area.geometry) if s is not None):
-            lo_x, lo_y, hi_x, hi_y = shapely.bounds(shape).tolist()
-            params.update({f"w{i}": shapely.to_wkb(shape), f"a{i}": lo_x, f"b{i}": lo_y, f"c{i}": hi_x, f"d{i}": hi_y})
-            exact = f"twin_pred('intersects', geom, :w{i})"
-            now_where += [f"fid IN (SELECT id FROM {q('rtree_' + spec.id + '_geom')} WHERE minx <= :c{i} AND "
-                          f"maxx >= :a{i} AND miny <= :d{i} AND maxy >= :b{i})", exact]
-            old_where += [f"hid IN (SELECT id FROM {q('rtree_' + spec.id + '_history_geom')} WHERE minx <= :c{i} "
-                          f"AND maxx >= :a{i} AND miny <= :d{i} AND maxy >= :b{i})", exact]
-        sql = (f"SELECT {_select_list(spec)} FROM (SELECT {cols} FROM {q(spec.id)} WHERE {' AND '.join(now_where)} "
-               f"UNION ALL SELECT {cols} FROM {q(spec.id + '_history')} WHERE {' AND '.join(old_where)}) t "
-               "ORDER BY t.fid LIMIT :n OFFSET :o")
-        return self._rows(spec, row_columns(spec), self.execute(sql, params, f"reading {spec.id} as of {moment}"),
-                          unmasked)
 
     def log_at(self, moment: str) -> int:
         return int(self.execute("SELECT coalesce(max(id), 0) FROM twin_changesets WHERE time <= ?", [moment])[0][0])

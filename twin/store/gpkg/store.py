@@ -278,19 +278,23 @@ class GeoPackageStore:
 
     def _features_as_of(self, spec: LayerSpec, bbox: BBox | None, keys: Sequence[str] | None, as_of: str,
                         limit: int | None, offset: int) -> gpd.GeoDataFrame:
+        """The versions current at ``as_of``: of the layer's table and its history, paged in SQL (a bbox, as for
+        :meth:`features`, selects by envelope, from each table's R-tree)."""
         cols = ", ".join(f'"{c}"' for c in self._columns(spec))
-        sql = (f"SELECT * FROM (SELECT {cols} FROM {ddl.q(spec.id)} WHERE valid_from <= :t "
-               f"UNION ALL SELECT {cols} FROM {ddl.q(spec.id + '_history')} "
-               "WHERE valid_from <= :t AND valid_to > :t)")
-        params: dict[str, object] = {"t": as_of}
-        if keys is not None:
-            sql += ' WHERE "key" IN (SELECT value FROM json_each(:keys))'
-            params["keys"] = _json_list(keys)
-        frame = self._frame(spec, self._reader().execute(sql + " ORDER BY fid", params).fetchall())
+        params: dict[str, object] = {"t": as_of, "n": -1 if limit is None else int(limit), "o": int(offset)}
+        now, past = ["valid_from <= :t"], ["valid_from <= :t", "valid_to > :t"]
         if bbox is not None:
-            frame = frame[frame.intersects(shapely.box(*bbox))]
-        stop = None if limit is None else offset + limit
-        return frame.iloc[offset:stop].reset_index(drop=True)
+            params.update(zip("abcd", bbox, strict=True))
+            inside = "minx <= :c AND maxx >= :a AND miny <= :d AND maxy >= :b"
+            now.append(f"fid IN (SELECT id FROM {ddl.q('rtree_' + spec.id + '_geom')} WHERE {inside})")
+            past.append(f"hid IN (SELECT id FROM {ddl.q('rtree_' + spec.id + '_history_geom')} WHERE {inside})")
+        if keys is not None:
+            params["keys"] = _json_list(keys)
+            now.append('"key" IN (SELECT value FROM json_each(:keys))')
+            past.append('"key" IN (SELECT value FROM json_each(:keys))')
+        sql = (f"SELECT {cols} FROM {ddl.q(spec.id)} WHERE {' AND '.join(now)} UNION ALL SELECT {cols} FROM "
+               f"{ddl.q(spec.id + '_history')} WHERE {' AND '.join(past)} ORDER BY fid LIMIT :n OFFSET :o")
+        return self._frame(spec, self._reader().execute(sql, params).fetchall())
 
     def get(self, key: str, *, as_of: str | None = None) -> gpd.GeoDataFrame:
         spec = self.catalogue.by_code(keymod.parse_key(key).code)

@@ -111,9 +111,22 @@ class PgSnapshot:
             params += values
         return conds, params
 
+    def _source(self, spec: LayerSpec, query: FeatureQuery) -> tuple[str, list[object]]:
+        """The rows a query reads (alias ``t``): the layer's table, or, for a query ``as_of`` a moment, the versions
+        then current in its table and in its history (a ``UNION ALL`` PostgreSQL flattens, so that each condition
+        reaches each table's indexes)."""
+        if query.as_of is None:
+            return f"{self._table(spec.id)} t", []
+        cols = ", ".join(f'"{c}"' for c in ("fid", "key", "status", "updated_at", *spec.field_names, "geom"))
+        return (f"(SELECT {cols} FROM {self._table(spec.id)} WHERE valid_from <= %s::timestamptz UNION ALL "
+                f"SELECT {cols} FROM {self._table(spec.id + '_history')} WHERE valid_from <= %s::timestamptz "
+                "AND valid_to > %s::timestamptz) t", [query.as_of] * 3)
+
     def select(self, query: FeatureQuery) -> Rows:
         spec = self.catalogue[query.layer]
-        conds, params = self._where(query)
+        source, params = self._source(spec, query)
+        conds, where_params = self._where(query)
+        params += where_params
         cols = self._select_list(spec)
         if query.near is not None:
             cols += f", {self.s}.twin_distance(t.geom, %s, %s) AS distance_m"
@@ -122,7 +135,7 @@ class PgSnapshot:
         if query.near is not None and not query.sortby:
             terms.append(f"round({self.s}.twin_distance(t.geom, %s, %s)::numeric, {TIE_DECIMALS})")
             params += [query.near.lon, query.near.lat]
-        sql = (f"SELECT {cols} FROM {self._table(spec.id)} t" + (" WHERE " + " AND ".join(conds) if conds else "")
+        sql = (f"SELECT {cols} FROM {source}" + (" WHERE " + " AND ".join(conds) if conds else "")
                + " ORDER BY " + ", ".join([*terms, "t.fid"]) + " LIMIT %s OFFSET %s")
         rows = self.execute(sql, [*params, query.limit, query.offset])
         return self._rows(spec, row_columns(spec, query.near is not None), rows, query.unmasked)
@@ -134,15 +147,16 @@ class PgSnapshot:
         if covers and not query.selective:
             return layer_count, True
         if query.scope is not None and query.bbox is None and query.datetime is None and query.filter is None \
-                and query.near is None:
+                and query.near is None and query.as_of is None:
             inside = self._inside_count(query.layer, query.scope.inner)
             if inside > cap:
                 return inside, False
-        conds, params = self._where(query)
-        sql = (f"SELECT count(*) FROM (SELECT 1 FROM {self._table(query.layer)} t"
+        source, params = self._source(self.catalogue[query.layer], query)
+        conds, where_params = self._where(query)
+        sql = (f"SELECT count(*) FROM (SELECT 1 FROM {source}"
                + (" WHERE " + " AND ".join(conds) if conds else "") + " LIMIT %s) s")
         try:
-            n = self.execute(sql, [*params, cap + 1], "counting the matches")[0][0]
+            n = self.execute(sql, [*params, *where_params, cap + 1], "counting the matches")[0][0]
         except QueryTooExpensiveError:
             n = cap + 1
         if n <= cap:
@@ -275,25 +289,6 @@ class PgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets")[0][0])
-
-    def rows_as_of(self, layer: str, moment: str, box: Box | None, area: Area | None, limit: int, offset: int,
-                   unmasked: frozenset[str] = frozenset()) -> Rows:
-        spec = self.catalogue[layer]
-        cols = ", ".join(f'"{c}"' for c in ("fid", "key", "status", "updated_at", *spec.field_names, "geom"))
-        now_where, old_where = ["valid_from <= %(t)s::timestamptz"], ["valid_from <= %(t)s::timestamptz",
-                                                                      "valid_to > %(t)s::timestamptz"]
-        params: dict[str, object] = {"t": moment, "n": limit, "o": offset}
-        for i, shape in enumerate(s for s in (None if box is None else shapely.box(*box),
-                                               None if area is None else area.geometry) if s is not None):
-            params[f"w{i}"] = shapely.to_wkb(shape)
-            test = f"ST_Intersects(geom, ST_GeomFromWKB(%(w{i})s, 4326))"
-            now_where.append(test)
-            old_where.append(test)
-        sql = (f"SELECT {self._select_list(spec)} FROM (SELECT {cols} FROM {self._table(spec.id)} "
-               f"WHERE {' AND '.join(now_where)} UNION ALL SELECT {cols} FROM {self._table(spec.id + '_history')} "
-               f"WHERE {' AND '.join(old_where)}) t ORDER BY t.fid LIMIT %(n)s OFFSET %(o)s")
-        return self._rows(spec, row_columns(spec), self.execute(sql, params, f"reading {spec.id} as of {moment}",
-                                                                binary=True), unmasked)
 
     def log_at(self, moment: str) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets "

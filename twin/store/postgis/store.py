@@ -270,19 +270,22 @@ class PostgisStore:
 
     def _features_as_of(self, spec: LayerSpec, bbox: BBox | None, keys: Sequence[str] | None, as_of: str,
                         limit: int | None, offset: int) -> gpd.GeoDataFrame:
+        """The versions current at ``as_of``: of the layer's table and its history, paged in SQL (a bbox, as for
+        :meth:`features`, selects by envelope)."""
         cols = self._select(spec, "t")
-        sql = (f"SELECT * FROM (SELECT {cols} FROM {self._table(spec.id)} t WHERE t.valid_from <= %(t)s "
-               f"UNION ALL SELECT {cols} FROM {self._table(spec.id + '_history')} t "
-               "WHERE t.valid_from <= %(t)s AND t.valid_to > %(t)s) v")
-        params: dict[str, object] = {"t": as_of}
-        if keys is not None:
-            sql += " WHERE v.key = ANY(%(keys)s)"
-            params["keys"] = list(keys)
-        frame = self._frame(spec, self._all(sql + " ORDER BY v.fid", params))  # type: ignore[arg-type]
+        params: dict[str, object] = {"t": as_of, "n": limit, "o": int(offset)}
+        conds = []
         if bbox is not None:
-            frame = frame[frame.intersects(shapely.box(*bbox))]
-        stop = None if limit is None else offset + limit
-        return frame.iloc[offset:stop].reset_index(drop=True)
+            params.update(zip("abcd", bbox, strict=True))
+            conds.append("t.geom && ST_MakeEnvelope(%(a)s, %(b)s, %(c)s, %(d)s, 4326)")
+        if keys is not None:
+            params["keys"] = list(keys)
+            conds.append('t."key" = ANY(%(keys)s)')
+        more = "".join(f" AND {c}" for c in conds)
+        sql = (f"SELECT {cols} FROM {self._table(spec.id)} t WHERE t.valid_from <= %(t)s{more} UNION ALL "
+               f"SELECT {cols} FROM {self._table(spec.id + '_history')} t "
+               f"WHERE t.valid_from <= %(t)s AND t.valid_to > %(t)s{more} ORDER BY 1 LIMIT %(n)s OFFSET %(o)s")
+        return self._frame(spec, self._all(sql, params))  # type: ignore[arg-type]
 
     def get(self, key: str, *, as_of: str | None = None) -> gpd.GeoDataFrame:
         spec = self.catalogue.by_code(keymod.parse_key(key).code)
