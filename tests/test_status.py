@@ -90,6 +90,9 @@ def test_a_late_report_is_kept_in_its_place_without_rewriting_the_state(store: S
     assert store.get(key).iloc[0].status == "faulty"
     assert [(r[1], r[3]) for r in _reports(store)] == [("faulty", 1), ("under_repair", 0)]
     assert len(store.history(key)) == 2  # the first version and the one report applied
+    log = CliRunner().invoke(app, ["status", "log", key, "--store", store.location])
+    assert log.exit_code == 0, log.output
+    assert log.output.index("faulty") < log.output.index("under_repair") and "late" in log.output
 
 
 

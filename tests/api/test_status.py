@@ -94,6 +94,35 @@ def test_who_may_report_and_where(city: Server) -> None:
     assert _post(city, b"{not json", "application/json").status_code == 400
 
 
+def test_a_components_reports_list_both_times_in_observed_order_within_the_users_area(city: Server) -> None:
+    frame = city.store.features("hydrant")
+    west = city.store.features("district").sort_values("name_en").iloc[1].geometry
+    key, outside = str(frame.key[frame.intersects(west)].iloc[3]), str(frame.key[~frame.intersects(west)].iloc[3])
+    first, late, newest = _at(5), _at(10), _at(15)  # after the component was created, within the clock margin
+    for at, status in ((first, "faulty"), (newest, "in_service"), (late, "under_repair")):  # the late one last
+        body = orjson.dumps([{"key": key, "status": status, "values": {"pressure": 0.1}, "observed_at": at,
+                              "source": "压力传感器 P-9"}])
+        assert _post(city, body).status_code == 200
+
+    def reports(role: str = "planner", k: str = key, **params: object) -> httpx.Response:
+        return httpx.get(f"{city.url}/collections/hydrant/items/{k}/reports", params=params, timeout=30,
+                         headers=bearer(city.tokens[role]))
+
+    body = reports().json()
+    listed = [(r["observedAt"][:23], r["status"], r["applied"]) for r in body["reports"]]
+    assert listed == [(newest[:23], "in_service", True), (late[:23], "under_repair", False),
+                      (first[:23], "faulty", True)]
+    assert all(r["recordedAt"] and r["values"] == {"pressure": 0.1} and r["source"] == "压力传感器 P-9"
+               for r in body["reports"])
+    assert body["reports"][1]["recordedAt"] > body["reports"][0]["recordedAt"]  # recorded last, observed before
+    # what was true at a moment, by all that is known now (valid time): the last report observed by then
+    then = reports(datetime=f"../{late}", limit=1).json()["reports"]
+    assert [r["status"] for r in then] == ["under_repair"]
+    assert [r["status"] for r in reports(datetime=f"{first}/{late}").json()["reports"]] == ["under_repair", "faulty"]
+    assert reports("area_officer").status_code == 200 and reports("area_officer", outside).status_code == 404
+    assert reports(datetime="yesterday").status_code == 400 and reports(limit=0).status_code == 400
+
+
 def test_every_batch_is_audited(city: Server) -> None:
     key = sorted(city.store.features("hydrant").key)[95]
     assert _post(city, orjson.dumps([{"key": key, "status": "retired", "observed_at": _at(0)}])).status_code == 200

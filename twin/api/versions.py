@@ -15,8 +15,10 @@ from twin.api.negotiation import MEDIA_TYPES
 from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
 from twin.errors import FeatureNotFoundError
+from twin.model.query import MAX_LIMIT
 from twin.query import encode
 from twin.query.crs import CRS84
+from twin.query.model import clamp_limit, parse_interval
 from twin.query.versions import History, as_of_stamp
 
 router = APIRouter(tags=["History"])
@@ -46,6 +48,25 @@ def versions(request: Request, who: Who, layer: LayerPath, key: str) -> Response
            for m, changed, f in zip(found.meta, found.changed(), features, strict=True)]
     item = request.url_for("item", collectionId=spec.id, key=key)
     return render.json_response({"key": key, "layer": spec.id, "versions": out,
+                                 "links": [render.link(request.url, "self", "application/json"),
+                                           render.link(item, "item", MEDIA_TYPES["geojson"], "as it is now")]})
+
+
+@router.get("/collections/{collectionId}/items/{key}/reports",
+            summary="A component's status reports: when each was observed, when twin recorded it, what it said")
+def reports(request: Request, who: Who, layer: LayerPath, key: str,
+            datetime: Annotated[str | None, Query(description="Only reports observed in this instant or interval "
+                                                            "(RFC 3339; `start/end`, `..` for an open end)")] = None,
+            limit: Annotated[int, Query(ge=1, description=f"Most reports, newest observation first (clamped to "
+                                                          f"{MAX_LIMIT})", json_schema_extra={"maximum": MAX_LIMIT})
+                             ] = 100) -> Response:
+    spec = _checked(request, who, layer, key)
+    when = None if datetime is None else parse_interval(datetime)
+    found = history(request).reports(spec.id, key, who, when, clamp_limit(limit))
+    out = [{"observedAt": r.observed_at, "recordedAt": r.recorded_at, "status": r.status, "values": r.values,
+            "source": r.source, "author": r.author, "changeset": r.changeset, "applied": r.applied} for r in found]
+    item = request.url_for("item", collectionId=spec.id, key=key)
+    return render.json_response({"key": key, "layer": spec.id, "numberReturned": len(out), "reports": out,
                                  "links": [render.link(request.url, "self", "application/json"),
                                            render.link(item, "item", MEDIA_TYPES["geojson"], "as it is now")]})
 

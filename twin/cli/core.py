@@ -51,11 +51,12 @@ def info(store: StoreOption = None, layers: LayersOption = None) -> None:
 
 @friendly
 def get(key: Annotated[str, typer.Argument(help="Location key, such as HY-wtw3sjq6-0.")],
-        as_of: Annotated[str | None, typer.Option(help="ISO 8601 UTC time to read the past state at.")] = None,
+        as_of: Annotated[str | None, typer.Option(help="An instant (RFC 3339 with a time zone, or a date: its "
+                                                      "end) to read the component as it was then.")] = None,
         store: StoreOption = None, layers: LayersOption = None) -> None:
     """Show the component a location key resolves to."""
     with opened(settings(store, layers)) as st:
-        row = st.get(key, as_of=as_of).iloc[0]
+        row = st.get(key, as_of=None if as_of is None else as_of_stamp(as_of)).iloc[0]
         for name, value in row.items():
             if name != "fid":
                 console.print(f"[bold]{name}[/]: {value}", highlight=False)

@@ -1,4 +1,5 @@
-"""``twin status push FILE|-``: status reports (NDJSON, one per line, or a JSON array) into the store."""
+"""``twin status push FILE|-``: status reports (NDJSON, one per line, or a JSON array) into the store;
+``twin status log KEY``: the reports kept of a component, newest observation first."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import typer
 from twin.access.policy import load_policy
 from twin.access.principal import local
 from twin.cli.common import LayersOption, StoreOption, console, err_console, friendly, opened, settings
+from twin.query.model import clamp_limit, parse_interval
+from twin.query.versions import History
 from twin.status import Intake, items_of, lines_of
 
 status_app = typer.Typer(help="Status reports: what was observed about components, and when.", no_args_is_help=True)
@@ -52,3 +55,24 @@ def push(file: Annotated[str, typer.Argument(metavar="FILE|-", help="NDJSON (one
                   f"{len(done.rejected)} refused; changesets {', '.join(map(str, done.changesets)) or 'none'}")
     if done.rejected and not kept:
         raise typer.Exit(1)
+
+
+@status_app.command("log")
+@friendly
+def log(key: Annotated[str, typer.Argument(help="Location key.")],
+        datetime: Annotated[str | None, typer.Option(help="Only reports observed in this instant or interval "
+                                                         "(RFC 3339; start/end, .. for an open end).")] = None,
+        limit: Annotated[int, typer.Option(help="Most reports.")] = 50,
+        store: StoreOption = None, layers: LayersOption = None) -> None:
+    """List the status reports kept of a component, newest observation first: when each was observed and recorded,
+    what it said, and whether it changed the component or came late."""
+    with opened(settings(store, layers)) as st:
+        found = History(st, budget_s=600).reports(st.layer_of(key), key, local(load_policy(None, st.catalogue)),
+                                                  None if datetime is None else parse_interval(datetime),
+                                                  clamp_limit(limit))
+    for r in found:
+        values = "".join(f" {k}={v:g}" for k, v in r.values.items())
+        console.print(f"{r.observed_at}  {r.status or '-'}{values}  from {r.source} by {r.author}; recorded "
+                      f"{r.recorded_at} (changeset {r.changeset}), {'applied' if r.applied else 'late'}",
+                      highlight=False, soft_wrap=True)
+    console.print(f"{len(found)} report(s), newest observation first")

@@ -22,6 +22,20 @@ class Report(NamedTuple):
     source: str
 
 
+class KeptReport(NamedTuple):
+    """A report as the log keeps it: both its times (store times, µs, UTC), what it said, who sent it, the changeset
+    that recorded it and whether it changed its component (``False``: late, kept as history only)."""
+
+    observed_at: str
+    recorded_at: str
+    status: str | None
+    values: dict[str, float]
+    source: str
+    author: str
+    changeset: int
+    applied: bool
+
+
 class Rejected(NamedTuple):
     """A report refused, and why."""
 

@@ -10,6 +10,8 @@ import numpy as np
 from twin.access.principal import Principal
 from twin.errors import FeatureNotFoundError, OutOfScopeError
 from twin.model.changes import VersionMeta
+from twin.model.query import TimeInterval
+from twin.model.reports import KeptReport
 from twin.model.rows import Rows
 from twin.query.model import instant
 from twin.query.search import in_area
@@ -60,6 +62,22 @@ class History:
         if not len(keep):
             raise OutOfScopeError(key)
         return Versions(rows.take([rows.rows[i] for i in keep]), [meta[i] for i in keep])
+
+    def reports(self, layer: str, key: str, who: Principal, when: TimeInterval | None, limit: int
+                ) -> list[KeptReport]:
+        """The status reports kept of ``key`` (observed within ``when``, if given), newest observation first, for a
+        user who may see the component (404 otherwise, as for :meth:`versions`); measured values of personal fields
+        the user sees masked are left out."""
+        spec = self.store.catalogue[layer]
+        self.versions(spec.id, key, who)
+        hidden = {f.name for f in spec.fields if f.sensitive is not None} - who.unmasked(spec)
+        start = "" if when is None or when.start is None else when.start.removesuffix("Z") + "000Z"
+        end = "~" if when is None or when.end is None else when.end.removesuffix("Z") + "999Z"
+        with self.store.read(self.budget_s) as snap:
+            found = snap.reports_of(spec.id, key, start, end, limit)
+        if not hidden:
+            return found
+        return [r._replace(values={k: v for k, v in r.values.items() if k not in hidden}) for r in found]
 
     def at(self, layer: str, key: str, who: Principal, moment: str) -> Versions:
         """The version of ``key`` current at ``moment`` (a store time, :func:`as_of_stamp`), as one version;

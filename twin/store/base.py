@@ -27,7 +27,7 @@ from twin.model.area import Area
 from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
-from twin.model.reports import Report, Reported
+from twin.model.reports import KeptReport, Report, Reported
 from twin.model.rows import GeometryCodec, Hits, Rows, row_columns
 
 BBox = tuple[float, float, float, float]
@@ -152,6 +152,11 @@ class Snapshot(Protocol):
 
     def log_end(self) -> int:
         """The store's latest changeset (of any layer)."""
+        ...
+
+    def reports_of(self, layer: str, key: str, start: str, end: str, limit: int) -> list[KeptReport]:
+        """The status reports kept of ``key`` observed from ``start`` to ``end`` (store times, inclusive), newest
+        observation first, at most ``limit``."""
         ...
 
     def log_at(self, moment: str) -> int:

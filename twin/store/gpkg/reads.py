@@ -25,6 +25,7 @@ from twin.model.area import Area
 from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
+from twin.model.reports import KeptReport
 from twin.model.rows import TIE_DECIMALS, Hits, Rows, row_columns
 from twin.store.base import CellRow, estimate_count, log_of, log_spans, version_rows
 from twin.store.gpkg.blob import CODEC, decode_geometries, point_coordinates
@@ -401,6 +402,13 @@ class GpkgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM twin_changesets").fetchone()[0])
+
+    def reports_of(self, layer: str, key: str, start: str, end: str, limit: int) -> list[KeptReport]:
+        rows = self.execute("SELECT observed_at, recorded_at, status, measured, source, author, changeset, applied "
+                            'FROM twin_reports WHERE "key" = ? AND observed_at >= ? AND observed_at <= ? AND layer = ? '
+                            "ORDER BY observed_at DESC, id DESC LIMIT ?", [key, start, end, layer, limit],
+                            "reading the status reports")
+        return [KeptReport(r[0], r[1], r[2], orjson.loads(r[3]), r[4], r[5], int(r[6]), bool(r[7])) for r in rows]
 
     def log_at(self, moment: str) -> int:
         return int(self.execute("SELECT coalesce(max(id), 0) FROM twin_changesets WHERE time <= ?", [moment])[0][0])

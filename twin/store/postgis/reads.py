@@ -25,6 +25,7 @@ from twin.model.area import Area
 from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
+from twin.model.reports import KeptReport
 from twin.model.rows import TIE_DECIMALS, WKB, Hits, Rows, row_columns
 from twin.store.base import CellRow, estimate_count, log_of, log_spans, version_rows
 from twin.store.postgis import ddl
@@ -289,6 +290,13 @@ class PgSnapshot:
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets")[0][0])
+
+    def reports_of(self, layer: str, key: str, start: str, end: str, limit: int) -> list[KeptReport]:
+        rows = self.execute("SELECT observed_at, recorded_at, status, measured, source, author, changeset, applied "
+                            f'FROM {self.s}.twin_reports WHERE "key" = %s AND observed_at >= %s AND observed_at <= %s '
+                            "AND layer = %s ORDER BY observed_at DESC, id DESC LIMIT %s",
+                            [key, start, end, layer, limit], "reading the status reports")
+        return [KeptReport(r[0], r[1], r[2], dict(r[3]), r[4], r[5], int(r[6]), bool(r[7])) for r in rows]
 
     def log_at(self, moment: str) -> int:
         return int(self.execute(f"SELECT coalesce(max(id), 0) FROM {self.s}.twin_changesets "
