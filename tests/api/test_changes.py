@@ -7,18 +7,24 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import orjson
 import shapely
 
-from tests.api.conftest import Server
+from tests.api.conftest import Server, running
 from tests.api.test_readme_clients import readme_block
-from tests.users import bearer
+from tests.conftest import hydrants
+from tests.engines import fresh
+from tests.users import add_user, bearer
+from twin.catalogue import Catalogue
 from twin.model.changes import Position
+from twin.store import open_store
 
 
 def _get(area_city: Server, path: str, role: str = "planner", **params: object) -> httpx.Response:
@@ -200,3 +206,46 @@ def test_the_readme_feed_recipe_runs_as_written(area_city: Server) -> None:
     assert [c["op"] for c in start["changes"]] == ["create", "create"] and not start["caughtUp"]
     assert after["changes"] == [] and after["next"] == first["next"]
     assert done.stdout[at:].startswith("retry: 2000\n\n") and f"id: {first['next']}\n" in done.stdout[at:]
+
+
+def _server_rss(target: str) -> int:
+    """Resident bytes of the test server serving ``target`` (found by its environment in /proc)."""
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if f"TWIN_STORE={target}\0".encode() in environ.read_bytes():
+                status = (environ.parent / "status").read_text()
+                return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+    raise LookupError(f"no server serves {target}")
+
+
+def test_stream_clients_that_never_read_cost_the_server_no_memory_and_no_answers(tmp_path: Path,
+                                                                                   catalogue: Catalogue) -> None:
+    with fresh(tmp_path) as target:
+        store = open_store(target, catalogue)
+        for seed in range(4):  # a feed of 40,000 events, about 16 MB of SSE
+            store.upsert("hydrant", hydrants(10_000, seed=seed), author="t", source="t")
+        store.close()
+        token = add_user(target, "reader", "admin")
+        with running(target) as url:
+            host, port = url.removeprefix("http://").split(":")
+            request = f"GET /changes/stream?since=0 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
+            httpx.get(url + "/changes", params={"since": 0, "limit": 10}, headers=bearer(token), timeout=30)
+            before = _server_rss(target)
+            stuck = []
+            for _ in range(8):  # each asks for the whole feed, then reads nothing
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect((host, int(port)))
+                s.sendall(request.encode())
+                stuck.append(s)
+            try:
+                time.sleep(3)
+                started = time.monotonic()
+                assert httpx.get(url + "/collections/hydrant/items", params={"limit": 5}, headers=bearer(token),
+                                 timeout=30).status_code == 200
+                assert time.monotonic() - started < 2  # the others are answered meanwhile
+                grown = _server_rss(target) - before
+                assert grown < 64 << 20, grown  # a page each (~30 MB for 8); 8 whole feeds would be 130 MB and more
+            finally:
+                for s in stuck:
+                    s.close()
