@@ -18,6 +18,7 @@ from pyproj import CRS
 
 from twin import keys as keymod
 from twin.catalogue import GeometryKind, LayerSpec
+from twin.crs import WGS84
 from twin.errors import SchemaViolationError, VersionConflictError
 from twin.schema import conform
 from twin.store.base import WritePlan
@@ -185,7 +186,7 @@ def plan_write(lookup: PlanLookup, spec: LayerSpec, frame: gpd.GeoDataFrame, now
                 fid, old = stored[keys[i]]
                 fids[i] = fid
                 action[i] = "unchanged" if old == values else "update"
-    out = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
+    out = gpd.GeoDataFrame(attrs, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
     out.insert(0, "key", keys)
     return WritePlan(spec.id, out, action, fids, fps)
 

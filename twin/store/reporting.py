@@ -13,6 +13,7 @@ import orjson
 import pandas as pd
 
 from twin.catalogue import LayerSpec
+from twin.crs import WGS84
 from twin.model.reports import Rejected, Report, Reported
 from twin.store.base import Changeset
 
@@ -128,7 +129,7 @@ def decide(spec: LayerSpec, reports: Sequence[Report], current: gpd.GeoDataFrame
             out.fids.append(int(records[rows[r.key]]["fid"]))
             out.keys.append(r.key)
         out.edits = gpd.GeoDataFrame(pd.DataFrame(edits), geometry=[geometries[rows[r.key]] for r in applied],
-                                     crs="EPSG:4326")
+                                     crs=WGS84)
     return out
 
 

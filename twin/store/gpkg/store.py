@@ -25,6 +25,7 @@ import shapely
 
 from twin import keys as keymod
 from twin.catalogue import Catalogue, LayerSpec
+from twin.crs import WGS84
 from twin.errors import FeatureNotFoundError, StoreError
 from twin.model.reports import Report, Reported
 from twin.store.base import BBox, Changeset, LayerChanges, lineage
@@ -247,7 +248,7 @@ class GeoPackageStore:
         order = ["fid", "key", "status", "updated_at", *spec.field_names, "version", "changeset",
                  "valid_from", *extra]
         frame = pd.DataFrame({c: data[c] for c in order}, columns=order)
-        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     def _select(self, spec: LayerSpec, table: str | None = None) -> str:
         cols = ", ".join(f'"{c}"' for c in self._columns(spec))
@@ -411,7 +412,7 @@ class GeoPackageStore:
                 values["updated_at"] = None
             # Store.edit takes any object as the geometry: GeoDataFrame refuses what is not one
             geom = cast(shapely.Geometry, current.geometry.iloc[0] if geometry is None else geometry)
-            w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs="EPSG:4326"), [int(row[0])], [key])
+            w.edit(gpd.GeoDataFrame(pd.DataFrame([values]), geometry=[geom], crs=WGS84), [int(row[0])], [key])
         assert w.changeset is not None
         return w.changeset
 
