@@ -158,6 +158,19 @@ def test_edit_keeps_the_key_and_an_unknown_key_is_not_found(store):
     assert store.count("hydrant") == 3
 
 
+def test_the_spatial_index_follows_a_move_and_an_attribute_edit_keeps_it(store):
+    store.upsert("hydrant", hydrants(3), author="t", source="t")
+    moved, kept = sorted(store.features("hydrant").key)[:2]
+    here = store.get(kept).geometry.iloc[0]
+    store.edit(moved, author="t", geometry=shapely.Point(121.3, 31.1))
+    store.edit(kept, author="t", properties={"status": "faulty", "road": "新路"})
+    assert list(store.features("hydrant", bbox=(121.29, 31.09, 121.31, 31.11)).key) == [moved]
+    assert kept in set(store.features("hydrant", bbox=(here.x - 1e-4, here.y - 1e-4, here.x + 1e-4, here.y + 1e-4)).key)
+    store.edit(moved, author="t", properties={"status": "retired"}, geometry=shapely.Point(121.31, 31.12))
+    assert store.features("hydrant", bbox=(121.29, 31.09, 121.305, 31.11)).empty
+    assert list(store.features("hydrant", bbox=(121.305, 31.115, 121.315, 31.125)).key) == [moved]
+
+
 def _last_step_of_a_write(store: Store) -> tuple[object, str]:
     """What the store's engine does last in a write, after rows, history and spatial index entries were written."""
     if store.engine == "postgis":
