@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
+import pyogrio
 import pytest
 import shapely
 
@@ -126,6 +129,27 @@ def test_the_readme_history_recipe_runs_as_written(city: Server) -> None:
     now = json.loads(done.stdout[at:])
     assert versions["key"] == key and versions["versions"][-1]["validTo"] is None
     assert now["id"] == key and now["version"] == versions["versions"][-1]["version"]
+
+
+def test_the_readme_as_of_recipe_runs_as_written(city: Server, tmp_path: Path) -> None:
+    recipe = readme_block("The same `as_of` reaches every read", "bash")
+    recipe = recipe.replace("'10 minutes ago'", "'1 second ago'")  # the test's twin is younger than ten minutes
+    time.sleep(1.5)
+    script = f"B={city.url}; export TOKEN={city.tokens['planner']}\ncd {tmp_path}\n{recipe}"
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TWIN_STORE": city.target}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answers = []
+    rest = done.stdout
+    while rest.lstrip().startswith("{"):
+        answer, at = json.JSONDecoder().raw_decode(rest.lstrip())
+        answers.append(answer)
+        rest = rest.lstrip()[at:]
+    assert [a["type"] for a in answers] == ["FeatureCollection"] * 3 and all(a["twin:asOf"] for a in answers)
+    assert len(answers[1]["features"]) == 5 and answers[2]["features"]
+    assert len(pyogrio.read_dataframe(tmp_path / "then.gpkg")) > 0
+    exported = len(pyogrio.read_dataframe(tmp_path / "hydrants-then.gpkg"))
+    assert exported > 0 and f"exported {exported} component(s) of hydrant" in rest
 
 
 def test_the_http_diff_lists_what_changed_between_two_instants(city: Server) -> None:

@@ -3,10 +3,13 @@ line, a 422 that changes nothing, the user's area and role, the audit trail, and
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import orjson
@@ -139,6 +142,21 @@ def test_the_readme_status_recipe_runs_as_written(city: Server, tmp_path) -> Non
     done = subprocess.run(["bash", "-c", f"B={city.url}\ncd {tmp_path}\n{recipe}"], capture_output=True, text=True,
                           timeout=60, env={"PATH": "/usr/bin:/bin", "TWIN_STORE": city.target})
     assert '"kept":1' in done.stdout.replace(" ", ""), done.stdout + done.stderr
+
+
+def test_the_readme_reports_recipe_runs_as_written(city: Server, tmp_path) -> None:
+    key = sorted(city.store.features("hydrant").key)[101]
+    assert _post(city, orjson.dumps([{"key": key, "status": "faulty", "observed_at": _at(1)}])).status_code == 200
+    recipe = readme_block("A component's reports are read back", "bash").replace("HY-wtw3sjq4-0", key)
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TWIN_STORE": city.target}
+    done = subprocess.run(["bash", "-c", f"B={city.url}; export TOKEN={city.tokens['planner']}\n{recipe}"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed, at = json.JSONDecoder().raw_decode(done.stdout)
+    assert listed["key"] == key and listed["reports"][0]["status"] == "faulty"
+    before_2026 = json.JSONDecoder().raw_decode(done.stdout[at:].lstrip())[0]
+    assert before_2026["reports"] == []  # nothing was observed before the recipe's instant
+    assert "faulty" in done.stdout[at:] and "1 report(s)" in done.stdout
 
 
 HOSTILE = [b"", b"[", b"{}", b"[1, 2, 3]", b'[{"key": 5}]', b'[{"key": null, "status": []}]',
