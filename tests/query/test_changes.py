@@ -23,6 +23,7 @@ from twin.cli import app
 from twin.errors import CursorGoneError, InvalidQueryError
 from twin.model.area import Area
 from twin.model.changes import Position
+from twin.query import changes
 from twin.query.changes import ChangeReader, diff
 from twin.query.versions import as_of_stamp
 from twin.store import Store
@@ -170,7 +171,8 @@ def _now() -> str:
     return stamp
 
 
-def test_a_diff_folds_the_log_between_two_instants_per_component(store: Store, admin: Principal) -> None:
+def test_a_diff_folds_the_log_between_two_instants_per_component(store: Store, admin: Principal, monkeypatch
+                                                                   ) -> None:
     store.upsert("hydrant", hydrants(6, seed=1), author="t", source="t")
     old = sorted(store.features("hydrant").key)
     start = _now()
@@ -194,6 +196,9 @@ def test_a_diff_folds_the_log_between_two_instants_per_component(store: Store, a
     assert (old[0] in {e["key"] for e in west.entries}) == bool(frame.intersects(WEST).iloc[0])
     with pytest.raises(InvalidQueryError, match="ends"):
         diff(ChangeReader(store), admin, end, start)
+    monkeypatch.setattr(changes, "MAX_DIFF_EVENTS", 3)  # a window too full to fold in memory is refused
+    with pytest.raises(InvalidQueryError, match="more than 3 changes"):
+        diff(ChangeReader(store), admin, start, end)
 
 
 def test_twin_diff_lists_what_changed_on_the_command_line(store: Store) -> None:

@@ -37,6 +37,10 @@ class Position(NamedTuple):
         return cls(int(m[1]), WHOLE if m[2] is None else int(m[2]))
 
 
+#: After every event a store can hold: the log read up to it is complete.
+BEYOND = Position(WHOLE)
+
+
 class LogChangeset(NamedTuple):
     """A changeset as the log shows it."""
 

@@ -15,7 +15,7 @@ import shapely.geometry
 
 from twin.access.principal import Principal
 from twin.errors import CursorGoneError, InvalidQueryError
-from twin.model.changes import LayerLog, Position
+from twin.model.changes import BEYOND, LayerLog, Position
 from twin.query import encode
 from twin.query.crs import CRS84
 from twin.query.search import in_area
@@ -23,6 +23,8 @@ from twin.store import Store
 
 DEFAULT_PAGE = 1_000
 MAX_PAGE = 10_000
+#: A diff folds the events between its two instants in memory: at most this many.
+MAX_DIFF_EVENTS = 1_000_000
 
 
 class _Event(NamedTuple):
@@ -94,7 +96,7 @@ class ChangeReader:
         spec = self.catalogue[layer]
         written_at = [Position(w[0], r[0]) for w, r in zip(log.written_at, log.written.rows, strict=True)]
         ended_at = [Position(e[0], r[0]) for e, r in zip(log.ended_at, log.ended.rows, strict=True)]
-        cut = Position(2**62)
+        cut = BEYOND
         for positions in (written_at, ended_at):
             if len(positions) >= limit:
                 cut = min(cut, positions[-1])
@@ -144,8 +146,13 @@ def diff(reader: ChangeReader, who: Principal, start: str, end: str, layers: Seq
         first, last = snap.log_at(start), snap.log_at(end)
     folded: dict[tuple[str, str], dict[str, object]] = {}
     position = Position(first)
+    seen = 0
     while True:
         page = reader.page(who, position, MAX_PAGE, layers, until=last)
+        seen += len(page.changes)
+        if seen > MAX_DIFF_EVENTS:
+            raise InvalidQueryError(f"more than {MAX_DIFF_EVENTS:,} changes lie between {start} and {end}: diff a "
+                                    "shorter window or fewer layers, or follow /changes from a cursor")
         for c in page.changes:
             before = cast(int, c["version"]) - (c["op"] in ("update", "leave"))  # delete: the version it ended
             entry = folded.setdefault((str(c["layer"]), str(c["key"])), {"first": c["op"], "from": before})
