@@ -48,10 +48,16 @@ def test_ogc_tile_is_gzip_mvt_with_etag_and_revalidation(client: httpx.Client, c
     plain = client.get(_ogc(tile), headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.content == r.content
     assert client.get(_ogc(tile), headers={"If-None-Match": etag}).status_code == 304
+    assert r.headers["twin-tile-source"] == "drawn" and plain.headers["twin-tile-source"] == "memory"
+    away = TileID(tile.z, tile.x + 3, tile.y)
+    far = client.get(_ogc(away))
     key = features[0]["properties"]["key"]
     city.edit(key, author="test", properties={"status": "faulty"})
     fresh = client.get(_ogc(tile), headers={"If-None-Match": etag})
     assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+    assert fresh.headers["twin-tile-source"] == "drawn"  # the change met it: drawn again
+    again = client.get(_ogc(away), headers={"If-None-Match": far.headers["etag"]})  # the change did not: kept
+    assert again.status_code == 304 and again.headers["twin-tile-source"] == "memory"
     statuses = {f["properties"]["key"]: f["properties"]["status"]
                 for f in mapbox_vector_tile.decode(fresh.content)["hydrant"]["features"]}
     assert statuses[key] == "faulty"

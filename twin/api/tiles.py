@@ -115,7 +115,7 @@ class _Routes:
     def tile_response(self, request: Request, who: Principal, layers: tuple[str, ...], view: View, z: str, x: str,
                       y: str, flt: TileFilter) -> Response:
         result = self.engine.tile(layers, parse_tile(z, x, y), flt, view)
-        headers = {"ETag": f'"{result.etag}"', **self.headers(who, layers, view)}
+        headers = {"ETag": f'"{result.etag}"', "Twin-Tile-Source": result.source, **self.headers(who, layers, view)}
         if _matches(request, result.etag):
             return Response(status_code=304, headers=headers)
         if result.empty:
