@@ -249,9 +249,12 @@ class GpkgSnapshot:
             cols += ", twin_distance(t.geom, ?, ?) AS distance_m"
             cols_params = [query.near.lon, query.near.lat]
         source, params = self._sources(spec, query, cols, cols_params)
-        if query.as_of is not None:
+        order = self._order(query)
+        if query.as_of is not None and (query.sortby or query.near):
             source = f"SELECT * FROM ({source}) t"
-        sql = f"{source}{self._order(query)} LIMIT ? OFFSET ?"
+        elif query.as_of is not None:  # by fid: SQLite merges the two arms, each read in fid order
+            order = " ORDER BY fid"
+        sql = f"{source}{order} LIMIT ? OFFSET ?"
         rows = self.execute(sql, [*params, query.limit, query.offset])
         return self._rows(spec, row_columns(spec, query.near is not None), rows, query.unmasked)
 
