@@ -222,7 +222,7 @@ def items(request: Request, who: Who, req: Annotated[ItemsRequest, Depends(items
         render.audit_download(request, who, fmt, query.layer, returned)
         tail = {
             "numberReturned": returned, "numberMatched": page.matched, "twin:numberMatchedExact": page.exact,
-            "timeStamp": render.now_stamp(), **({} if query.as_of is None else {"twin:asOf": query.as_of}),
+            "timeStamp": render.now_stamp(), **render.as_of_member(query.as_of),
             "links": [*render.self_links(request, FEATURES, fmt),
                       *_page_links(request, query, returned, page.matched, page.exact),
                       render.link(request.url_for("collection", collectionId=query.layer), "collection",
@@ -232,9 +232,7 @@ def items(request: Request, who: Who, req: Annotated[ItemsRequest, Depends(items
         title = f"{spec.title_zh} {spec.title_en}" + ("" if query.as_of is None else f" @ {query.as_of}")
         response = render.features_response(request, fmt, page.rows, req.crs, tail, properties=query.properties,
                                             title=title)
-    if query.as_of is not None:
-        response.headers["Twin-As-Of"] = query.as_of
-    return response
+    return render.stamped(response, query.as_of)
 
 
 @router.get("/collections/{collectionId}/items/{key}", summary="One feature, by its location key")

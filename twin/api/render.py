@@ -66,6 +66,18 @@ def self_links(request: Request, offered: Sequence[str], current: str) -> list[d
     return out
 
 
+def as_of_member(moment: str | None) -> dict[str, str]:
+    """``twin:asOf`` of a collection read as of ``moment`` (nothing for a read of now)."""
+    return {} if moment is None else {"twin:asOf": moment}
+
+
+def stamped(response: Response, moment: str | None) -> Response:
+    """``response``, with the ``Twin-As-Of`` header of an answer read as of ``moment``."""
+    if moment is not None:
+        response.headers["Twin-As-Of"] = moment
+    return response
+
+
 def crs_headers(crs: TwinCRS) -> dict[str, str]:
     return {"Content-Crs": f"<{crs.uri}>"}
 

@@ -50,21 +50,10 @@ def nearest(request: Request, who: Who, layer: LayerPath,
     moment = None if as_of is None else as_of_stamp(as_of)
     rows, extra = service(request).nearest(spec.id, lon, lat, k, who, moment)
     render.audit_download(request, who, fmt, spec.id, len(rows.rows))
-    tail = {"numberReturned": len(rows.rows), "timeStamp": render.now_stamp(), **_as_of(moment),
+    tail = {"numberReturned": len(rows.rows), "timeStamp": render.now_stamp(), **render.as_of_member(moment),
             "links": render.self_links(request, FEATURES, fmt)}
-    return _stamped(render.features_response(request, fmt, rows, resolve_crs(crs), tail, extra=extra,
-                                             title=f"{spec.title_zh} · nearest {k}"), moment)
-
-
-def _as_of(moment: str | None) -> dict[str, str]:
-    return {} if moment is None else {"twin:asOf": moment}
-
-
-def _stamped(response: Response, moment: str | None) -> Response:
-    """``response``, with the ``Twin-As-Of`` header of an answer read as of ``moment``."""
-    if moment is not None:
-        response.headers["Twin-As-Of"] = moment
-    return response
+    return render.stamped(render.features_response(request, fmt, rows, resolve_crs(crs), tail, extra=extra,
+                                                   title=f"{spec.title_zh} · nearest {k}"), moment)
 
 
 @router.get("/search", summary="Twin extension: search every layer by geometry or radius",
@@ -99,7 +88,7 @@ def search(request: Request, who: Who,
                                                limit=clamp_limit(limit), who=who, as_of=moment)
     render.audit_download(request, who, fmt, ",".join(r.spec.id for r in found if r.rows),
                           sum(len(r.rows) for r in found))
-    return _stamped(_mixed(request, fmt, found, resolve_crs(crs), truncated, moment), moment)
+    return render.stamped(_mixed(request, fmt, found, resolve_crs(crs), truncated, moment), moment)
 
 
 def _mixed(request: Request, fmt: str, found: list[Rows], crs, truncated: bool,  # type: ignore[no-untyped-def]
@@ -111,7 +100,8 @@ def _mixed(request: Request, fmt: str, found: list[Rows], crs, truncated: bool, 
         body = encode.csv_bytes(*(enc for _, enc in parts), layers=[layer for layer, _ in parts])
         return Response(body, media_type="text/csv; charset=utf-8")
     feats = [feat for layer, enc in parts for feat in encode.features(enc, layer)]
-    tail = {"numberReturned": total, "twin:truncated": truncated, "timeStamp": render.now_stamp(), **_as_of(moment),
+    tail = {"numberReturned": total, "twin:truncated": truncated, "timeStamp": render.now_stamp(),
+            **render.as_of_member(moment),
             "links": render.self_links(request, ("geojson", "html", "csv"), fmt)}
     if fmt == "html":
         return render.html_response("search.html", feats=feats, tail=tail)
