@@ -209,20 +209,15 @@ def _write_rows(conn: sqlite3.Connection, spec: LayerSpec, plan: WritePlan, cs: 
     ins = ins[np.argsort(frame["key"].to_numpy()[ins].astype(str), kind="stable")]  # fids follow space: faster R-tree
     if len(upd):
         fids = plan.fids[upd].tolist()
-        stored = dict(conn.execute(f"SELECT fid, geom FROM {table} WHERE fid IN (SELECT value FROM json_each(?))",
-                                   (orjson.dumps(fids).decode(),)).fetchall())
         _archive(conn, spec, fids, cs, "update")
         sets = ", ".join(f'"{c}" = ?' for c in ["geom", "fp", *attrs])
         rows = stored_values(frame.iloc[upd], attrs)
-        blobs = encode(geoms[upd])
         conn.executemany(
             f"UPDATE {table} SET {sets}, version = version + 1, changeset = ?, valid_from = ? WHERE fid = ?",
             [(b, int(fp), *r, cs.id, cs.time, f)
-             for b, fp, r, f in zip(blobs, plan.fps[upd].tolist(), rows, fids, strict=True)],
+             for b, fp, r, f in zip(encode(geoms[upd]), plan.fps[upd].tolist(), rows, fids, strict=True)],
         )
-        moved = np.array([stored.get(f) != b for f, b in zip(fids, blobs, strict=True)], dtype=bool)
-        if moved.any():  # a status or an attribute changed alone leaves the R-tree as it is
-            _index_rows(conn, rtree, np.asarray(fids)[moved].tolist(), geoms[upd][moved])
+        _index_rows(conn, rtree, fids, geoms[upd])
     if len(ins):
         start = _next_fid(conn, spec.id)
         fids = list(range(start, start + len(ins)))
