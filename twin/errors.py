@@ -20,6 +20,10 @@ class LayerNotFoundError(TwinError):
         self.layer = layer
 
 
+class NotFoundError(TwinError):
+    """Something named in a request that does not exist (an indicator, ...); the message says what."""
+
+
 class FeatureNotFoundError(TwinError):
     """A location key that resolves to no component."""
 

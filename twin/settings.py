@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository's own catalogue, used when ``TWIN_LAYERS`` is not set.
 DEFAULT_LAYERS_DIR = Path(__file__).resolve().parent.parent / "layers"
+#: The repository's own indicators (城市体征), used when ``TWIN_INDICATORS`` is not set.
+DEFAULT_INDICATORS_DIR = Path(__file__).resolve().parent.parent / "indicators"
 #: A store named by a path (a ``Path`` is taken too) or a URL.
 StoreTarget = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, Path) else v)]
 
@@ -98,6 +100,8 @@ class TwinSettings(BaseSettings):
     store_read: str | None = Field(None, description="PostGIS only: a hot standby that serves reads, as a URL "
                                                      "(a reader's own writes are still seen at once).")
     layers: Path = Field(DEFAULT_LAYERS_DIR, description="Folder of the layer catalogue (*.yaml).")
+    indicators: Path = Field(DEFAULT_INDICATORS_DIR, description="Folder of the city's indicators (城市体征, *.yaml; "
+                                                                 "none when it does not exist).")
     author: str = Field("twin", description="Author recorded on changesets made by this process.")
     city_bbox: tuple[float, float, float, float] = Field(
         (120.85, 30.67, 122.25, 31.88), description="The city's extent in lon/lat (Shanghai by default)."

@@ -16,6 +16,7 @@ from twin import __version__
 from twin.access import AccessSettings, Gate
 from twin.access.redaction import install_log_redaction
 from twin.api import auth, changes, deps, edits, errors, features, imports, maps, openapi, search, status, versions
+from twin.api import vitals as vitals_api
 from twin.api.consistency import Positions, read_after
 from twin.api.head import HeadAsGet
 from twin.api.render import html_response
@@ -26,6 +27,8 @@ from twin.query.search import QueryService
 from twin.query.versions import History
 from twin.settings import TwinSettings
 from twin.store import open_store
+from twin.vitals.service import VitalSigns
+from twin.vitals.spec import load_indicators
 
 log = logging.getLogger("twin.api")
 
@@ -37,11 +40,13 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     svc = cfg.service
     install_log_redaction()  # no token reaches uvicorn's access log, twin's log or any other
     # a read connection per request thread, plus a few for the feed, the tile warm-up and the audit writer
-    store = open_store(cfg.store, load_catalogue(cfg.layers), create=False, read=cfg.store_read,
-                       pool_size=svc.threads + 4)
+    catalogue = load_catalogue(cfg.layers)
+    indicators = load_indicators(cfg.indicators, catalogue)  # a file that does not validate stops start-up here
+    store = open_store(cfg.store, catalogue, create=False, read=cfg.store_read, pool_size=svc.threads + 4)
     service = QueryService(store, budget_s=svc.query_budget_s)
     gate = Gate(store, AccessSettings.of(cfg))
     engine = TileEngine(store, cfg.tiles)
+    vital = VitalSigns(store, indicators, store.access(cfg.access_db))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +59,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
         store.follow()
         yield
         engine.close()
+        vital.close()
         gate.close()
         store.close()
 
@@ -64,6 +70,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     app.state.changes = ChangeReader(store, budget_s=svc.query_budget_s)
     app.state.history = History(store, budget_s=svc.query_budget_s)
     app.state.gate = gate
+    app.state.vitals = vital
     app.state.settings = cfg
     app.state.positions = Positions()
     errors.install(app)
@@ -76,6 +83,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     app.include_router(changes.router)
     app.include_router(versions.router)
     app.include_router(status.router)
+    app.include_router(vitals_api.router)
     app.include_router(tiles_router(engine, cfg.city_bbox))
     maps.install(app, cfg.map)
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Annotated, Literal, cast
 
+import shapely
 from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -19,6 +20,7 @@ from twin.api.auth import Who
 from twin.catalogue import LayerSpec
 from twin.crs import TwinCRS
 from twin.errors import InvalidQueryError, MaskedFieldError
+from twin.model.area import Area
 from twin.model.query import DEFAULT_LIMIT, MAX_LIMIT, FeatureQuery, Near, SortKey
 from twin.query.cql import parse_filter
 from twin.query.crs import SUPPORTED_CRS, resolve_crs, to_lonlat_point
@@ -124,6 +126,9 @@ def items_request(
     radius: Annotated[float | None, Query(description="Twin extension: radius of `near` in metres (max 50000).")
                       ] = None,
     point_crs: PointCrsParam = None,
+    area: Annotated[str | None, Query(description="Twin extension: only components meeting this 区, 街道/镇 or 居委 "
+                                      "(its location key), within your own area: what an indicator counts there.")
+                    ] = None,
     crs: CrsParam = None,
     f: FormatParam = None,
 ) -> ItemsRequest:
@@ -138,7 +143,7 @@ def items_request(
         near=radius_search(near, radius, point_crs), limit=clamp_limit(limit), offset=offset,
         sortby=parse_sortby(sortby, spec, unmasked) if sortby else (),
         properties=parse_properties(properties, spec, unmasked) if properties is not None else None,
-        scope=who.area, unmasked=unmasked,
+        scope=scoped(request, who.area, area), unmasked=unmasked,
     )
     parts = []
     if filter is not None:
@@ -158,7 +163,19 @@ def items_request(
 
 #: Query parameters of the items operation; a queryable property of the same name cannot be a filter parameter.
 ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "filter", "filter-lang", "filter-crs",
-                              "properties", "sortby", "near", "radius", "point-crs", "crs", "f"})
+                              "properties", "sortby", "near", "radius", "point-crs", "area", "crs", "f"})
+
+
+def scoped(request: Request, own: Area | None, key: str | None) -> Area | None:
+    """The area a read is bounded by: the reader's own, narrowed to the area ``key`` names when given (never
+    wider: what lies outside the reader's area stays outside)."""
+    if key is None:
+        return own
+    asked: Area = request.app.state.gate.areas.get(key)
+    if own is None or own.key == asked.key:
+        return asked
+    return Area(f"{own.key}&{asked.key}", asked.layer, asked.name,
+                shapely.intersection(own.geometry, asked.geometry))
 
 
 def property_params(spec: LayerSpec, unmasked: frozenset[str] = frozenset()) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from twin.cli import audit, core, demo, maps, serve, status, store, tiles, transfer, users
+from twin.cli import audit, core, demo, maps, serve, status, store, tiles, transfer, users, vitals
 
 app = typer.Typer(
     name="twin",
@@ -23,6 +23,7 @@ users.register(app)
 audit.register(app)
 store.register(app)
 status.register(app)
+vitals.register(app)
 
 
 def main() -> None:

@@ -92,7 +92,8 @@ class MapApp(_App):
     default_js: ClassVar[list[tuple[str, str]]] = [  # type: ignore[misc]
         *_COMMON_JS, ("twin_layers", "static:twin/layers.js"), ("twin_popups", "static:twin/popups.js"),
         ("twin_tools", "static:twin/tools.js"), ("twin_live", "static:twin/live.js"),
-        ("twin_timebar", "static:twin/timebar.js"), ("twin_map", "static:twin/map.js")]
+        ("twin_timebar", "static:twin/timebar.js"), ("twin_vitals", "static:twin/vitals.js"),
+        ("twin_map", "static:twin/map.js")]
     default_css: ClassVar[list[tuple[str, str]]] = [("twin_css", "static:twin/map.css")]  # type: ignore[misc]
 
 

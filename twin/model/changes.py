@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+from numpy.typing import NDArray
+
 from twin.errors import InvalidQueryError
 from twin.model.rows import Rows
 
@@ -76,3 +79,15 @@ class VersionMeta(NamedTuple):
     valid_to: str | None
     ended: str | None
     author: str
+
+
+@dataclass
+class Spans:
+    """Versions of a layer that began or ended after a changeset (a chunk of them): their rows (``fid``, the fields
+    asked for, ``geom``), the changeset that wrote each (``start``) and the one that ended it (``end``, 0 while it is
+    current), and for each condition asked whether the version met it (``holds``, one column per condition)."""
+
+    rows: Rows
+    start: NDArray[np.int64]
+    end: NDArray[np.int64]
+    holds: NDArray[np.bool_]

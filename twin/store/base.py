@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from twin.catalogue import Catalogue, LayerSpec
 from twin.model.area import Area
-from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, Spans, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.reports import KeptReport, Report, Reported
@@ -148,6 +148,13 @@ class Snapshot(Protocol):
     def changed(self, layer: str, since: int, *, removed: bool = True) -> Iterator[tuple[int, Rows]]:
         """``(sign, rows of status, geom)`` in chunks: versions superseded or deleted after ``since`` (-1, when
         ``removed``) and current versions written after it (+1)."""
+        ...
+
+    def spans(self, layer: str, since: int, conditions: Sequence[Filter | None], fields: Sequence[str] = ()
+              ) -> Iterator[Spans]:
+        """In chunks, every version of ``layer`` written or ended after changeset ``since`` (current and past), with
+        ``fields``, and whether each met each of ``conditions`` (``None``: always): what derived counts kept per
+        changeset (:mod:`twin.vitals`) are brought up to date from."""
         ...
 
     def log_end(self) -> int:
@@ -577,3 +584,9 @@ def version_rows(spec: LayerSpec, rows: list[tuple[Any, ...]], codec: GeometryCo
     return (Rows(spec, row_columns(spec), [r[:-6] for r in rows], codec=codec),
             [VersionMeta(int(r[-6]), int(r[-5]), str(r[-4]), None if r[-3] is None else str(r[-3]),
                          None if r[-2] is None else str(r[-2]), str(r[-1])) for r in rows])
+
+
+def spans_of(rows: Rows, raw: list[tuple[Any, ...]], width: int, conditions: int) -> Spans:
+    """A :class:`Spans` chunk from an engine's rows: ``width`` row columns, then start, end and a 0/1 per condition."""
+    arr = np.array([r[width:width + 2 + conditions] for r in raw], dtype=np.int64).reshape(len(raw), 2 + conditions)
+    return Spans(rows, arr[:, 0], arr[:, 1], arr[:, 2:].astype(bool))

@@ -35,11 +35,20 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions("user");
 CREATE TABLE IF NOT EXISTS sign_in_codes (
     hash TEXT PRIMARY KEY, token TEXT NOT NULL, created TEXT NOT NULL, expires TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vitals (
+    indicator TEXT NOT NULL, area TEXT NOT NULL, changeset INTEGER NOT NULL, base INTEGER NOT NULL,
+    n REAL NOT NULL, v REAL NOT NULL, d REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS vitals_at ON vitals(indicator, changeset);
+CREATE TABLE IF NOT EXISTS vitals_state (
+    indicator TEXT PRIMARY KEY, changeset INTEGER NOT NULL, signature TEXT NOT NULL, base INTEGER NOT NULL,
+    pending INTEGER NOT NULL);
 """
-#: Version 1: users, tokens, audit. Version 2 adds sessions and one-time sign-in codes: an older database
-#: gains the new tables when it is opened (the statements above only create what is missing).
-SCHEMA_VERSION = 2
-_TABLES = {name: name for name in ACCESS_TABLES} | {"codes": "sign_in_codes"}
+#: Version 1: users, tokens, audit. Version 2 adds sessions and one-time sign-in codes, version 3 the city's vital
+#: signs (:mod:`twin.vitals`): an older database gains the new tables when it is opened (the statements above only
+#: create what is missing).
+SCHEMA_VERSION = 3
+_TABLES = {name: name for name in ACCESS_TABLES} | {"codes": "sign_in_codes", "vitals": "vitals",
+                                                    "vitals_state": "vitals_state"}
 
 
 def access_db_path(store: Path) -> Path:

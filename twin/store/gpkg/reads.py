@@ -22,12 +22,12 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box, distance_to_point
 from twin.model.area import Area
-from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, Spans, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.reports import KeptReport
 from twin.model.rows import TIE_DECIMALS, Hits, Rows, row_columns
-from twin.store.base import CellRow, estimate_count, log_of, log_spans, version_rows
+from twin.store.base import CellRow, estimate_count, log_of, log_spans, spans_of, version_rows
 from twin.store.gpkg.blob import CODEC, decode_geometries, point_coordinates
 from twin.store.gpkg.ddl import q
 from twin.store.gpkg.filter_sql import column, where
@@ -402,6 +402,26 @@ class GpkgSnapshot:
             while rows := cur.fetchmany(_CHUNK):
                 yield sign, self._rows(spec, ("fid", "status", "geom"), rows)
 
+    def spans(self, layer: str, since: int, conditions: Sequence[Filter | None], fields: Sequence[str] = ()
+              ) -> Iterator[Spans]:
+        spec = self.catalogue[layer]
+        flags: list[str] = []
+        flag_params: list[object] = []
+        for cond in conditions:
+            text, params = ("1", []) if cond is None else where(cond.root)
+            flags.append(f"CASE WHEN {text} THEN 1 ELSE 0 END")
+            flag_params += params
+        head = ", ".join(["t.fid", *(f"t.{q(spec.field(f).name)}" for f in fields), "t.geom"])
+        tail = ", ".join(flags) or "0"
+        columns = ("fid", *fields, "geom")
+        for table, end in ((spec.id, "0"), (spec.id + "_history", "t.changeset_to")):
+            since_col = "t.changeset" if end == "0" else "t.changeset_to"
+            cur = self.conn.execute(f"SELECT {head}, t.changeset, {end}, {tail} FROM {q(table)} t "
+                                    f"WHERE {since_col} > ?", [*flag_params, since])
+            while rows := cur.fetchmany(_CHUNK):
+                yield spans_of(self._rows(spec, columns, [r[:len(columns)] for r in rows]), rows, len(columns),
+                             len(conditions))
+
     # -- the change log ------------------------------------------------------------------------
     def log_end(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM twin_changesets").fetchone()[0])
@@ -489,3 +509,4 @@ class GpkgSnapshot:
         return self.conn.execute(
             "SELECT cx, cy, geom FROM twin_tiles_shapes WHERE layer = ? AND level = ? "
             "AND cx BETWEEN ? AND ? AND cy BETWEEN ? AND ?", (layer, level, x[0], x[1], y[0], y[1])).fetchall()
+

@@ -26,7 +26,8 @@ class PgAccessDB:
         self.location = f"{pool.target.shown} (schema {schema})"
         s = ddl.schema_ident(schema)
         self._tables = {"users": f"{s}.twin_users", "tokens": f"{s}.twin_tokens", "sessions": f"{s}.twin_sessions",
-                        "codes": f"{s}.twin_sign_in_codes", "audit": f"{s}.twin_audit"}
+                        "codes": f"{s}.twin_sign_in_codes", "audit": f"{s}.twin_audit",
+                        "vitals": f"{s}.twin_vitals", "vitals_state": f"{s}.twin_vitals_state"}
         self._lock = lock_key("access:" + schema)
 
     def _sql(self, sql: str) -> str:

@@ -19,7 +19,7 @@ from twin.catalogue import Catalogue, FieldType, GeometryKind, LayerSpec, layer_
 from twin.errors import StoreError, StoreVersionError
 
 #: The store schema this code writes (shared numbering with the GeoPackage engine's).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Migrations from version N to N + 1, each run inside the opening transaction.
 MIGRATIONS: dict[int, str] = {
     # 2 -> 3: layers and their history indexed in the change log's order (changeset, then component)
@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS {s}.twin_reports (id bigint GENERATED ALWAYS AS IDENT
   observed_at text COLLATE "C" NOT NULL, recorded_at text NOT NULL, source text NOT NULL, author text NOT NULL,
   changeset bigint NOT NULL, applied boolean NOT NULL);
 CREATE INDEX IF NOT EXISTS twin_reports_key ON {s}.twin_reports ("key", observed_at);""",
+    # 3 -> 4: the city's vital signs, kept per area and changeset (twin.vitals)
+    3: """CREATE TABLE IF NOT EXISTS {s}.twin_vitals (indicator text COLLATE "C" NOT NULL,
+  area text COLLATE "C" NOT NULL, changeset bigint NOT NULL, base integer NOT NULL, n double precision NOT NULL,
+  v double precision NOT NULL, d double precision NOT NULL);
+CREATE INDEX IF NOT EXISTS twin_vitals_at ON {s}.twin_vitals (indicator, changeset);
+CREATE TABLE IF NOT EXISTS {s}.twin_vitals_state (indicator text PRIMARY KEY, changeset bigint NOT NULL,
+  signature text NOT NULL, base bigint NOT NULL, pending bigint NOT NULL);""",
 }
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 PG_TYPES = {FieldType.string: 'text COLLATE "C"', FieldType.integer: "bigint", FieldType.float: "double precision",

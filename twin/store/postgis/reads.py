@@ -22,12 +22,12 @@ from twin.catalogue import Catalogue, LayerSpec
 from twin.errors import QueryTooExpensiveError
 from twin.geodesy import degree_box
 from twin.model.area import Area
-from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, VersionMeta
+from twin.model.changes import WHOLE, LayerLog, LogChangeset, Position, Spans, VersionMeta
 from twin.model.filter import Filter
 from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.reports import KeptReport
 from twin.model.rows import TIE_DECIMALS, WKB, Hits, Rows, row_columns
-from twin.store.base import CellRow, estimate_count, log_of, log_spans, version_rows
+from twin.store.base import CellRow, estimate_count, log_of, log_spans, spans_of, version_rows
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import select_list, time_text
 from twin.store.postgis.filter_sql import column, where
@@ -269,6 +269,28 @@ class PgSnapshot:
                 cur.execute(sql, params)
                 while rows := cur.fetchmany(_CHUNK):
                     yield sign, self._rows(spec, ("fid", "status", "geom"), rows)
+
+    def spans(self, layer: str, since: int, conditions: Sequence[Filter | None], fields: Sequence[str] = ()
+              ) -> Iterator[Spans]:
+        spec = self.catalogue[layer]
+        flags: list[str] = []
+        flag_params: list[object] = []
+        for cond in conditions:
+            text, params = ("true", []) if cond is None else where(cond.root, self.schema)
+            flags.append(f"CASE WHEN {text} THEN 1 ELSE 0 END")
+            flag_params += params
+        columns = ("fid", *(spec.field(f).name for f in fields), "geom")
+        head = select_list(spec, columns)
+        tail = ", ".join(flags) or "0"
+        self._open()  # a server-side cursor lives in the transaction
+        for i, (table, end) in enumerate(((spec.id, "0"), (spec.id + "_history", "t.changeset_to"))):
+            since_col = "t.changeset" if end == "0" else "t.changeset_to"
+            with self.conn.cursor(name=f"twin_spans_{i}") as cur:
+                cur.execute(f"SELECT {head}, t.changeset, {end}, {tail} FROM {self._table(table)} t "
+                            f"WHERE {since_col} > %s", [*flag_params, since])
+                while rows := cur.fetchmany(_CHUNK):
+                    yield spans_of(self._rows(spec, columns, [r[:len(columns)] for r in rows]), rows, len(columns),
+                                   len(conditions))
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _layer_row(self, layer: str) -> tuple[Any, ...] | None:

@@ -19,7 +19,10 @@
       yourArea: '您的辖区：', signIn: '登录', signOut: '退出登录', masked: '已脱敏',
       maskedHint: '个人信息按您的角色脱敏显示', signInAgain: '登录已失效，请重新登录',
       liveTitle: '实时变化', opCreate: '新增', opUpdate: '更新', opDelete: '删除', opLeave: '移出辖区',
-      timeTitle: '时间轴', now: '现在', replay: '回放', pause: '暂停', live: '实时', asOfShown: '{at} 的状态'
+      timeTitle: '时间轴', now: '现在', replay: '回放', pause: '暂停', live: '实时', asOfShown: '{at} 的状态',
+      vitalsTitle: '城市体征', vitalsNone: '（选择指标）', vitalsUp: '上一级', vitalsBehind: '数字背后的设施',
+      vitalsNote: '{n} 个{level}，{warn} 个预警（变更集 {cs}）', band_normal: '正常', band_attention: '关注',
+      band_warning: '预警'
     },
     en: {
       title: 'Shanghai city digital twin',
@@ -39,7 +42,10 @@
       yourArea: 'Your area: ', signIn: 'Sign in', signOut: 'Sign out', masked: 'masked',
       maskedHint: 'Personal data is masked for your role', signInAgain: 'Your session has ended: please sign in again',
       liveTitle: 'Live changes', opCreate: 'added', opUpdate: 'updated', opDelete: 'deleted', opLeave: 'left your area',
-      timeTitle: 'Time', now: 'Now', replay: 'Replay', pause: 'Pause', live: 'Live', asOfShown: 'As of {at}'
+      timeTitle: 'Time', now: 'Now', replay: 'Replay', pause: 'Pause', live: 'Live', asOfShown: 'As of {at}',
+      vitalsTitle: 'Vital signs', vitalsNone: '(choose an indicator)', vitalsUp: 'Up a level',
+      vitalsBehind: 'the components behind the number', vitalsNote: '{n} areas ({level}), {warn} in warning (changeset {cs})',
+      band_normal: 'normal', band_attention: 'attention', band_warning: 'warning'
     }
   };
 

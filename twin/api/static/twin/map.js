@@ -287,6 +287,7 @@
     L.control.scale({imperial: false, position: 'bottomright'}).addTo(map);
     T.installTools();
     if (T.installTimebar) { T.installTimebar(state); }
+    if (T.installVitals) { T.installVitals(); }
     bindToolbar();
     I.apply();
     renderUser();

@@ -75,3 +75,9 @@ CREATE TABLE {s}.twin_reports (
   applied boolean NOT NULL
 );
 CREATE INDEX twin_reports_key ON {s}.twin_reports ("key", observed_at);
+CREATE TABLE IF NOT EXISTS {s}.twin_vitals (indicator text COLLATE "C" NOT NULL,
+  area text COLLATE "C" NOT NULL, changeset bigint NOT NULL, base integer NOT NULL, n double precision NOT NULL,
+  v double precision NOT NULL, d double precision NOT NULL);
+CREATE INDEX IF NOT EXISTS twin_vitals_at ON {s}.twin_vitals (indicator, changeset);
+CREATE TABLE IF NOT EXISTS {s}.twin_vitals_state (indicator text PRIMARY KEY, changeset bigint NOT NULL,
+  signature text NOT NULL, base bigint NOT NULL, pending bigint NOT NULL);
