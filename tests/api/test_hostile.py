@@ -28,7 +28,7 @@ from twin.settings import ServiceSettings, TwinSettings
 
 #: Valid values of every path parameter: a new route with a new path parameter must add one here.
 PATH_VALUES = {"collectionId": "hydrant", "layer": "hydrant", "layers": "hydrant", "tms": "WebMercatorQuad",
-               "z": "14", "x": "13719", "y": "6693"}
+               "z": "14", "x": "13719", "y": "6693", "indicatorId": "faulty_hydrants"}
 #: Valid values of required query parameters.
 REQUIRED_VALUES = {"point": "121.45,31.25", "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
 #: What else an operation needs to answer 200: alternatives of optional parameters (the first by default, else

@@ -12,7 +12,6 @@ from shapely.geometry import mapping
 from twin.access import Principal
 from twin.api import render
 from twin.api.auth import Who
-from twin.errors import NotFoundError
 from twin.query.versions import as_of_stamp
 from twin.vitals.service import Reading, VitalSigns
 from twin.vitals.spec import BAND_TITLES, LEVEL_TITLES, Indicator
@@ -25,8 +24,7 @@ def vitals(request: Request) -> VitalSigns:
 
 
 def _readable(who: Principal, ind: Indicator) -> Indicator:
-    if not who.can_read(ind.layer.id):  # an indicator tells as much as its layer: only its readers see it
-        raise NotFoundError(f"no indicator {ind.id!r}; GET /indicators lists them")
+    who.check_read(ind.layer.id)  # an indicator tells as much as its layer: only its readers see it (401 / 403)
     return ind
 
 
@@ -46,6 +44,7 @@ def _describe(request: Request, ind: Indicator, levels: tuple[str, ...]) -> dict
 def indicators(request: Request, who: Who) -> Response:
     vs = vitals(request)
     levels = vs.levels_for(who.area)
+    who.check_read_any(sorted({i.layer.id for i in vs.indicators.values()}))
     out = [_describe(request, ind, levels) for ind in vs.indicators.values() if who.can_read(ind.layer.id)]
     state = vs.keeper.state()
     for item in out:

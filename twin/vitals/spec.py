@@ -183,12 +183,21 @@ def _where(path: Path, loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def _checked(path: Path, key: str, text: str | None, layer: LayerSpec) -> Filter | None:
+def checked_filter(text: str | None, layer: LayerSpec) -> Filter | None:
+    """A CQL2 text filter of a configuration file checked against ``layer``; :class:`CatalogueError` saying why
+    when it does not parse or names what the layer lacks."""
     if text is None:
         return None
     try:
         return check_filter(parse_filter(text, "cql2-text"), layer, CRS84, frozenset(layer.sensitive_fields))
     except TwinError as exc:
+        raise CatalogueError(str(exc)) from None
+
+
+def _checked(path: Path, key: str, text: str | None, layer: LayerSpec) -> Filter | None:
+    try:
+        return checked_filter(text, layer)
+    except CatalogueError as exc:
         raise VitalsConfigError(f"{path}: field {key!r}: {exc}") from None
 
 
