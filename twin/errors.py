@@ -24,6 +24,10 @@ class NotFoundError(TwinError):
     """Something named in a request that does not exist (an indicator, ...); the message says what."""
 
 
+class StepOutOfOrderError(TwinError):
+    """An alert or a work order moved out of its order (accepted twice, closed before it was accepted): 409."""
+
+
 class FeatureNotFoundError(TwinError):
     """A location key that resolves to no component."""
 

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_LAYERS_DIR = Path(__file__).resolve().parent.parent / "layers"
 #: The repository's own indicators (城市体征), used when ``TWIN_INDICATORS`` is not set.
 DEFAULT_INDICATORS_DIR = Path(__file__).resolve().parent.parent / "indicators"
+#: The repository's own risk rules, used when ``TWIN_RULES`` is not set.
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 #: A store named by a path (a ``Path`` is taken too) or a URL.
 StoreTarget = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, Path) else v)]
 
@@ -102,6 +104,8 @@ class TwinSettings(BaseSettings):
     layers: Path = Field(DEFAULT_LAYERS_DIR, description="Folder of the layer catalogue (*.yaml).")
     indicators: Path = Field(DEFAULT_INDICATORS_DIR, description="Folder of the city's indicators (城市体征, *.yaml; "
                                                                  "none when it does not exist).")
+    rules: Path = Field(DEFAULT_RULES_DIR, description="Folder of the risk rules (*.yaml; none when it does not "
+                                                       "exist).")
     author: str = Field("twin", description="Author recorded on changesets made by this process.")
     city_bbox: tuple[float, float, float, float] = Field(
         (120.85, 30.67, 122.25, 31.88), description="The city's extent in lon/lat (Shanghai by default)."

@@ -51,7 +51,7 @@ def city(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Iter
         store.close()
         tokens = {"admin": add_user(target, "admin-v", "admin"),
                   "officer": add_user(target, "officer-v", "area_officer", committee)}
-        with running(target, indicators=str(indicators)) as url:
+        with running(target, indicators=str(indicators), rules=str(folder / "no-rules")) as url:
             yield City(url, target, tokens, committee, other, before)
 
 

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.maps.conftest import city, city_target, city_url, pristine_city, tokens  # noqa: F401
-from tests.maps.conftest import area_key  # noqa: F401
+from tests.maps.conftest import (  # noqa: F401
+    area_key,
+    city,
+    city_target,
+    city_url,
+    pristine_city,
+    tokens,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -17,6 +17,7 @@ from twin.access import AccessSettings, Gate
 from twin.access.redaction import install_log_redaction
 from twin.api import auth, changes, deps, edits, errors, features, imports, maps, openapi, search, status, versions
 from twin.api import vitals as vitals_api
+from twin.api import watch as watch_api
 from twin.api.consistency import Positions, read_after
 from twin.api.head import HeadAsGet
 from twin.api.render import html_response
@@ -25,6 +26,9 @@ from twin.catalogue import load_catalogue
 from twin.query.changes import ChangeReader
 from twin.query.search import QueryService
 from twin.query.versions import History
+from twin.rules.orders import WorkOrders
+from twin.rules.spec import load_rules
+from twin.rules.watch import Watch
 from twin.settings import TwinSettings
 from twin.store import open_store
 from twin.vitals.service import VitalSigns
@@ -42,11 +46,14 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     # a read connection per request thread, plus a few for the feed, the tile warm-up and the audit writer
     catalogue = load_catalogue(cfg.layers)
     indicators = load_indicators(cfg.indicators, catalogue)  # a file that does not validate stops start-up here
+    rules = load_rules(cfg.rules, catalogue, indicators)
     store = open_store(cfg.store, catalogue, create=False, read=cfg.store_read, pool_size=svc.threads + 4)
     service = QueryService(store, budget_s=svc.query_budget_s)
     gate = Gate(store, AccessSettings.of(cfg))
     engine = TileEngine(store, cfg.tiles)
     vital = VitalSigns(store, indicators, store.access(cfg.access_db))
+    watch = Watch(store, rules, store.access(cfg.access_db), vital)
+    vital.also(watch.layers(), watch.sync)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +78,8 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     app.state.history = History(store, budget_s=svc.query_budget_s)
     app.state.gate = gate
     app.state.vitals = vital
+    app.state.watch = watch
+    app.state.orders = WorkOrders(store, store.access(cfg.access_db))
     app.state.settings = cfg
     app.state.positions = Positions()
     errors.install(app)
@@ -84,6 +93,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     app.include_router(versions.router)
     app.include_router(status.router)
     app.include_router(vitals_api.router)
+    app.include_router(watch_api.router)
     app.include_router(tiles_router(engine, cfg.city_bbox))
     maps.install(app, cfg.map)
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pyproj
 import shapely
 from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
 
 from twin.store import Store
 from twin.vitals.spec import LEVELS, PARENT_FIELD
@@ -62,7 +64,7 @@ class AreaIndex:
         self.committees = self.by_level["committee"]
         self._geoms = np.array([self.outlines[k] for k in self.committees], dtype=object)
         self._tree = shapely.STRtree(self._geoms)
-        self._simple: dict[str, shapely.Geometry] = {}
+        self._simple: dict[str, BaseGeometry] = {}
 
     # -- placing components ------------------------------------------------------------------
     def place(self, geoms: NDArray[np.object_]) -> NDArray[np.int64]:
@@ -95,13 +97,12 @@ class AreaIndex:
         pieces = shapely.intersection(lines[idx][li], self._geoms[ci])
         return idx[li], ci.astype(np.int64), metres(pieces)
 
-    def simplified(self, key: str) -> shapely.Geometry:
+    def simplified(self, key: str) -> BaseGeometry:
         """The area's outline simplified for drawing at its level's usual zoom (kept once made)."""
-        found = self._simple.get(key)
-        if found is None:
-            found = self._simple[key] = shapely.simplify(self.outlines[key], _DRAW_TOLERANCE[self.info[key].level],
-                                                         preserve_topology=True)
-        return found
+        if key not in self._simple:
+            self._simple[key] = cast(BaseGeometry, shapely.simplify(
+                self.outlines[key], _DRAW_TOLERANCE[self.info[key].level], preserve_topology=True))
+        return self._simple[key]
 
     # -- the hierarchy -----------------------------------------------------------------------
     def chain(self, key: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from twin.errors import InvalidQueryError, NotFoundError, PermissionDeniedError
@@ -66,8 +67,9 @@ class VitalSigns:
         self._wake = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        watched = {*self.keeper.layers(), *LEVELS}
-        self._watched = watched
+        self._watched = {*self.keeper.layers(), *LEVELS}
+        self._after: list[Callable[[str], None]] = []
+        self._follow_on = follow
         if follow and len(indicators):
             store.feed.subscribe(self._on_changeset)
             self._pending.update(self.keeper.layers())  # catch up with what changed while nobody served
@@ -83,11 +85,24 @@ class VitalSigns:
             self._thread.join(timeout=60)
 
     # -- following ----------------------------------------------------------------------------
+    def also(self, layers: Iterable[str], after: Callable[[str], None]) -> None:
+        """Follow ``layers`` too, and call ``after(layer)`` once the indicators have followed a change of it (what
+        depends on them, such as rules, goes next)."""
+        self._watched.update(layers)
+        self._after.append(after)
+        with self._wake:
+            self._pending.update(layers)
+            self._wake.notify()
+        if self._follow_on and self._thread is None:
+            self.store.feed.subscribe(self._on_changeset)
+            self._thread = threading.Thread(target=self._follow, name="twin-vitals", daemon=True)
+            self._thread.start()
+
     def _on_changeset(self, cs: Changeset) -> None:
         if cs.layer not in self._watched:
             return
         with self._wake:
-            self._pending.update(self.keeper.layers() if cs.layer in LEVELS else [cs.layer])
+            self._pending.update(self._watched - set(LEVELS) if cs.layer in LEVELS else [cs.layer])
             self._wake.notify()
 
     def _follow(self) -> None:
@@ -101,8 +116,10 @@ class VitalSigns:
                 self._pending.discard(layer)
             try:
                 self.keeper.sync(layer)
+                for after in self._after:
+                    after(layer)
             except Exception:  # the change is committed; the next one (or a restart) catches up
-                log.exception("keeping the vital signs of %s failed", layer)
+                log.exception("following the changes of %s failed", layer)
 
     def sync(self) -> None:
         """Bring every indicator up to date now (what the follower does in the background)."""

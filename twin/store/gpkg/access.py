@@ -42,13 +42,26 @@ CREATE INDEX IF NOT EXISTS vitals_at ON vitals(indicator, changeset);
 CREATE TABLE IF NOT EXISTS vitals_state (
     indicator TEXT PRIMARY KEY, changeset INTEGER NOT NULL, signature TEXT NOT NULL, base INTEGER NOT NULL,
     pending INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY, rule TEXT NOT NULL, subject TEXT NOT NULL, object TEXT NOT NULL, committee TEXT,
+    subdistrict TEXT, district TEXT, status TEXT NOT NULL, severity TEXT NOT NULL, distance REAL, geometry TEXT,
+    message TEXT NOT NULL, opened_at TEXT NOT NULL, opened_changeset INTEGER NOT NULL, acknowledged_at TEXT,
+    acknowledged_by TEXT, closed_at TEXT, closed_by TEXT, closed_reason TEXT, ended_at TEXT);
+CREATE INDEX IF NOT EXISTS alerts_active ON alerts(rule, ended_at);
+CREATE TABLE IF NOT EXISTS alert_state (rule TEXT PRIMARY KEY, changeset INTEGER NOT NULL, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS work_orders (
+    id INTEGER PRIMARY KEY, alert INTEGER, title TEXT NOT NULL, note TEXT, lon REAL NOT NULL, lat REAL NOT NULL,
+    committee TEXT NOT NULL, subdistrict TEXT, district TEXT, status TEXT NOT NULL, resources TEXT NOT NULL,
+    opened_at TEXT NOT NULL, opened_by TEXT NOT NULL, accepted_at TEXT, accepted_by TEXT, handling_at TEXT,
+    handling_by TEXT, closed_at TEXT, closed_by TEXT, log TEXT NOT NULL);
 """
 #: Version 1: users, tokens, audit. Version 2 adds sessions and one-time sign-in codes, version 3 the city's vital
-#: signs (:mod:`twin.vitals`): an older database gains the new tables when it is opened (the statements above only
-#: create what is missing).
-SCHEMA_VERSION = 3
+#: signs (:mod:`twin.vitals`), version 4 alerts and work orders (:mod:`twin.rules`): an older database gains the new
+#: tables when it is opened (the statements above only create what is missing).
+SCHEMA_VERSION = 4
 _TABLES = {name: name for name in ACCESS_TABLES} | {"codes": "sign_in_codes", "vitals": "vitals",
-                                                    "vitals_state": "vitals_state"}
+                                                    "vitals_state": "vitals_state", "alerts": "alerts",
+                                                    "alert_state": "alert_state", "work_orders": "work_orders"}
 
 
 def access_db_path(store: Path) -> Path:

@@ -27,7 +27,9 @@ class PgAccessDB:
         s = ddl.schema_ident(schema)
         self._tables = {"users": f"{s}.twin_users", "tokens": f"{s}.twin_tokens", "sessions": f"{s}.twin_sessions",
                         "codes": f"{s}.twin_sign_in_codes", "audit": f"{s}.twin_audit",
-                        "vitals": f"{s}.twin_vitals", "vitals_state": f"{s}.twin_vitals_state"}
+                        "vitals": f"{s}.twin_vitals", "vitals_state": f"{s}.twin_vitals_state",
+                        "alerts": f"{s}.twin_alerts", "alert_state": f"{s}.twin_alert_state",
+                        "work_orders": f"{s}.twin_work_orders"}
         self._lock = lock_key("access:" + schema)
 
     def _sql(self, sql: str) -> str:

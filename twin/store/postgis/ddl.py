@@ -38,13 +38,26 @@ CREATE TABLE IF NOT EXISTS {s}.twin_reports (id bigint GENERATED ALWAYS AS IDENT
   observed_at text COLLATE "C" NOT NULL, recorded_at text NOT NULL, source text NOT NULL, author text NOT NULL,
   changeset bigint NOT NULL, applied boolean NOT NULL);
 CREATE INDEX IF NOT EXISTS twin_reports_key ON {s}.twin_reports ("key", observed_at);""",
-    # 3 -> 4: the city's vital signs, kept per area and changeset (twin.vitals)
+    # 3 -> 4: the city's vital signs, kept per area and changeset (twin.vitals); alerts and work orders
     3: """CREATE TABLE IF NOT EXISTS {s}.twin_vitals (indicator text COLLATE "C" NOT NULL,
   area text COLLATE "C" NOT NULL, changeset bigint NOT NULL, base integer NOT NULL, n double precision NOT NULL,
   v double precision NOT NULL, d double precision NOT NULL);
 CREATE INDEX IF NOT EXISTS twin_vitals_at ON {s}.twin_vitals (indicator, changeset);
 CREATE TABLE IF NOT EXISTS {s}.twin_vitals_state (indicator text PRIMARY KEY, changeset bigint NOT NULL,
-  signature text NOT NULL, base bigint NOT NULL, pending bigint NOT NULL);""",
+  signature text NOT NULL, base bigint NOT NULL, pending bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.twin_alerts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  rule text NOT NULL, subject text NOT NULL, object text NOT NULL, committee text, subdistrict text, district text,
+  status text NOT NULL, severity text NOT NULL, distance double precision, geometry text, message text NOT NULL,
+  opened_at text NOT NULL, opened_changeset bigint NOT NULL, acknowledged_at text, acknowledged_by text,
+  closed_at text, closed_by text, closed_reason text, ended_at text);
+CREATE INDEX IF NOT EXISTS twin_alerts_active ON {s}.twin_alerts (rule, ended_at);
+CREATE TABLE IF NOT EXISTS {s}.twin_alert_state (rule text PRIMARY KEY, changeset bigint NOT NULL,
+  signature text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.twin_work_orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, alert bigint,
+  title text NOT NULL, note text, lon double precision NOT NULL, lat double precision NOT NULL,
+  committee text NOT NULL, subdistrict text, district text, status text NOT NULL, resources text NOT NULL,
+  opened_at text NOT NULL, opened_by text NOT NULL, accepted_at text, accepted_by text, handling_at text,
+  handling_by text, closed_at text, closed_by text, log text NOT NULL);""",
 }
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 PG_TYPES = {FieldType.string: 'text COLLATE "C"', FieldType.integer: "bigint", FieldType.float: "double precision",

@@ -1,0 +1,290 @@
+"""Rules evaluated and their alerts kept: city-wide once, then on every change that can affect them.
+
+A proximity rule's alerts are its pairs within the distance. After changesets of its layers, only the pairs of the
+components they touched are found again (those components against what lies near them now), and compared with the
+alerts open for those components: a new pair opens an alert, a pair gone ends one; nothing else is read. An
+indicator rule is checked against the indicator's values at its level each time the indicator's sums move.
+
+An alert is opened once per condition: ``open`` → ``acknowledged`` → ``closed``, closed by an officer (the condition
+then stays noted until it ends, so it is not raised again meanwhile) or by itself when the condition ends. Each
+carries its explanation: the pair, the distance and the geometry of the conflict, and the area it lies in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import shapely
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from twin.errors import NotFoundError, StepOutOfOrderError
+from twin.geodesy import METRES_PER_DEGREE
+from twin.model.changes import Position
+from twin.model.filter import And, Const, Filter, In, Prop
+from twin.model.query import MAX_LIMIT, BBox, FeatureQuery
+from twin.rules.proximity import Conflict, conflicts
+from twin.rules.spec import Rule, Rules
+from twin.store import Snapshot, Store
+from twin.store.base import AccessDB, utc_now
+from twin.vitals.service import VitalSigns
+
+log = logging.getLogger("twin.rules")
+#: Past this many changed components since the rule was last evaluated, it is evaluated city-wide instead.
+_INCREMENTAL_MAX = 50_000
+#: Columns of an alert as read back.
+ALERT_COLUMNS = ("id", "rule", "subject", "object", "committee", "subdistrict", "district", "status", "severity",
+                 "distance", "geometry", "message", "opened_at", "opened_changeset", "acknowledged_at",
+                 "acknowledged_by", "closed_at", "closed_by", "closed_reason", "ended_at")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A condition holding now: the pair (or the area, for an indicator rule) and its explanation."""
+
+    subject: str
+    object: str
+    distance_m: float | None
+    geometry: BaseGeometry
+    message: str
+
+
+class Watch:
+    """The store's rules and alerts."""
+
+    def __init__(self, store: Store, rules: Rules, db: AccessDB, vitals: VitalSigns) -> None:
+        self.store = store
+        self.rules = rules
+        self.db = db
+        self.vitals = vitals
+        self._lock = threading.Lock()
+
+    # -- evaluating ---------------------------------------------------------------------------
+    def layers(self) -> set[str]:
+        out: set[str] = set()
+        for rule in self.rules.values():
+            out.update(rule.layers or (self.vitals.indicators[str(rule.spec.indicator)].layer.id,))
+        return out
+
+    def sync(self, layer: str | None = None) -> None:
+        """Bring the alerts of every rule on ``layer`` (of all rules, by default) up to date."""
+        for rule in self.rules.values():
+            if rule.spec.kind == "indicator":
+                ind = self.vitals.indicators[str(rule.spec.indicator)]
+                if layer is None or layer == ind.layer.id:
+                    self.vitals.keeper.sync(ind.layer.id)
+                    self._sync_indicator(rule)
+            elif layer is None or layer in rule.layers:
+                self._sync_proximity(rule)
+
+    def _state(self, rule: Rule) -> tuple[int, str] | None:
+        rows = self.db.read("SELECT changeset, signature FROM {alert_state} WHERE rule = ?", [rule.id])
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def _sync_proximity(self, rule: Rule) -> None:
+        with self.store.exclusive(f"rules:{rule.id}"):
+            state = self._state(rule)
+            with self.store.read(3600.0) as snap:
+                last = max(snap.last_changeset(layer) for layer in rule.layers)
+                if state is not None and state[1] == rule.signature and state[0] >= last:
+                    return
+                changed = None if state is None or state[1] != rule.signature else _changed(snap, rule, state[0],
+                                                                                          last)
+                if changed is None:
+                    found, scope = self.city_wide(snap, rule), None
+                else:
+                    found, scope = _around_changed(snap, rule, *changed), changed
+            self._apply(rule, found, scope, last)
+
+    def city_wide(self, snap: Snapshot, rule: Rule) -> list[Found]:
+        """Every pair of the rule as the store holds it now, found afresh."""
+        assert rule.subject is not None and rule.object is not None
+        skeys, sgeoms = _all(snap, rule.subject[0].id, rule.subject[1])
+        okeys, ogeoms = _all(snap, rule.object[0].id, rule.object[1])
+        return _found(rule, conflicts(skeys, sgeoms, okeys, ogeoms, float(rule.spec.within_m or 0)))
+
+    def _sync_indicator(self, rule: Rule) -> None:
+        spec = rule.spec
+        ind = self.vitals.indicators[str(spec.indicator)]
+        with self.store.exclusive(f"rules:{rule.id}"):
+            reading = self.vitals.read(ind, str(spec.level))
+            state = self._state(rule)
+            if state is not None and state == (reading.changeset, rule.signature):
+                return
+            areas = self.vitals.keeper.areas()
+            found = []
+            for a in reading.areas:
+                if a.value is None or not ((spec.above is not None and a.value > spec.above) or
+                                           (spec.below is not None and a.value < spec.below)):
+                    continue
+                text = spec.message.format(area=a.name, value=f"{a.value:g}", unit=ind.spec.unit,
+                                           indicator=ind.spec.title_zh)
+                found.append(Found(a.key, "", None, areas.simplified(a.key), text))
+            self._apply(rule, found, None, reading.changeset)
+
+    # -- keeping the alerts -------------------------------------------------------------------
+    def _apply(self, rule: Rule, found: list[Found], scope: tuple[set[str], set[str]] | None, last: int) -> None:
+        """Open alerts for conditions found that have none, end those whose condition is gone (all the rule's when
+        ``scope`` is ``None``, else those of the subjects and objects it names)."""
+        areas = self.vitals.keeper.areas()
+        now = utc_now()
+        with self.db.write() as w:
+            active = {(str(r[1]), str(r[2])): (int(r[0]), str(r[3]), r[4]) for r in w.execute(
+                "SELECT id, subject, object, status, distance FROM {alerts} WHERE rule = ? AND ended_at IS NULL",
+                [rule.id]).rows}
+            holding = {(f.subject, f.object): f for f in found}
+            for pair, (alert_id, status, distance) in active.items():
+                if pair in holding:  # still holding: its explanation follows what moved
+                    f = holding[pair]
+                    if distance != f.distance_m:
+                        w.execute("UPDATE {alerts} SET distance = ?, geometry = ?, message = ? WHERE id = ?",
+                                  [f.distance_m, orjson.dumps(mapping(f.geometry)).decode(), f.message, alert_id])
+                    continue
+                if scope is not None and pair[0] not in scope[0] and pair[1] not in scope[1]:
+                    continue
+                if status == "closed":  # closed by hand: the condition's end is noted
+                    w.execute("UPDATE {alerts} SET ended_at = ? WHERE id = ?", [now, alert_id])
+                else:
+                    w.execute("UPDATE {alerts} SET status = 'closed', closed_at = ?, closed_by = 'twin', "
+                              "closed_reason = 'resolved', ended_at = ? WHERE id = ?", [now, now, alert_id])
+            for pair, f in holding.items():
+                if pair in active:
+                    continue
+                point = shapely.point_on_surface(f.geometry) if not f.geometry.is_empty else None
+                place = areas.place(np.array([point], dtype=object))[0] if point is not None else -1
+                chain = areas.chain(areas.committees[place]) if place >= 0 else []
+                if not chain and rule.spec.kind == "indicator":
+                    chain = areas.chain(f.subject)
+                levels = {areas.info[k].level: k for k in chain}
+                w.execute("INSERT INTO {alerts} (rule, subject, object, committee, subdistrict, district, status, "
+                          "severity, distance, geometry, message, opened_at, opened_changeset) "
+                          "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+                          [rule.id, f.subject, f.object, levels.get("committee"), levels.get("subdistrict"),
+                           levels.get("district"), rule.spec.severity, f.distance_m,
+                           orjson.dumps(mapping(f.geometry)).decode(), f.message, now, last])
+            w.execute("DELETE FROM {alert_state} WHERE rule = ?", [rule.id])
+            w.execute("INSERT INTO {alert_state} (rule, changeset, signature) VALUES (?, ?, ?)",
+                      [rule.id, last, rule.signature])
+
+    # -- reading and acting -------------------------------------------------------------------
+    def alerts(self, *, rule: str | None = None, status: Sequence[str] = (), area: str | None = None,
+               alert_id: int | None = None, limit: int = 1000) -> list[dict[str, object]]:
+        """Alerts, newest first: of a rule, in these statuses, in an area (a committee, sub-district or district
+        key: those whose committee lies in it)."""
+        conds: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if rule is not None:
+            conds.append("rule = ?")
+            params.append(rule)
+        if status:
+            conds.append("status IN (" + ", ".join("?" * len(status)) + ")")
+            params.extend(status)
+        if area is not None:
+            conds.append("(committee = ? OR subdistrict = ? OR district = ?)")
+            params += [area, area, area]
+        if alert_id is not None:
+            conds.append("id = ?")
+            params.append(alert_id)
+        rows = self.db.read(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {{alerts}} WHERE {' AND '.join(conds)} "
+                            "ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [_alert(dict(zip(ALERT_COLUMNS, r, strict=True))) for r in rows]
+
+    def act(self, alert_id: int, action: str, user: str) -> dict[str, object]:
+        """``acknowledge`` an open alert or ``close`` an open or acknowledged one (by hand: ``dismissed``)."""
+        now = utc_now()
+        with self.db.write() as w:
+            rows = w.execute("SELECT status FROM {alerts} WHERE id = ?", [alert_id]).rows
+            if not rows:
+                raise NotFoundError(f"no alert {alert_id}")
+            status = str(rows[0][0])
+            if action == "acknowledge" and status == "open":
+                w.execute("UPDATE {alerts} SET status = 'acknowledged', acknowledged_at = ?, acknowledged_by = ? "
+                          "WHERE id = ?", [now, user, alert_id])
+            elif action == "close" and status in ("open", "acknowledged"):
+                w.execute("UPDATE {alerts} SET status = 'closed', closed_at = ?, closed_by = ?, "
+                          "closed_reason = 'dismissed' WHERE id = ?", [now, user, alert_id])
+            else:
+                raise StepOutOfOrderError(f"alert {alert_id} is {status}: it cannot be {action}d")
+        return self.alerts(alert_id=alert_id)[0]
+
+
+def _alert(row: dict[str, object]) -> dict[str, object]:
+    row["geometry"] = orjson.loads(str(row["geometry"])) if row["geometry"] else None
+    return row
+
+
+def _found(rule: Rule, pairs: Iterable[Conflict]) -> list[Found]:
+    return [Found(c.subject, c.object, c.distance_m, c.geometry,
+                  rule.spec.message.format(subject=c.subject, object=c.object, distance=f"{c.distance_m:g}"))
+            for c in pairs]
+
+
+def _page(snap: Snapshot, layer: str, flt: Filter | None, bbox: BBox | None = None
+          ) -> tuple[list[str], np.ndarray]:
+    keys: list[str] = []
+    geoms: list[np.ndarray] = []
+    offset = 0
+    while True:
+        rows = snap.select(FeatureQuery(layer, bbox=bbox, filter=flt, limit=MAX_LIMIT, offset=offset))
+        keys += [str(k) for k in rows.column("key")]
+        geoms.append(rows.geometries())
+        if len(rows) < MAX_LIMIT:
+            break
+        offset += MAX_LIMIT
+    return keys, np.concatenate(geoms) if geoms else np.empty(0, dtype=object)
+
+
+def _all(snap: Snapshot, layer: str, flt: Filter | None) -> tuple[list[str], np.ndarray]:
+    return _page(snap, layer, flt)
+
+
+def _keyed(flt: Filter | None, keys: Iterable[str]) -> Filter:
+    """``flt`` and ``id IN keys``."""
+    among = In(Prop("id", "string"), tuple(Const(k) for k in sorted(keys)))
+    return Filter(among if flt is None else And((flt.root, among)), flt.envelopes if flt else ())
+
+
+def _changed(snap: Snapshot, rule: Rule, since: int, last: int) -> tuple[set[str], set[str]] | None:
+    """The keys of the rule's subjects and objects written or ended after ``since`` (``None``: too many)."""
+    assert rule.subject is not None and rule.object is not None
+    touched: dict[str, set[str]] = {}
+    for layer in rule.layers:
+        log_ = snap.layer_log(layer, Position(since), last, _INCREMENTAL_MAX + 1)
+        keys = {str(k) for k in log_.written.column("key")} | {str(k) for k in log_.ended.column("key")}
+        if len(log_.written) > _INCREMENTAL_MAX or len(log_.ended) > _INCREMENTAL_MAX:
+            return None
+        touched[layer] = keys
+    return touched[rule.subject[0].id], touched[rule.object[0].id]
+
+
+def _around(bounds: tuple[float, float, float, float], within_m: float) -> BBox:
+    margin = within_m / METRES_PER_DEGREE * 1.02 + 1e-6
+    lat = (bounds[1] + bounds[3]) / 2
+    dlon = margin / max(np.cos(np.radians(min(abs(lat) + margin, 89.9))), 1e-6)
+    return BBox(bounds[0] - dlon, bounds[1] - margin, bounds[2] + dlon, bounds[3] + margin)
+
+
+def _around_changed(snap: Snapshot, rule: Rule, subjects: set[str], objects: set[str]) -> list[Found]:
+    """The pairs now holding of the changed subjects (against the objects near them) and of the changed objects
+    (against the subjects near them)."""
+    assert rule.subject is not None and rule.object is not None
+    (slayer, sflt), (olayer, oflt) = rule.subject, rule.object
+    within = float(rule.spec.within_m or 0)
+    pairs: dict[tuple[str, str], Conflict] = {}
+    for key_set, own, other, mine_is_subject in ((subjects, (slayer.id, sflt), (olayer.id, oflt), True),
+                                                 (objects, (olayer.id, oflt), (slayer.id, sflt), False)):
+        for start in range(0, len(key_set), 500):
+            chunk = sorted(key_set)[start:start + 500]
+            keys, geoms = _page(snap, own[0], _keyed(own[1], chunk))
+            for key, geom in zip(keys, geoms, strict=True):
+                near_keys, near = _page(snap, other[0], other[1], _around(geom.bounds, within))
+                one = np.array([geom], dtype=object)
+                found = (conflicts([key], one, near_keys, near, within) if mine_is_subject
+                         else conflicts(near_keys, near, [key], one, within))
+                pairs.update({(c.subject, c.object): c for c in found})
+    return _found(rule, [pairs[p] for p in sorted(pairs)])
