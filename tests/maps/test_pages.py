@@ -30,7 +30,7 @@ def test_map_page_loads_only_local_assets(city_url: str, tokens: dict[str, str])
     assert page.status_code == 200 and "上海城市数字孪生地图" in page.text
     assert page.headers["cache-control"] == "private, no-store"  # built for this user
     refs = [r for r in loaded_refs(page.text) if not r.startswith("data:")]
-    assert external(refs) == [] and len(refs) == 13  # Leaflet, VectorGrid, twin's own scripts and styles
+    assert external(refs) == [] and len(refs) == 14  # Leaflet, VectorGrid, twin's own scripts and styles
     for ref in refs:
         assert get(city_url + ref).status_code == 200, ref  # static files need no sign-in
     assert "L.VectorGrid" in get(city_url + "/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js").text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -129,6 +130,7 @@ def test_a_work_order_from_the_alert_goes_to_its_committee_with_the_nearest_hydr
     assert distances == pytest.approx(nearest, abs=0.2)
 
     oid = order["id"]
+    dispatched = _now()
     assert town.get(f"/work-orders/{oid}", "other").status_code == 404
     assert town.post(f"/work-orders/{oid}/accept", "other").status_code == 404  # outside the chain: refused
     assert town.post(f"/work-orders/{oid}/close", "home").status_code == 409  # not before it is accepted
@@ -141,6 +143,8 @@ def test_a_work_order_from_the_alert_goes_to_its_committee_with_the_nearest_hydr
     assert town.post(f"/work-orders/{oid}/close", "home").status_code == 409
     assert [o["id"] for o in town.get("/work-orders", "home").json()["workOrders"]] == [oid]
     assert town.get("/work-orders", "other").json()["workOrders"] == []
+    then = town.get("/work-orders", "home", as_of=dispatched).json()["workOrders"]
+    assert [(o["id"], o["status"], len(o["log"])) for o in then] == [(oid, "dispatched", 1)]
     stats = town.get("/work-orders/stats", "admin", level="committee").json()["areas"]
     assert [(s["key"], s["opened"], s["closed"]) for s in stats] == [(order["committee"], 1, 1)]
     assert stats[0]["medianMinutesToClose"] >= 0
@@ -162,12 +166,23 @@ def test_orders_outside_every_area_or_the_officers_own_are_refused(town: Town) -
     assert httpx.get(town.url + "/alerts", timeout=30).status_code == 401
 
 
+def _now() -> str:
+    time.sleep(0.01)
+    moment = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    time.sleep(0.01)
+    return moment
+
+
 def test_an_alert_closes_itself_when_the_site_is_completed(town: Town) -> None:
     alert = _wait(lambda: _open_alerts(town), "an alert")[0]
+    before = _now()
     town.store.edit(str(alert["subject"]), author="t", properties={"status": "completed"})
     _wait(lambda: not _open_alerts(town), "the alert closed")
     closed = town.get(f"/alerts/{alert['id']}").json()
     assert closed["status"] == "closed" and closed["closed_by"] == "twin" and closed["closed_reason"] == "resolved"
+    then = town.get("/alerts", as_of=before)  # the time bar's moment: open then, as it was then
+    assert then.headers["Twin-As-Of"].startswith(before[:19])
+    assert [a["id"] for a in then.json()["alerts"]] == [alert["id"]]
     town.store.edit(str(alert["subject"]), author="t", properties={"status": "active"})
     again = _wait(lambda: _open_alerts(town), "a new alert")
     assert len(again) == 1 and again[0]["id"] != alert["id"]  # a new condition, a new alert

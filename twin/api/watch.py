@@ -21,11 +21,13 @@ from twin.api import render
 from twin.api.auth import Who
 from twin.api.errors import status_of
 from twin.errors import AuthenticationError, InvalidQueryError, NotFoundError, TwinError
+from twin.query.versions import as_of_stamp
 from twin.rules.orders import ACTIONS, STEP_TITLES, Resources, WorkOrders
 from twin.rules.watch import Watch
 from twin.vitals.spec import LEVELS
 
 router = APIRouter(tags=["Alerts and work orders"])
+AsOf = Annotated[str | None, Query(description="An instant (RFC 3339, or a date: its end): as they were then")]
 
 
 def _watch(request: Request) -> Watch:
@@ -82,19 +84,21 @@ def alerts(request: Request, who: Who,
                                                            "(default: open,acknowledged)")] = None,
            rule: Annotated[str | None, Query(description="Only this rule's")] = None,
            f: Annotated[Literal["json", "geojson"] | None, Query(description="json (default) or geojson")] = None,
-           limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Response:
+           as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Response:
     _signed_in(who)
     wanted = tuple(s.strip() for s in (status or "open,acknowledged").split(",") if s.strip())
     unknown = set(wanted) - {"open", "acknowledged", "closed"}
     if unknown:
         raise InvalidQueryError(f"unknown alert status {sorted(unknown)[0]!r}; statuses are open, acknowledged, closed")
-    found = _watch(request).alerts(rule=rule, status=wanted, area=who.area.key if who.area else None, limit=limit)
+    moment = as_of_stamp(as_of) if as_of is not None else None
+    found = _watch(request).alerts(rule=rule, status=wanted, area=who.area.key if who.area else None, limit=limit,
+                                   as_of=moment)
     if f == "geojson":
-        return render.json_response({"type": "FeatureCollection", "numberReturned": len(found), "features": [
-            {"type": "Feature", "id": a["id"], "geometry": a["geometry"],
-             "properties": {k: v for k, v in a.items() if k != "geometry"}} for a in found]},
-            media_type="application/geo+json")
-    return render.json_response({"alerts": found, "numberReturned": len(found)})
+        features = [{"type": "Feature", "id": a["id"], "geometry": a["geometry"],
+                     "properties": {k: v for k, v in a.items() if k != "geometry"}} for a in found]
+        body = {"type": "FeatureCollection", "numberReturned": len(found), "features": features}
+        return render.stamped(render.json_response(body, media_type="application/geo+json"), moment)
+    return render.stamped(render.json_response({"alerts": found, "numberReturned": len(found)}), moment)
 
 
 @router.get("/alerts/{alertId}", summary="One alert")
@@ -161,14 +165,16 @@ def open_order(request: Request, who: Who, body: Annotated[OrderRequest, Body()]
 @router.get("/work-orders", summary="Work orders in your area's chain, newest first")
 def list_orders(request: Request, who: Who,
                 status: Annotated[str | None, Query(description="Comma-separated: dispatched, accepted, handling, "
-                                                                "closed (default: all)")] = None) -> Response:
+                                                                "closed (default: all)")] = None,
+                as_of: AsOf = None) -> Response:
     _signed_in(who)
     wanted = tuple(s.strip() for s in (status or "").split(",") if s.strip())
     unknown = set(wanted) - set(STEP_TITLES)
     if unknown:
         raise InvalidQueryError(f"unknown status {sorted(unknown)[0]!r}; statuses are {', '.join(STEP_TITLES)}")
-    found = _orders(request).find(who.area, wanted)
-    return render.json_response({"workOrders": found, "numberReturned": len(found)})
+    moment = as_of_stamp(as_of) if as_of is not None else None
+    found = _orders(request).find(who.area, wanted, as_of=moment)
+    return render.stamped(render.json_response({"workOrders": found, "numberReturned": len(found)}), moment)
 
 
 @router.get("/work-orders/stats", summary="评估评价: per area, orders opened and closed, median minutes to accept "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from twin.cli import audit, core, demo, maps, serve, status, store, tiles, transfer, users, vitals
+from twin.cli import audit, core, demo, maps, rules, serve, status, store, tiles, transfer, users, vitals
 
 app = typer.Typer(
     name="twin",
@@ -24,6 +24,7 @@ audit.register(app)
 store.register(app)
 status.register(app)
 vitals.register(app)
+rules.register(app)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from twin.cli import serve as serve_cli
 from twin.cli.access import up_login
 from twin.cli.audit import audited
 from twin.cli.common import LayersOption, StoreOption, catalogue, console, err_console, friendly, opened, settings
+from twin.cli.rules import update_alerts
 from twin.cli.tiles import update_aggregates
 from twin.cli.vitals import update_vitals
 from twin.demo import PUBLIC_SCALES, SCALES, build_demo
@@ -54,6 +55,7 @@ def _build(store: str, layers: Path, scale: str, seed: int, force: bool, cache: 
     with opened(cfg) as st:
         update_aggregates(st, st.catalogue)
         update_vitals(cfg, st)
+        update_alerts(cfg, st)
     total = sum(r.inserted + r.updated + r.unchanged for r in results)
     console.print(f"done: {total:,} components in {time.perf_counter() - started:.0f} s; "
                   f"try `twin info --store {store}` or `twin up --store {store}`", highlight=False)

@@ -93,6 +93,7 @@ class MapApp(_App):
         *_COMMON_JS, ("twin_layers", "static:twin/layers.js"), ("twin_popups", "static:twin/popups.js"),
         ("twin_tools", "static:twin/tools.js"), ("twin_live", "static:twin/live.js"),
         ("twin_timebar", "static:twin/timebar.js"), ("twin_vitals", "static:twin/vitals.js"),
+        ("twin_watch", "static:twin/watch.js"),
         ("twin_map", "static:twin/map.js")]
     default_css: ClassVar[list[tuple[str, str]]] = [("twin_css", "static:twin/map.css")]  # type: ignore[misc]
 

@@ -110,17 +110,34 @@ class WorkOrders:
             raise NotFoundError(f"no work order {order_id} in your area")
         return order
 
-    def find(self, scope: Area | None, status: tuple[str, ...] = (), limit: int = 500) -> list[dict[str, object]]:
-        conds, params = ["1 = 1"], []
+    def find(self, scope: Area | None, status: tuple[str, ...] = (), limit: int = 500, as_of: str | None = None
+             ) -> list[dict[str, object]]:
+        """Orders in ``scope``'s chain, newest first; with ``as_of`` (a store time), those opened by then, each at
+        the step it had reached then."""
+        conds: list[str] = ["1 = 1"]
+        params: list[object] = []
         if scope is not None:
             conds.append("(committee = ? OR subdistrict = ? OR district = ?)")
             params += [scope.key] * 3
-        if status:
+        if status and as_of is None:
             conds.append("status IN (" + ", ".join("?" * len(status)) + ")")
             params += list(status)
+        if as_of is not None:
+            conds.append("opened_at <= ?")
+            params.append(as_of)
         rows = self.db.read(f"SELECT {', '.join(COLUMNS)} FROM {{work_orders}} WHERE {' AND '.join(conds)} "
                             "ORDER BY id DESC LIMIT ?", [*params, limit])
-        return [_order(r) for r in rows]
+        found = [_order(r) for r in rows]
+        if as_of is None:
+            return found
+        for order in found:  # the steps taken by then
+            steps = [step for step in order["log"] if str(step["at"]) <= as_of]  # type: ignore[attr-defined]
+            order["log"] = steps
+            order["status"] = steps[-1]["status"]
+            order["statusTitle"] = STEP_TITLES[str(order["status"])]
+            for later in STEPS[STEPS.index(str(order["status"])) + 1:]:
+                order[f"{later}_at"] = order[f"{later}_by"] = None
+        return [o for o in found if not status or o["status"] in status]
 
     def advance(self, order_id: int, action: str, *, by: str, scope: Area | None, note: str = "") -> dict[str, object]:
         """Take an order one step on (``accept``, ``handle``, ``close``), only from the step before."""

@@ -122,7 +122,7 @@ class Watch:
                 if a.value is None or not ((spec.above is not None and a.value > spec.above) or
                                            (spec.below is not None and a.value < spec.below)):
                     continue
-                text = spec.message.format(area=a.name, value=f"{a.value:g}", unit=ind.spec.unit,
+                text = spec.message.format(area=a.name, value=f"{round(a.value, 2):g}", unit=ind.spec.unit,
                                            indicator=ind.spec.title_zh)
                 found.append(Found(a.key, "", None, areas.simplified(a.key), text))
             self._apply(rule, found, None, reading.changeset)
@@ -173,15 +173,15 @@ class Watch:
 
     # -- reading and acting -------------------------------------------------------------------
     def alerts(self, *, rule: str | None = None, status: Sequence[str] = (), area: str | None = None,
-               alert_id: int | None = None, limit: int = 1000) -> list[dict[str, object]]:
+               alert_id: int | None = None, as_of: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
         """Alerts, newest first: of a rule, in these statuses, in an area (a committee, sub-district or district
-        key: those whose committee lies in it)."""
-        conds: list[str] = ["1 = 1"]
+        key: those whose committee lies in it); with ``as_of`` (a store time), those open then, as they were then."""
+        conds: list[str] = []
         params: list[object] = []
         if rule is not None:
             conds.append("rule = ?")
             params.append(rule)
-        if status:
+        if status and as_of is None:
             conds.append("status IN (" + ", ".join("?" * len(status)) + ")")
             params.extend(status)
         if area is not None:
@@ -190,9 +190,21 @@ class Watch:
         if alert_id is not None:
             conds.append("id = ?")
             params.append(alert_id)
-        rows = self.db.read(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {{alerts}} WHERE {' AND '.join(conds)} "
-                            "ORDER BY id DESC LIMIT ?", [*params, limit])
-        return [_alert(dict(zip(ALERT_COLUMNS, r, strict=True))) for r in rows]
+        if as_of is not None:
+            conds.append("opened_at <= ? AND (closed_at IS NULL OR closed_at > ?)")
+            params += [as_of, as_of]
+        rows = self.db.read(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {{alerts}} "
+                            f"WHERE {' AND '.join(conds) or '1 = 1'} ORDER BY id DESC LIMIT ?", [*params, limit])
+        found = [_alert(dict(zip(ALERT_COLUMNS, r, strict=True))) for r in rows]
+        if as_of is None:
+            return found
+        for a in found:  # as it was then: open, or acknowledged by then; its closing still to come
+            acknowledged = a["acknowledged_at"] is not None and str(a["acknowledged_at"]) <= as_of
+            a["status"] = "acknowledged" if acknowledged else "open"
+            if not acknowledged:
+                a["acknowledged_at"] = a["acknowledged_by"] = None
+            a["closed_at"] = a["closed_by"] = a["closed_reason"] = a["ended_at"] = None
+        return [a for a in found if not status or a["status"] in status]
 
     def act(self, alert_id: int, action: str, user: str) -> dict[str, object]:
         """``acknowledge`` an open alert or ``close`` an open or acknowledged one (by hand: ``dismissed``)."""
@@ -220,7 +232,7 @@ def _alert(row: dict[str, object]) -> dict[str, object]:
 
 def _found(rule: Rule, pairs: Iterable[Conflict]) -> list[Found]:
     return [Found(c.subject, c.object, c.distance_m, c.geometry,
-                  rule.spec.message.format(subject=c.subject, object=c.object, distance=f"{c.distance_m:g}"))
+                  rule.spec.message.format(subject=c.subject, object=c.object, distance=f"{c.distance_m:.1f}"))
             for c in pairs]
 
 

@@ -22,7 +22,10 @@
       timeTitle: '时间轴', now: '现在', replay: '回放', pause: '暂停', live: '实时', asOfShown: '{at} 的状态',
       vitalsTitle: '城市体征', vitalsNone: '（选择指标）', vitalsUp: '上一级', vitalsBehind: '数字背后的设施',
       vitalsNote: '{n} 个{level}，{warn} 个预警（变更集 {cs}）', band_normal: '正常', band_attention: '关注',
-      band_warning: '预警'
+      band_warning: '预警', alertsTitle: '告警', ordersTitle: '工单', noAlerts: '辖区内暂无告警',
+      noOrders: '辖区内暂无工单', dispatch: '派单', dispatched: '已派单至 {area}', orderAccept: '接单',
+      orderHandle: '处置', orderClose: '办结', resources: '处最近资源', status_open: '待处理',
+      status_acknowledged: '已确认', status_closed: '已关闭'
     },
     en: {
       title: 'Shanghai city digital twin',
@@ -45,7 +48,11 @@
       timeTitle: 'Time', now: 'Now', replay: 'Replay', pause: 'Pause', live: 'Live', asOfShown: 'As of {at}',
       vitalsTitle: 'Vital signs', vitalsNone: '(choose an indicator)', vitalsUp: 'Up a level',
       vitalsBehind: 'the components behind the number', vitalsNote: '{n} areas ({level}), {warn} in warning (changeset {cs})',
-      band_normal: 'normal', band_attention: 'attention', band_warning: 'warning'
+      band_normal: 'normal', band_attention: 'attention', band_warning: 'warning', alertsTitle: 'Alerts',
+      ordersTitle: 'Work orders', noAlerts: 'No alert in your area', noOrders: 'No work order in your area',
+      dispatch: 'Dispatch', dispatched: 'Work order sent to {area}', orderAccept: 'Accept', orderHandle: 'Handle',
+      orderClose: 'Close', resources: 'nearest resources', status_open: 'open', status_acknowledged: 'acknowledged',
+      status_closed: 'closed'
     }
   };
 

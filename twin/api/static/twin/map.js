@@ -288,6 +288,7 @@
     T.installTools();
     if (T.installTimebar) { T.installTimebar(state); }
     if (T.installVitals) { T.installVitals(); }
+    if (T.installWatch) { T.installWatch(); }
     bindToolbar();
     I.apply();
     renderUser();

@@ -32,7 +32,8 @@
     T.asOf = iso || null;
     T.config.layers.forEach(function (l) { if (T.overlays[l.id]) { T.overlays[l.id].data = null; } });
     show();
-    if (T.ready) { T.refreshOverlays(true); T.writeHash(); if (T.drawVitals) { T.drawVitals(false); } }
+    if (T.ready) { T.refreshOverlays(true); T.writeHash(); if (T.drawVitals) { T.drawVitals(false); }
+      if (T.refreshWatch) { T.refreshWatch(); } }
   };
 
   function stop() {
