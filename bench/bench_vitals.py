@@ -47,9 +47,9 @@ BENCH = Path.home() / ".cache" / "twin" / "bench"
 EDITED = ("hydrant", "street_light", "pipeline")
 
 
-def copy(source: Path, rebuild: bool) -> Path:
+def copy(source: Path, rebuild: bool, name: str = "vitals-scratch") -> Path:
     """The scratch copy of the store and of its access database (unless ``rebuild``: then the sums start empty)."""
-    target = BENCH / "vitals-scratch.gpkg"
+    target = BENCH / f"{name}.gpkg"
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     access = target.with_name(target.stem + ".access.db")

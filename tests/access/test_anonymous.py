@@ -35,7 +35,8 @@ PUBLIC = {"/": 200, "/conformance": 200, "/api": 200, "/api/openapi-3.1.json": 2
           "/map": 303, "/import": 303}
 #: Values for the path parameters of the routes, and the query parameters some of them require.
 PATH_VALUES = {"collectionId": "hydrant", "layer": "hydrant", "layers": "hydrant,pipeline", "tms": "WebMercatorQuad",
-               "z": "14", "x": "13719", "y": "6693", "indicatorId": "faulty_hydrants"}
+               "z": "14", "x": "13719", "y": "6693", "indicatorId": "faulty_hydrants",
+               "alertId": "1", "orderId": "1"}
 REQUIRED = {"/collections/{collectionId}/nearest": "?point=121.45,31.25", "/search": "?near=121.45,31.25&radius=500",
             "/changes/diff": "?from=2000-01-01&to=2100-01-01"}
 

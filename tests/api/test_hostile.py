@@ -28,7 +28,10 @@ from twin.settings import ServiceSettings, TwinSettings
 
 #: Valid values of every path parameter: a new route with a new path parameter must add one here.
 PATH_VALUES = {"collectionId": "hydrant", "layer": "hydrant", "layers": "hydrant", "tms": "WebMercatorQuad",
-               "z": "14", "x": "13719", "y": "6693", "indicatorId": "faulty_hydrants"}
+               "z": "14", "x": "13719", "y": "6693", "indicatorId": "faulty_hydrants", "alertId": "1", "orderId": "1"}
+#: Operations on a record this twin cannot hold: it has no committees, so no alert or work order is ever raised or
+#: opened in it (tests/rules reads real ones); these answer 404.
+ABSENT = {"/alerts/{alertId}", "/work-orders/{orderId}"}
 #: Valid values of required query parameters.
 REQUIRED_VALUES = {"point": "121.45,31.25", "from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
 #: What else an operation needs to answer 200: alternatives of optional parameters (the first by default, else
@@ -128,7 +131,8 @@ def test_every_operation_is_reached_with_a_token(api: Api) -> None:
     assert len(api.operations) >= 20
     for op in api.operations:
         r = api.client.get(op.url(), params=op.params())
-        assert r.status_code < 400, (op.path, r.status_code, r.text[:200])
+        assert r.status_code == 404 if op.path in ABSENT else r.status_code < 400, (op.path, r.status_code,
+                                                                                   r.text[:200])
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=[f"{i}:{v[:12]!r}" for i, v in enumerate(HOSTILE)])

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import orjson
 import shapely
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -27,6 +27,7 @@ from twin.rules.watch import Watch
 from twin.vitals.spec import LEVELS
 
 router = APIRouter(tags=["Alerts and work orders"])
+RecordId = Annotated[int, Path(ge=1, le=2**62, description="The record's number")]
 AsOf = Annotated[str | None, Query(description="An instant (RFC 3339, or a date: its end): as they were then")]
 
 
@@ -102,7 +103,7 @@ def alerts(request: Request, who: Who,
 
 
 @router.get("/alerts/{alertId}", summary="One alert")
-def alert(request: Request, who: Who, alertId: int) -> Response:
+def alert(request: Request, who: Who, alertId: RecordId) -> Response:
     _signed_in(who)
     found = _watch(request).alerts(alert_id=alertId)
     if not found or not _visible(who, found[0]):
@@ -111,7 +112,7 @@ def alert(request: Request, who: Who, alertId: int) -> Response:
 
 
 @router.post("/alerts/{alertId}/{action}", summary="Acknowledge or close an alert")
-def act_on_alert(request: Request, who: Who, alertId: int, action: Literal["acknowledge", "close"]) -> Response:
+def act_on_alert(request: Request, who: Who, alertId: RecordId, action: Literal["acknowledge", "close"]) -> Response:
     _signed_in(who)
     watch = _watch(request)
 
@@ -190,14 +191,14 @@ def order_stats(request: Request, who: Who,
 
 
 @router.get("/work-orders/{orderId}", summary="One work order, with its steps")
-def get_order(request: Request, who: Who, orderId: int) -> Response:
+def get_order(request: Request, who: Who, orderId: RecordId) -> Response:
     _signed_in(who)
     return render.json_response(_orders(request).get(orderId, who.area))
 
 
 @router.post("/work-orders/{orderId}/{action}", summary="Take a work order one step on: accept (接单), handle (处置), "
                                                         "close (办结)")
-def advance_order(request: Request, who: Who, orderId: int, action: str,
+def advance_order(request: Request, who: Who, orderId: RecordId, action: str,
                   note: Annotated[str, Body(embed=True, max_length=2000)] = "") -> Response:
     _signed_in(who)
     if action not in ACTIONS:

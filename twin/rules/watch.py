@@ -16,10 +16,12 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import orjson
 import shapely
+from numpy.typing import NDArray
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -31,7 +33,7 @@ from twin.model.query import MAX_LIMIT, BBox, FeatureQuery
 from twin.rules.proximity import Conflict, conflicts
 from twin.rules.spec import Rule, Rules
 from twin.store import Snapshot, Store
-from twin.store.base import AccessDB, utc_now
+from twin.store.base import AccessDB, AccessWriter, utc_now
 from twin.vitals.service import VitalSigns
 
 log = logging.getLogger("twin.rules")
@@ -73,47 +75,55 @@ class Watch:
 
     def sync(self, layer: str | None = None) -> None:
         """Bring the alerts of every rule on ``layer`` (of all rules, by default) up to date."""
+        proximity = [r for r in self.rules.values() if r.spec.kind == "proximity" and (layer is None or
+                                                                                     layer in r.layers)]
+        if proximity:
+            self._sync_proximity(proximity)
         for rule in self.rules.values():
             if rule.spec.kind == "indicator":
                 ind = self.vitals.indicators[str(rule.spec.indicator)]
                 if layer is None or layer == ind.layer.id:
                     self.vitals.keeper.sync(ind.layer.id)
                     self._sync_indicator(rule)
-            elif layer is None or layer in rule.layers:
-                self._sync_proximity(rule)
 
-    def _state(self, rule: Rule) -> tuple[int, str] | None:
-        rows = self.db.read("SELECT changeset, signature FROM {alert_state} WHERE rule = ?", [rule.id])
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+    def _states(self) -> dict[str, tuple[int, str]]:
+        return {str(r[0]): (int(r[1]), str(r[2])) for r in self.db.read(
+            "SELECT rule, changeset, signature FROM {alert_state}")}
 
-    def _sync_proximity(self, rule: Rule) -> None:
-        with self.store.exclusive(f"rules:{rule.id}"):
-            state = self._state(rule)
+    def _sync_proximity(self, rules: list[Rule]) -> None:
+        """Evaluate proximity rules in one snapshot whose reads they share (many rules read the same layers): each
+        city-wide when it has never been (or its file changed), else around what changed since it last was."""
+        with self.store.exclusive("rules:proximity"):
+            states = self._states()
+            plans: list[tuple[Rule, list[Found], tuple[set[str], set[str]] | None, int]] = []
             with self.store.read(3600.0) as snap:
-                last = max(snap.last_changeset(layer) for layer in rule.layers)
-                if state is not None and state[1] == rule.signature and state[0] >= last:
-                    return
-                changed = None if state is None or state[1] != rule.signature else _changed(snap, rule, state[0],
-                                                                                          last)
-                if changed is None:
-                    found, scope = self.city_wide(snap, rule), None
-                else:
-                    found, scope = _around_changed(snap, rule, *changed), changed
-            self._apply(rule, found, scope, last)
+                reads = _Reads(snap)
+                for rule in rules:
+                    last = max(reads.last(layer) for layer in rule.layers)
+                    state = states.get(rule.id)
+                    if state is not None and state[1] == rule.signature and state[0] >= last:
+                        continue
+                    changed = None if state is None or state[1] != rule.signature else reads.changed(rule, state[0],
+                                                                                                       last)
+                    if changed is None:
+                        plans.append((rule, _city_wide(reads, rule), None, last))
+                    else:
+                        plans.append((rule, _around_changed(reads, rule, *changed), changed, last))
+            if plans:
+                with self.db.write() as w:
+                    for rule, found, scope, last in plans:
+                        self._apply(w, rule, found, scope, last)
 
     def city_wide(self, snap: Snapshot, rule: Rule) -> list[Found]:
         """Every pair of the rule as the store holds it now, found afresh."""
-        assert rule.subject is not None and rule.object is not None
-        skeys, sgeoms = _all(snap, rule.subject[0].id, rule.subject[1])
-        okeys, ogeoms = _all(snap, rule.object[0].id, rule.object[1])
-        return _found(rule, conflicts(skeys, sgeoms, okeys, ogeoms, float(rule.spec.within_m or 0)))
+        return _city_wide(_Reads(snap), rule)
 
     def _sync_indicator(self, rule: Rule) -> None:
         spec = rule.spec
         ind = self.vitals.indicators[str(spec.indicator)]
         with self.store.exclusive(f"rules:{rule.id}"):
             reading = self.vitals.read(ind, str(spec.level))
-            state = self._state(rule)
+            state = self._states().get(rule.id)
             if state is not None and state == (reading.changeset, rule.signature):
                 return
             areas = self.vitals.keeper.areas()
@@ -125,51 +135,52 @@ class Watch:
                 text = spec.message.format(area=a.name, value=f"{round(a.value, 2):g}", unit=ind.spec.unit,
                                            indicator=ind.spec.title_zh)
                 found.append(Found(a.key, "", None, areas.simplified(a.key), text))
-            self._apply(rule, found, None, reading.changeset)
+            with self.db.write() as w:
+                self._apply(w, rule, found, None, reading.changeset)
 
     # -- keeping the alerts -------------------------------------------------------------------
-    def _apply(self, rule: Rule, found: list[Found], scope: tuple[set[str], set[str]] | None, last: int) -> None:
+    def _apply(self, w: AccessWriter, rule: Rule, found: list[Found], scope: tuple[set[str], set[str]] | None,
+               last: int) -> None:
         """Open alerts for conditions found that have none, end those whose condition is gone (all the rule's when
         ``scope`` is ``None``, else those of the subjects and objects it names)."""
         areas = self.vitals.keeper.areas()
         now = utc_now()
-        with self.db.write() as w:
-            active = {(str(r[1]), str(r[2])): (int(r[0]), str(r[3]), r[4]) for r in w.execute(
-                "SELECT id, subject, object, status, distance FROM {alerts} WHERE rule = ? AND ended_at IS NULL",
-                [rule.id]).rows}
-            holding = {(f.subject, f.object): f for f in found}
-            for pair, (alert_id, status, distance) in active.items():
-                if pair in holding:  # still holding: its explanation follows what moved
-                    f = holding[pair]
-                    if distance != f.distance_m:
-                        w.execute("UPDATE {alerts} SET distance = ?, geometry = ?, message = ? WHERE id = ?",
-                                  [f.distance_m, orjson.dumps(mapping(f.geometry)).decode(), f.message, alert_id])
-                    continue
-                if scope is not None and pair[0] not in scope[0] and pair[1] not in scope[1]:
-                    continue
-                if status == "closed":  # closed by hand: the condition's end is noted
-                    w.execute("UPDATE {alerts} SET ended_at = ? WHERE id = ?", [now, alert_id])
-                else:
-                    w.execute("UPDATE {alerts} SET status = 'closed', closed_at = ?, closed_by = 'twin', "
-                              "closed_reason = 'resolved', ended_at = ? WHERE id = ?", [now, now, alert_id])
-            for pair, f in holding.items():
-                if pair in active:
-                    continue
-                point = shapely.point_on_surface(f.geometry) if not f.geometry.is_empty else None
-                place = areas.place(np.array([point], dtype=object))[0] if point is not None else -1
-                chain = areas.chain(areas.committees[place]) if place >= 0 else []
-                if not chain and rule.spec.kind == "indicator":
-                    chain = areas.chain(f.subject)
-                levels = {areas.info[k].level: k for k in chain}
-                w.execute("INSERT INTO {alerts} (rule, subject, object, committee, subdistrict, district, status, "
-                          "severity, distance, geometry, message, opened_at, opened_changeset) "
-                          "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
-                          [rule.id, f.subject, f.object, levels.get("committee"), levels.get("subdistrict"),
-                           levels.get("district"), rule.spec.severity, f.distance_m,
-                           orjson.dumps(mapping(f.geometry)).decode(), f.message, now, last])
-            w.execute("DELETE FROM {alert_state} WHERE rule = ?", [rule.id])
-            w.execute("INSERT INTO {alert_state} (rule, changeset, signature) VALUES (?, ?, ?)",
-                      [rule.id, last, rule.signature])
+        active = {(str(r[1]), str(r[2])): (int(r[0]), str(r[3]), r[4]) for r in w.execute(
+            "SELECT id, subject, object, status, distance FROM {alerts} WHERE rule = ? AND ended_at IS NULL",
+            [rule.id]).rows}
+        holding = {(f.subject, f.object): f for f in found}
+        for pair, (alert_id, status, distance) in active.items():
+            if pair in holding:  # still holding: its explanation follows what moved
+                f = holding[pair]
+                if distance != f.distance_m:
+                    w.execute("UPDATE {alerts} SET distance = ?, geometry = ?, message = ? WHERE id = ?",
+                              [f.distance_m, orjson.dumps(mapping(f.geometry)).decode(), f.message, alert_id])
+                continue
+            if scope is not None and pair[0] not in scope[0] and pair[1] not in scope[1]:
+                continue
+            if status == "closed":  # closed by hand: the condition's end is noted
+                w.execute("UPDATE {alerts} SET ended_at = ? WHERE id = ?", [now, alert_id])
+            else:
+                w.execute("UPDATE {alerts} SET status = 'closed', closed_at = ?, closed_by = 'twin', "
+                          "closed_reason = 'resolved', ended_at = ? WHERE id = ?", [now, now, alert_id])
+        for pair, f in holding.items():
+            if pair in active:
+                continue
+            point = shapely.point_on_surface(f.geometry) if not f.geometry.is_empty else None
+            place = areas.place(np.array([point], dtype=object))[0] if point is not None else -1
+            chain = areas.chain(areas.committees[place]) if place >= 0 else []
+            if not chain and rule.spec.kind == "indicator":
+                chain = areas.chain(f.subject)
+            levels = {areas.info[k].level: k for k in chain}
+            w.execute("INSERT INTO {alerts} (rule, subject, object, committee, subdistrict, district, status, "
+                      "severity, distance, geometry, message, opened_at, opened_changeset) "
+                      "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+                      [rule.id, f.subject, f.object, levels.get("committee"), levels.get("subdistrict"),
+                       levels.get("district"), rule.spec.severity, f.distance_m,
+                       orjson.dumps(mapping(f.geometry)).decode(), f.message, now, last])
+        w.execute("DELETE FROM {alert_state} WHERE rule = ?", [rule.id])
+        w.execute("INSERT INTO {alert_state} (rule, changeset, signature) VALUES (?, ?, ?)",
+                  [rule.id, last, rule.signature])
 
     # -- reading and acting -------------------------------------------------------------------
     def alerts(self, *, rule: str | None = None, status: Sequence[str] = (), area: str | None = None,
@@ -237,9 +248,10 @@ def _found(rule: Rule, pairs: Iterable[Conflict]) -> list[Found]:
 
 
 def _page(snap: Snapshot, layer: str, flt: Filter | None, bbox: BBox | None = None
-          ) -> tuple[list[str], np.ndarray]:
+          ) -> tuple[list[str], NDArray[np.object_]]:
+    """Keys and geometries of every component of ``layer`` that passes (in ``bbox``), page by page."""
     keys: list[str] = []
-    geoms: list[np.ndarray] = []
+    geoms: list[NDArray[np.object_]] = []
     offset = 0
     while True:
         rows = snap.select(FeatureQuery(layer, bbox=bbox, filter=flt, limit=MAX_LIMIT, offset=offset))
@@ -251,27 +263,56 @@ def _page(snap: Snapshot, layer: str, flt: Filter | None, bbox: BBox | None = No
     return keys, np.concatenate(geoms) if geoms else np.empty(0, dtype=object)
 
 
-def _all(snap: Snapshot, layer: str, flt: Filter | None) -> tuple[list[str], np.ndarray]:
-    return _page(snap, layer, flt)
+class _Reads:
+    """The reads of one snapshot, kept for the rules evaluated in it: a thousand rules over a few layers read each
+    layer (and each neighbourhood of a changed component) once."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self._cache: dict[tuple[object, ...], object] = {}
+
+    def last(self, layer: str) -> int:
+        key = ("last", layer)
+        if key not in self._cache:
+            self._cache[key] = self.snap.last_changeset(layer)
+        return cast(int, self._cache[key])
+
+    def page(self, layer: str, flt: Filter | None, bbox: BBox | None = None
+             ) -> tuple[list[str], NDArray[np.object_]]:
+        key = ("page", layer, flt, bbox)
+        if key not in self._cache:
+            self._cache[key] = _page(self.snap, layer, flt, bbox)
+        return cast(tuple[list[str], NDArray[np.object_]], self._cache[key])
+
+    def touched(self, layer: str, since: int, last: int) -> set[str] | None:
+        """Keys of ``layer`` written or ended after ``since`` (``None``: too many to follow one by one)."""
+        key = ("touched", layer, since, last)
+        if key not in self._cache:
+            log_ = self.snap.layer_log(layer, Position(since), last, _INCREMENTAL_MAX + 1)
+            too_many = len(log_.written) > _INCREMENTAL_MAX or len(log_.ended) > _INCREMENTAL_MAX
+            self._cache[key] = None if too_many else (
+                {str(k) for k in log_.written.column("key")} | {str(k) for k in log_.ended.column("key")})
+        return cast("set[str] | None", self._cache[key])
+
+    def changed(self, rule: Rule, since: int, last: int) -> tuple[set[str], set[str]] | None:
+        """The keys of the rule's subjects and objects touched after ``since`` (``None``: too many)."""
+        assert rule.subject is not None and rule.object is not None
+        subjects = self.touched(rule.subject[0].id, since, last)
+        objects = self.touched(rule.object[0].id, since, last)
+        return None if subjects is None or objects is None else (subjects, objects)
+
+
+def _city_wide(reads: _Reads, rule: Rule) -> list[Found]:
+    assert rule.subject is not None and rule.object is not None
+    skeys, sgeoms = reads.page(rule.subject[0].id, rule.subject[1])
+    okeys, ogeoms = reads.page(rule.object[0].id, rule.object[1])
+    return _found(rule, conflicts(skeys, sgeoms, okeys, ogeoms, float(rule.spec.within_m or 0)))
 
 
 def _keyed(flt: Filter | None, keys: Iterable[str]) -> Filter:
     """``flt`` and ``id IN keys``."""
     among = In(Prop("id", "string"), tuple(Const(k) for k in sorted(keys)))
     return Filter(among if flt is None else And((flt.root, among)), flt.envelopes if flt else ())
-
-
-def _changed(snap: Snapshot, rule: Rule, since: int, last: int) -> tuple[set[str], set[str]] | None:
-    """The keys of the rule's subjects and objects written or ended after ``since`` (``None``: too many)."""
-    assert rule.subject is not None and rule.object is not None
-    touched: dict[str, set[str]] = {}
-    for layer in rule.layers:
-        log_ = snap.layer_log(layer, Position(since), last, _INCREMENTAL_MAX + 1)
-        keys = {str(k) for k in log_.written.column("key")} | {str(k) for k in log_.ended.column("key")}
-        if len(log_.written) > _INCREMENTAL_MAX or len(log_.ended) > _INCREMENTAL_MAX:
-            return None
-        touched[layer] = keys
-    return touched[rule.subject[0].id], touched[rule.object[0].id]
 
 
 def _around(bounds: tuple[float, float, float, float], within_m: float) -> BBox:
@@ -281,7 +322,7 @@ def _around(bounds: tuple[float, float, float, float], within_m: float) -> BBox:
     return BBox(bounds[0] - dlon, bounds[1] - margin, bounds[2] + dlon, bounds[3] + margin)
 
 
-def _around_changed(snap: Snapshot, rule: Rule, subjects: set[str], objects: set[str]) -> list[Found]:
+def _around_changed(reads: _Reads, rule: Rule, subjects: set[str], objects: set[str]) -> list[Found]:
     """The pairs now holding of the changed subjects (against the objects near them) and of the changed objects
     (against the subjects near them)."""
     assert rule.subject is not None and rule.object is not None
@@ -290,11 +331,11 @@ def _around_changed(snap: Snapshot, rule: Rule, subjects: set[str], objects: set
     pairs: dict[tuple[str, str], Conflict] = {}
     for key_set, own, other, mine_is_subject in ((subjects, (slayer.id, sflt), (olayer.id, oflt), True),
                                                  (objects, (olayer.id, oflt), (slayer.id, sflt), False)):
-        for start in range(0, len(key_set), 500):
-            chunk = sorted(key_set)[start:start + 500]
-            keys, geoms = _page(snap, own[0], _keyed(own[1], chunk))
+        ordered = sorted(key_set)
+        for start in range(0, len(ordered), 500):
+            keys, geoms = reads.page(own[0], _keyed(own[1], ordered[start:start + 500]))
             for key, geom in zip(keys, geoms, strict=True):
-                near_keys, near = _page(snap, other[0], other[1], _around(geom.bounds, within))
+                near_keys, near = reads.page(other[0], other[1], _around(geom.bounds, within))
                 one = np.array([geom], dtype=object)
                 found = (conflicts([key], one, near_keys, near, within) if mine_is_subject
                          else conflicts(near_keys, near, [key], one, within))

@@ -28,7 +28,9 @@
       T.alertFeatures = fc.features;
       T.alertLayer = L.geoJSON(fc, {
         coordsToLatLng: function (c) { return T.toDisplay(c[0], c[1]); },
-        style: function (f) { return {color: SEVERITY[f.properties.severity] || '#d7191c', weight: 4, dashArray: '6 4'}; },
+        style: function (f) {  // no fill: an alert's area never hides the components under it from a click
+          return {color: SEVERITY[f.properties.severity] || '#d7191c', weight: 4, dashArray: '6 4', fill: false};
+        },
         pointToLayer: function (f, latlng) {
           return L.circleMarker(latlng, {radius: 7, color: SEVERITY[f.properties.severity] || '#d7191c'});
         },
