@@ -149,6 +149,15 @@ def test_a_work_order_from_the_alert_goes_to_its_committee_with_the_nearest_hydr
     assert [(s["key"], s["opened"], s["closed"]) for s in stats] == [(order["committee"], 1, 1)]
     assert stats[0]["medianMinutesToClose"] >= 0
 
+    steps = town.get("/work-orders/events", "home").json()
+    assert [(e["ref"], e["status"], e["by"]) for e in steps["events"]] == [
+        (oid, "dispatched", "officer-home"), (oid, "accepted", "officer-home"), (oid, "handling", "officer-home"),
+        (oid, "closed", "officer-home")]
+    assert town.get("/work-orders/events", "other").json()["events"] == []  # not in their chain
+    assert town.get("/work-orders/events", "home", after=steps["next"]).json()["events"] == []
+    seen = town.get("/alerts/events", "home").json()["events"]
+    assert [(e["ref"], e["status"]) for e in seen][:2] == [(alert["id"], "open"), (alert["id"], "acknowledged")]
+
     audit = _wait(lambda: town.store.access().read(
         "SELECT outcome, detail FROM {audit} WHERE action = 'work_order' ORDER BY id"), "the audit", 5)
     outcomes = [r[0] for r in audit]

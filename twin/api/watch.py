@@ -22,6 +22,7 @@ from twin.api.auth import Who
 from twin.api.errors import status_of
 from twin.errors import AuthenticationError, InvalidQueryError, NotFoundError, TwinError
 from twin.query.versions import as_of_stamp
+from twin.rules import events
 from twin.rules.orders import ACTIONS, STEP_TITLES, Resources, WorkOrders
 from twin.rules.watch import Watch
 from twin.vitals.spec import LEVELS
@@ -100,6 +101,27 @@ def alerts(request: Request, who: Who,
         body = {"type": "FeatureCollection", "numberReturned": len(found), "features": features}
         return render.stamped(render.json_response(body, media_type="application/geo+json"), moment)
     return render.stamped(render.json_response({"alerts": found, "numberReturned": len(found)}), moment)
+
+
+def _events(request: Request, who: Principal, kind: str, after: int, limit: int) -> Response:
+    _signed_in(who)
+    found, last = events.since(_watch(request).db, kind, after, who.area, limit)
+    following = render.link(f"{request.url.path}?after={last}", "next", "application/json")
+    return render.json_response({"events": found, "numberReturned": len(found), "next": last, "links": [following]})
+
+
+EventsAfter = Annotated[int, Query(ge=0, le=2**62, description="The last event already read (0: from the first)")]
+EventsLimit = Annotated[int, Query(ge=1, le=10_000)]
+
+
+@router.get("/alerts/events", summary="Alerts opened, acknowledged and closed in your area, in order, after an event")
+def alert_events(request: Request, who: Who, after: EventsAfter = 0, limit: EventsLimit = 1000) -> Response:
+    return _events(request, who, "alert", after, limit)
+
+
+@router.get("/work-orders/events", summary="Work orders' steps in your area's chain, in order, after an event")
+def order_events(request: Request, who: Who, after: EventsAfter = 0, limit: EventsLimit = 1000) -> Response:
+    return _events(request, who, "work_order", after, limit)
 
 
 @router.get("/alerts/{alertId}", summary="One alert")

@@ -21,6 +21,7 @@ from twin.errors import InvalidQueryError, NotFoundError, PermissionDeniedError,
 from twin.model.area import Area
 from twin.model.filter import Compare, Const, Filter, Prop
 from twin.model.query import FeatureQuery, Near
+from twin.rules import events
 from twin.store import Store
 from twin.store.base import TIME_FORMAT, AccessDB, utc_now
 from twin.vitals.areas import AreaIndex
@@ -82,6 +83,8 @@ class WorkOrders:
                 "RETURNING id", [alert, title.strip()[:500], note[:2000], lon, lat, levels.get("committee"),
                                  levels.get("subdistrict"), levels.get("district"), orjson.dumps(found).decode(),
                                  now, by, orjson.dumps(log).decode()]).rows
+            events.record(w, "work_order", int(rows[0][0]), "dispatched", now, by,
+                          (levels.get("committee"), levels.get("subdistrict"), levels.get("district")))
         return self.get(int(rows[0][0]), None)
 
     def nearest(self, resources: Resources, lon: float, lat: float) -> list[dict[str, object]]:
@@ -158,6 +161,8 @@ class WorkOrders:
             log = [*order["log"], {"status": target, "at": now, "by": by, "note": note[:2000]}]  # type: ignore[misc]
             w.execute(f"UPDATE {{work_orders}} SET status = ?, {target}_at = ?, {target}_by = ?, log = ? "
                       "WHERE id = ? AND status = ?", [target, now, by, orjson.dumps(log).decode(), order_id, before])
+            events.record(w, "work_order", order_id, target, now, by,
+                          (order["committee"], order["subdistrict"], order["district"]))
         return self.get(order_id, scope)
 
     def stats(self, areas: AreaIndex, level: str, scope: Area | None) -> list[dict[str, object]]:

@@ -30,6 +30,7 @@ from twin.geodesy import METRES_PER_DEGREE
 from twin.model.changes import Position
 from twin.model.filter import And, Const, Filter, In, Prop
 from twin.model.query import MAX_LIMIT, BBox, FeatureQuery
+from twin.rules import events
 from twin.rules.proximity import Conflict, conflicts
 from twin.rules.spec import Rule, Rules
 from twin.store import Snapshot, Store
@@ -145,11 +146,11 @@ class Watch:
         ``scope`` is ``None``, else those of the subjects and objects it names)."""
         areas = self.vitals.keeper.areas()
         now = utc_now()
-        active = {(str(r[1]), str(r[2])): (int(r[0]), str(r[3]), r[4]) for r in w.execute(
-            "SELECT id, subject, object, status, distance FROM {alerts} WHERE rule = ? AND ended_at IS NULL",
-            [rule.id]).rows}
+        active = {(str(r[1]), str(r[2])): (int(r[0]), str(r[3]), r[4], (r[5], r[6], r[7])) for r in w.execute(
+            "SELECT id, subject, object, status, distance, committee, subdistrict, district FROM {alerts} "
+            "WHERE rule = ? AND ended_at IS NULL", [rule.id]).rows}
         holding = {(f.subject, f.object): f for f in found}
-        for pair, (alert_id, status, distance) in active.items():
+        for pair, (alert_id, status, distance, where) in active.items():
             if pair in holding:  # still holding: its explanation follows what moved
                 f = holding[pair]
                 if distance != f.distance_m:
@@ -163,6 +164,7 @@ class Watch:
             else:
                 w.execute("UPDATE {alerts} SET status = 'closed', closed_at = ?, closed_by = 'twin', "
                           "closed_reason = 'resolved', ended_at = ? WHERE id = ?", [now, now, alert_id])
+                events.record(w, "alert", alert_id, "closed", now, "twin", where)
         for pair, f in holding.items():
             if pair in active:
                 continue
@@ -172,12 +174,13 @@ class Watch:
             if not chain and rule.spec.kind == "indicator":
                 chain = areas.chain(f.subject)
             levels = {areas.info[k].level: k for k in chain}
-            w.execute("INSERT INTO {alerts} (rule, subject, object, committee, subdistrict, district, status, "
-                      "severity, distance, geometry, message, opened_at, opened_changeset) "
-                      "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
-                      [rule.id, f.subject, f.object, levels.get("committee"), levels.get("subdistrict"),
-                       levels.get("district"), rule.spec.severity, f.distance_m,
-                       orjson.dumps(mapping(f.geometry)).decode(), f.message, now, last])
+            where = (levels.get("committee"), levels.get("subdistrict"), levels.get("district"))
+            new = w.execute("INSERT INTO {alerts} (rule, subject, object, committee, subdistrict, district, status, "
+                            "severity, distance, geometry, message, opened_at, opened_changeset) "
+                            "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?) RETURNING id",
+                            [rule.id, f.subject, f.object, *where, rule.spec.severity, f.distance_m,
+                             orjson.dumps(mapping(f.geometry)).decode(), f.message, now, last]).rows
+            events.record(w, "alert", int(new[0][0]), "open", now, "twin", where)
         w.execute("DELETE FROM {alert_state} WHERE rule = ?", [rule.id])
         w.execute("INSERT INTO {alert_state} (rule, changeset, signature) VALUES (?, ?, ?)",
                   [rule.id, last, rule.signature])
@@ -221,7 +224,8 @@ class Watch:
         """``acknowledge`` an open alert or ``close`` an open or acknowledged one (by hand: ``dismissed``)."""
         now = utc_now()
         with self.db.write() as w:
-            rows = w.execute("SELECT status FROM {alerts} WHERE id = ?", [alert_id]).rows
+            rows = w.execute("SELECT status, committee, subdistrict, district FROM {alerts} WHERE id = ?",
+                             [alert_id]).rows
             if not rows:
                 raise NotFoundError(f"no alert {alert_id}")
             status = str(rows[0][0])
@@ -233,6 +237,8 @@ class Watch:
                           "closed_reason = 'dismissed' WHERE id = ?", [now, user, alert_id])
             else:
                 raise StepOutOfOrderError(f"alert {alert_id} is {status}: it cannot be {action}d")
+            events.record(w, "alert", alert_id, "acknowledged" if action == "acknowledge" else "closed", now, user,
+                          (rows[0][1], rows[0][2], rows[0][3]))
         return self.alerts(alert_id=alert_id)[0]
 
 

@@ -54,14 +54,18 @@ CREATE TABLE IF NOT EXISTS work_orders (
     committee TEXT NOT NULL, subdistrict TEXT, district TEXT, status TEXT NOT NULL, resources TEXT NOT NULL,
     opened_at TEXT NOT NULL, opened_by TEXT NOT NULL, accepted_at TEXT, accepted_by TEXT, handling_at TEXT,
     handling_by TEXT, closed_at TEXT, closed_by TEXT, log TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS watch_events (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, ref INTEGER NOT NULL, status TEXT NOT NULL, at TEXT NOT NULL,
+    by TEXT, committee TEXT, subdistrict TEXT, district TEXT);
 """
 #: Version 1: users, tokens, audit. Version 2 adds sessions and one-time sign-in codes, version 3 the city's vital
-#: signs (:mod:`twin.vitals`), version 4 alerts and work orders (:mod:`twin.rules`): an older database gains the new
-#: tables when it is opened (the statements above only create what is missing).
-SCHEMA_VERSION = 4
+#: signs (:mod:`twin.vitals`), version 4 alerts and work orders (:mod:`twin.rules`), version 5 their events: an older
+#: database gains the new tables when it is opened (the statements above only create what is missing).
+SCHEMA_VERSION = 5
 _TABLES = {name: name for name in ACCESS_TABLES} | {"codes": "sign_in_codes", "vitals": "vitals",
                                                     "vitals_state": "vitals_state", "alerts": "alerts",
-                                                    "alert_state": "alert_state", "work_orders": "work_orders"}
+                                                    "alert_state": "alert_state", "work_orders": "work_orders",
+                                                    "watch_events": "watch_events"}
 
 
 def access_db_path(store: Path) -> Path:

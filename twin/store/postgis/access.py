@@ -29,7 +29,7 @@ class PgAccessDB:
                         "codes": f"{s}.twin_sign_in_codes", "audit": f"{s}.twin_audit",
                         "vitals": f"{s}.twin_vitals", "vitals_state": f"{s}.twin_vitals_state",
                         "alerts": f"{s}.twin_alerts", "alert_state": f"{s}.twin_alert_state",
-                        "work_orders": f"{s}.twin_work_orders"}
+                        "work_orders": f"{s}.twin_work_orders", "watch_events": f"{s}.twin_watch_events"}
         self._lock = lock_key("access:" + schema)
 
     def _sql(self, sql: str) -> str:

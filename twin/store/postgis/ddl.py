@@ -57,7 +57,10 @@ CREATE TABLE IF NOT EXISTS {s}.twin_work_orders (id bigint GENERATED ALWAYS AS I
   title text NOT NULL, note text, lon double precision NOT NULL, lat double precision NOT NULL,
   committee text NOT NULL, subdistrict text, district text, status text NOT NULL, resources text NOT NULL,
   opened_at text NOT NULL, opened_by text NOT NULL, accepted_at text, accepted_by text, handling_at text,
-  handling_by text, closed_at text, closed_by text, log text NOT NULL);""",
+  handling_by text, closed_at text, closed_by text, log text NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.twin_watch_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  kind text NOT NULL, ref bigint NOT NULL, status text NOT NULL, at text NOT NULL, by text, committee text,
+  subdistrict text, district text);""",
 }
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 PG_TYPES = {FieldType.string: 'text COLLATE "C"', FieldType.integer: "bigint", FieldType.float: "double precision",
