@@ -66,3 +66,10 @@ def test_an_officer_follows_an_alert_to_its_closed_work_order(officer: Tab) -> N
     assert tab.page.locator("#twin-orders li").first.locator("button").count() == 0  # closed: no step left
     assert "5" in tab.page.locator("#twin-orders li").first.inner_text()  # the five nearest hydrants
     tab.shot("watch-order-closed")
+
+    # an officer opens an order where they see a problem: the tool, a click on the map, a title
+    tab.page.once("dialog", lambda d: d.accept("井盖缺失"))
+    tab.page.click("#twin-new-order")
+    box = tab.page.locator(".folium-map").bounding_box()
+    tab.page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+    tab.page.locator("#twin-orders li", has_text="井盖缺失").locator(".twin-order-status", has_text="派单").wait_for()

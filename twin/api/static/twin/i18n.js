@@ -25,7 +25,8 @@
       band_warning: '预警', alertsTitle: '告警', ordersTitle: '工单', noAlerts: '辖区内暂无告警',
       noOrders: '辖区内暂无工单', dispatch: '派单', dispatched: '已派单至 {area}', orderAccept: '接单',
       orderHandle: '处置', orderClose: '办结', resources: '处最近资源', status_open: '待处理',
-      status_acknowledged: '已确认', status_closed: '已关闭'
+      status_acknowledged: '已确认', status_closed: '已关闭', newOrder: '新建工单',
+      newOrderHint: '单击地图上出问题的位置', newOrderTitle: '工单标题（问题描述）'
     },
     en: {
       title: 'Shanghai city digital twin',
@@ -52,7 +53,8 @@
       ordersTitle: 'Work orders', noAlerts: 'No alert in your area', noOrders: 'No work order in your area',
       dispatch: 'Dispatch', dispatched: 'Work order sent to {area}', orderAccept: 'Accept', orderHandle: 'Handle',
       orderClose: 'Close', resources: 'nearest resources', status_open: 'open', status_acknowledged: 'acknowledged',
-      status_closed: 'closed'
+      status_closed: 'closed', newOrder: 'New order', newOrderHint: 'Click the map where the problem is',
+      newOrderTitle: 'Work order title (what is wrong)'
     }
   };
 

@@ -1,6 +1,7 @@
 /* twin web map: alerts (告警) and work orders (工单). The open alerts of the reader's area are listed and drawn with the
    geometry that explains each (the shortest line from a site to a gas main, where a drain crosses a building); one
-   click zooms to it, 派单 opens a work order for its committee with the nearest hydrants; the orders of the area are
+   click zooms to it, 派单 opens a work order for its committee with the nearest hydrants (新建工单, then a click on the
+   map, opens one where the officer sees a problem); the orders of the area are
    listed with their next step (接单 → 处置 → 办结). Both follow the time bar's moment (read-only in the past). */
 (function (root) {
   'use strict';
@@ -102,6 +103,23 @@
       b.disabled = true;
       post(T.config.api + '/work-orders/' + b.getAttribute('data-id') + '/' + b.getAttribute('data-step'), {})
         .then(T.drawOrders).catch(function (err) { T.notify(err.message); b.disabled = false; });
+    });
+    el('twin-new-order').addEventListener('click', function () {
+      T.mode = 'order';
+      T.map.getContainer().classList.add('twin-crosshair');
+      T.notify(I.t('newOrderHint'));
+    });
+    T.map.on('click', function (e) {  // an officer opens an order where something is wrong
+      if (T.mode !== 'order') { return; }
+      T.mode = null;
+      T.map.getContainer().classList.remove('twin-crosshair');
+      var title = root.prompt(I.t('newOrderTitle'));
+      if (!title) { return; }
+      var at = T.toData(e.latlng);
+      post(T.config.api + '/work-orders', {lon: at[0], lat: at[1], title: title}).then(function (o) {
+        T.notify(I.t('dispatched', {area: o.committee}));
+        return T.drawOrders();
+      }).catch(function (err) { T.notify(err.message); });
     });
     T.refreshWatch();
   };
