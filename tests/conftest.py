@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,6 +18,7 @@ from hypothesis import settings
 
 from tests.engines import fresh
 from twin.catalogue import Catalogue, load_catalogue
+from twin.query.versions import as_of_stamp
 from twin.settings import DEFAULT_LAYERS_DIR
 from twin.store import Store, open_store
 
@@ -69,6 +72,14 @@ def hydrants(n: int, seed: int = 0, *, box: tuple[float, float, float, float] = 
          "road": [f"测试路{i % 7}号" for i in range(n)]},
         geometry=shapely.points(x, y), crs="EPSG:4326",
     )
+
+
+def moment() -> str:
+    """Now, a few milliseconds apart from the writes before and after, as an ``as_of`` store time."""
+    time.sleep(0.003)
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    time.sleep(0.003)
+    return as_of_stamp(stamp)
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from twin.errors import CatalogueError, LayerNotFoundError
 
 IDENT = r"^[a-z][a-z0-9_]{0,40}$"
+M = TypeVar("M", bound=BaseModel)
 #: Columns every layer table has besides its own attributes; attribute names may not reuse them.
 RESERVED_COLUMNS = frozenset(
     {"fid", "geom", "geometry", "key", "fp", "version", "changeset", "valid_from", "valid_to",
@@ -230,23 +231,30 @@ def _loc(loc: tuple[Any, ...], data: Any) -> str:
     return ".".join(parts)
 
 
-def load_layer(path: Path) -> LayerSpec:
-    """Read and validate one catalogue file."""
+def read_model(path: Path, model: type[M], error: type[CatalogueError], what: str) -> M:
+    """One YAML configuration file (a layer, an indicator, a rule) validated as ``model``, its ``id`` the file's
+    name; ``error`` naming the file and the place when it is not."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CatalogueError(f"{path}: not valid UTF-8 YAML: {exc}") from None
+        raise error(f"{path}: not valid UTF-8 YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise CatalogueError(f"{path}: expected a mapping of layer settings at the top level")
+        raise error(f"{path}: expected a mapping of {what} settings at the top level")
     try:
-        spec = LayerSpec.model_validate(data)
+        found = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = _loc(err["loc"], data) or "(top level)"
-        raise CatalogueError(f"{path}: field {where!r}: {err['msg']}") from None
-    if spec.id != path.stem:
-        raise CatalogueError(f"{path}: field 'id': {spec.id!r} must match the file name {path.stem!r}")
-    return spec
+        raise error(f"{path}: field {where!r}: {err['msg']}") from None
+    given = getattr(found, "id", path.stem)
+    if given != path.stem:
+        raise error(f"{path}: field 'id': {given!r} must match the file name {path.stem!r}")
+    return found
+
+
+def load_layer(path: Path) -> LayerSpec:
+    """Read and validate one catalogue file."""
+    return read_model(path, LayerSpec, CatalogueError, "layer")
 
 
 def load_catalogue(directory: Path) -> Catalogue:

@@ -4,15 +4,12 @@ between the steps, equal the same question asked of the layer as it stood at tha
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 import numpy as np
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import hydrants
+from tests.conftest import hydrants, moment
 from twin.geodesy import distance_to_point
 from twin.model.area import Area
 from twin.model.query import BBox, FeatureQuery, Near
@@ -20,7 +17,6 @@ from twin.query.cql import parse_filter
 from twin.query.crs import CRS84
 from twin.query.filters import check_filter
 from twin.query.search import QueryService
-from twin.query.versions import as_of_stamp
 from twin.store import Store
 
 WEST = shapely.box(121.40, 31.20, 121.45, 31.30)
@@ -48,13 +44,6 @@ def _step(store: Store, op: str, n: int, arg: object) -> None:
         store.delete("hydrant", [keys[n % len(keys)]], author="t")
 
 
-def _moment() -> str:
-    time.sleep(0.003)
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    time.sleep(0.003)
-    return as_of_stamp(stamp)
-
-
 def _keys(service: QueryService, query: FeatureQuery) -> set[str]:
     page = service.page(query)
     assert page.exact and page.matched == len(page.rows.rows)
@@ -70,28 +59,28 @@ def test_every_read_as_of_a_moment_answers_as_the_layer_stood_then(fresh_store, 
     for store in fresh_store():
         service = QueryService(store)
         flt = check_filter(spec_filter, store.catalogue["hydrant"], CRS84)
-        stood: list[tuple[str, object]] = [(_moment(), store.features("hydrant"))]
+        stood: list[tuple[str, object]] = [(moment(), store.features("hydrant"))]
         for op, n, arg in steps:
             _step(store, op, n, arg)
-            stood.append((_moment(), store.features("hydrant")))
-        moment, frame = stood[pick % len(stood)]
+            stood.append((moment(), store.features("hydrant")))
+        then, frame = stood[pick % len(stood)]
         keys = frame.key.astype(str).to_numpy()
         geoms = frame.geometry.to_numpy()
         passes = (frame.road == road).to_numpy() | (frame.outlet_diameter >= 100).to_numpy()
 
-        asked = FeatureQuery("hydrant", filter=flt, limit=10_000, as_of=moment)
+        asked = FeatureQuery("hydrant", filter=flt, limit=10_000, as_of=then)
         assert _keys(service, asked) == set(keys[passes])
         boxed = FeatureQuery("hydrant", bbox=BBox(*NORTH), scope=Area("west", "committee", "西", WEST),
-                             limit=10_000, as_of=moment)
+                             limit=10_000, as_of=then)
         inside = shapely.intersects(geoms, shapely.box(*NORTH)) & shapely.intersects(geoms, WEST)
         assert _keys(service, boxed) == set(keys[inside])
 
-        rows, extra = service.nearest("hydrant", point[0], point[1], k, as_of=moment)
+        rows, extra = service.nearest("hydrant", point[0], point[1], k, as_of=then)
         want = np.sort(distance_to_point(geoms, *point))[:k] if len(geoms) else np.empty(0)
         assert np.allclose([e["distance_m"] for e in extra], want, atol=2e-3)
         assert {str(r[1]) for r in rows.rows} <= set(keys)
 
         found, _ = service.search(near=Near(point[0], point[1], 3_000.0), layers=["hydrant"], limit=10_000,
-                                  as_of=moment)
+                                  as_of=then)
         close = distance_to_point(geoms, *point) <= 3_000.0 if len(geoms) else np.zeros(0, dtype=bool)
         assert {str(r[1]) for r in found[0].rows} == set(keys[close])

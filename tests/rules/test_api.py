@@ -18,22 +18,13 @@ import shapely
 from tests.api.conftest import running
 from tests.conftest import hydrants
 from tests.engines import fresh
+from tests.rules.texts import gas_rule
 from tests.users import add_user, bearer
 from tests.vitals.cities import build_areas
 from twin.catalogue import Catalogue
 from twin.store import Store, open_store
 
-RULE = """\
-id: site_near_gas
-title_zh: 在施工地邻近燃气管线
-title_en: Active site near a gas main
-severity: high
-kind: proximity
-subject: {layer: construction_site, filter: "status = 'active'"}
-object: {layer: pipeline, filter: "kind = 'gas'"}
-within_m: 10
-message: "工地 {subject} 距燃气管线 {object} {distance} 米"
-"""
+RULE = gas_rule(10)
 #: A site in the south-west committee, its east edge 5 m from a gas main running north-south.
 SITE = shapely.box(121.405, 31.205, 121.410, 31.210)
 GAS_X = 121.410 + 5 / (111_195 * 0.8563)

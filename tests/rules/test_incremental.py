@@ -13,6 +13,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.rules.texts import gas_rule
 from tests.vitals.cities import build_areas
 from twin.catalogue import Catalogue
 from twin.rules.spec import load_rules
@@ -21,17 +22,7 @@ from twin.store import Store
 from twin.vitals.service import VitalSigns
 from twin.vitals.spec import Indicators
 
-RULE = """\
-id: site_near_gas
-title_zh: 在施工地邻近燃气管线
-title_en: Active site near a gas main
-severity: high
-kind: proximity
-subject: {layer: construction_site, filter: "status = 'active'"}
-object: {layer: pipeline, filter: "kind = 'gas'"}
-within_m: 150
-message: "工地 {subject} 距燃气管线 {object} {distance} 米"
-"""
+RULE = gas_rule(150)
 
 ops = st.lists(st.one_of(
     st.tuples(st.just("site"), st.integers(0, 10_000), st.sampled_from(("active", "planned"))),

@@ -4,8 +4,6 @@ as of any moment between the steps, equal what the components as they stood then
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,10 +14,9 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import hydrants
+from tests.conftest import hydrants, moment
 from tests.vitals.cities import build_areas, write_indicators
 from twin.catalogue import Catalogue
-from twin.query.versions import as_of_stamp
 from twin.store import Store
 from twin.vitals.service import VitalSigns
 from twin.vitals.spec import LEVELS, load_indicators
@@ -63,13 +60,6 @@ def _step(store: Store, op: str, n: int, arg: object) -> None:
         store.edit(keys[n % len(keys)], author="t", geometry=shapely.Point(g.x + float(arg), g.y))  # type: ignore
     elif keys and op == "delete":
         store.delete("hydrant", [keys[n % len(keys)]], author="t")
-
-
-def _moment() -> str:
-    time.sleep(0.003)
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    time.sleep(0.003)
-    return as_of_stamp(stamp)
 
 
 def _expected(areas: dict[str, gpd.GeoDataFrame], level: str, hyd: gpd.GeoDataFrame, pipes: gpd.GeoDataFrame
@@ -131,16 +121,16 @@ def test_kept_sums_equal_a_fresh_count_as_of_any_moment(fresh_store, catalogue: 
             _step(store, "pipe", seed + pick, ("gas", "water_supply")[seed % 2])
         vitals = VitalSigns(store, indicators, store.access(), follow=False)
         vitals.sync()  # kept from here: later steps are added to what is kept
-        stood = [(_moment(), store.features("hydrant"), store.features("pipeline"))]
+        stood = [(moment(), store.features("hydrant"), store.features("pipeline"))]
         for op, n, arg in steps:
             _step(store, op, n, arg)
             if n % 2:
                 vitals.sync()  # kept after some steps, not others: the sums must not care
-            stood.append((_moment(), store.features("hydrant"), store.features("pipeline")))
+            stood.append((moment(), store.features("hydrant"), store.features("pipeline")))
         vitals.sync()
-        moment, hyd, pipes = stood[pick % len(stood)]
+        then, hyd, pipes = stood[pick % len(stood)]
         with store.read() as snap:
-            changeset = snap.log_at(moment)
+            changeset = snap.log_at(then)
         want = _expected(areas, level, hyd, pipes)
         for ind in indicators.values():
             if level not in ind.spec.levels:

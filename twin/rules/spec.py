@@ -17,10 +17,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.catalogue import IDENT, Catalogue, LayerSpec
+from twin.catalogue import IDENT, Catalogue, LayerSpec, read_model
 from twin.errors import CatalogueError
 from twin.model.filter import Filter
 from twin.vitals.spec import LEVELS, Indicators, checked_filter
@@ -111,20 +110,8 @@ class Rules(Mapping[str, Rule]):
 
 
 def load_rule(path: Path, catalogue: Catalogue, indicators: Indicators) -> Rule:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RulesConfigError(f"{path}: not valid UTF-8 YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RulesConfigError(f"{path}: expected a mapping of rule settings at the top level")
-    try:
-        spec = RuleSpec.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise RulesConfigError(f"{path}: field {where!r}: {err['msg']}") from None
-    if spec.id != path.stem:
-        raise RulesConfigError(f"{path}: field 'id': {spec.id!r} must match the file name {path.stem!r}")
+    """Read one rule file and check it against the catalogue and the indicators."""
+    spec = read_model(path, RuleSpec, RulesConfigError, "rule")
     if spec.kind == "indicator":
         if spec.indicator not in indicators:
             raise RulesConfigError(f"{path}: field 'indicator': no indicator {spec.indicator!r} "

@@ -12,8 +12,6 @@ carries its explanation: the pair, the distance and the geometry of the conflict
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -37,7 +35,6 @@ from twin.store import Snapshot, Store
 from twin.store.base import AccessDB, AccessWriter, utc_now
 from twin.vitals.service import VitalSigns
 
-log = logging.getLogger("twin.rules")
 #: Past this many changed components since the rule was last evaluated, it is evaluated city-wide instead.
 _INCREMENTAL_MAX = 50_000
 #: Columns of an alert as read back.
@@ -65,7 +62,6 @@ class Watch:
         self.rules = rules
         self.db = db
         self.vitals = vitals
-        self._lock = threading.Lock()
 
     # -- evaluating ---------------------------------------------------------------------------
     def layers(self) -> set[str]:

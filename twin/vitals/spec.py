@@ -10,12 +10,10 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.catalogue import IDENT, Catalogue, FieldType, GeometryKind, LayerSpec
+from twin.catalogue import IDENT, Catalogue, FieldType, GeometryKind, LayerSpec, read_model
 from twin.errors import CatalogueError, TwinError
 from twin.model.filter import Filter
 from twin.query.cql import parse_filter
@@ -179,10 +177,6 @@ class Indicators(Mapping[str, Indicator]):
         return [i for i in self._items.values() if i.layer.id == layer]
 
 
-def _where(path: Path, loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
 def checked_filter(text: str | None, layer: LayerSpec) -> Filter | None:
     """A CQL2 text filter of a configuration file checked against ``layer``; :class:`CatalogueError` saying why
     when it does not parse or names what the layer lacks."""
@@ -203,19 +197,7 @@ def _checked(path: Path, key: str, text: str | None, layer: LayerSpec) -> Filter
 
 def load_indicator(path: Path, catalogue: Catalogue) -> Indicator:
     """Read one indicator file and check it against the catalogue."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise VitalsConfigError(f"{path}: not valid UTF-8 YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise VitalsConfigError(f"{path}: expected a mapping of indicator settings at the top level")
-    try:
-        spec = IndicatorSpec.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise VitalsConfigError(f"{path}: field {_where(path, err['loc'])!r}: {err['msg']}") from None
-    if spec.id != path.stem:
-        raise VitalsConfigError(f"{path}: field 'id': {spec.id!r} must match the file name {path.stem!r}")
+    spec = read_model(path, IndicatorSpec, VitalsConfigError, "indicator")
     if spec.layer not in list(catalogue):
         raise VitalsConfigError(f"{path}: field 'layer': no layer {spec.layer!r} in the catalogue "
                                 f"(layers: {', '.join(catalogue)})")

@@ -20,48 +20,6 @@ from twin.errors import StoreError, StoreVersionError
 
 #: The store schema this code writes (shared numbering with the GeoPackage engine's).
 SCHEMA_VERSION = 4
-#: Migrations from version N to N + 1, each run inside the opening transaction.
-MIGRATIONS: dict[int, str] = {
-    # 2 -> 3: layers and their history indexed in the change log's order (changeset, then component)
-    2: """DO $$ DECLARE l text; BEGIN
-  FOR l IN SELECT layer FROM {s}.twin_layers LOOP
-    EXECUTE format('DROP INDEX IF EXISTS {s}.%I', l || '_changeset');
-    EXECUTE format('CREATE INDEX %I ON {s}.%I (changeset, fid)', l || '_changeset', l);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON {s}.%I (changeset, fid)', l || '_history_changeset',
-                   l || '_history');
-    EXECUTE format('DROP INDEX IF EXISTS {s}.%I', l || '_history_changeset_to');
-    EXECUTE format('CREATE INDEX %I ON {s}.%I (changeset_to, fid)', l || '_history_changeset_to', l || '_history');
-  END LOOP;
-END $$;
-CREATE TABLE IF NOT EXISTS {s}.twin_reports (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  layer text COLLATE "C" NOT NULL, "key" text COLLATE "C" NOT NULL, status text, measured jsonb NOT NULL DEFAULT '{}',
-  observed_at text COLLATE "C" NOT NULL, recorded_at text NOT NULL, source text NOT NULL, author text NOT NULL,
-  changeset bigint NOT NULL, applied boolean NOT NULL);
-CREATE INDEX IF NOT EXISTS twin_reports_key ON {s}.twin_reports ("key", observed_at);""",
-    # 3 -> 4: the city's vital signs, kept per area and changeset (twin.vitals); alerts and work orders
-    3: """CREATE TABLE IF NOT EXISTS {s}.twin_vitals (indicator text COLLATE "C" NOT NULL,
-  area text COLLATE "C" NOT NULL, changeset bigint NOT NULL, base integer NOT NULL, n double precision NOT NULL,
-  v double precision NOT NULL, d double precision NOT NULL);
-CREATE INDEX IF NOT EXISTS twin_vitals_at ON {s}.twin_vitals (indicator, changeset);
-CREATE TABLE IF NOT EXISTS {s}.twin_vitals_state (indicator text PRIMARY KEY, changeset bigint NOT NULL,
-  signature text NOT NULL, base bigint NOT NULL, pending bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS {s}.twin_alerts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  rule text NOT NULL, subject text NOT NULL, object text NOT NULL, committee text, subdistrict text, district text,
-  status text NOT NULL, severity text NOT NULL, distance double precision, geometry text, message text NOT NULL,
-  opened_at text NOT NULL, opened_changeset bigint NOT NULL, acknowledged_at text, acknowledged_by text,
-  closed_at text, closed_by text, closed_reason text, ended_at text);
-CREATE INDEX IF NOT EXISTS twin_alerts_active ON {s}.twin_alerts (rule, ended_at);
-CREATE TABLE IF NOT EXISTS {s}.twin_alert_state (rule text PRIMARY KEY, changeset bigint NOT NULL,
-  signature text NOT NULL);
-CREATE TABLE IF NOT EXISTS {s}.twin_work_orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, alert bigint,
-  title text NOT NULL, note text, lon double precision NOT NULL, lat double precision NOT NULL,
-  committee text NOT NULL, subdistrict text, district text, status text NOT NULL, resources text NOT NULL,
-  opened_at text NOT NULL, opened_by text NOT NULL, accepted_at text, accepted_by text, handling_at text,
-  handling_by text, closed_at text, closed_by text, log text NOT NULL);
-CREATE TABLE IF NOT EXISTS {s}.twin_watch_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  kind text NOT NULL, ref bigint NOT NULL, status text NOT NULL, at text NOT NULL, by text, committee text,
-  subdistrict text, district text);""",
-}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 PG_TYPES = {FieldType.string: 'text COLLATE "C"', FieldType.integer: "bigint", FieldType.float: "double precision",
             FieldType.boolean: "boolean", FieldType.date: "date", FieldType.datetime: "timestamptz"}
@@ -86,6 +44,29 @@ def q(ident: str) -> str:
 @cache
 def sql(name: str) -> str:
     return files("twin.store.postgis").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+#: Migrations from version N to N + 1, each run inside the opening transaction.
+MIGRATIONS: dict[int, str] = {
+    # 2 -> 3: layers and their history indexed in the change log's order (changeset, then component)
+    2: """DO $$ DECLARE l text; BEGIN
+  FOR l IN SELECT layer FROM {s}.twin_layers LOOP
+    EXECUTE format('DROP INDEX IF EXISTS {s}.%I', l || '_changeset');
+    EXECUTE format('CREATE INDEX %I ON {s}.%I (changeset, fid)', l || '_changeset', l);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON {s}.%I (changeset, fid)', l || '_history_changeset',
+                   l || '_history');
+    EXECUTE format('DROP INDEX IF EXISTS {s}.%I', l || '_history_changeset_to');
+    EXECUTE format('CREATE INDEX %I ON {s}.%I (changeset_to, fid)', l || '_history_changeset_to', l || '_history');
+  END LOOP;
+END $$;
+CREATE TABLE IF NOT EXISTS {s}.twin_reports (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  layer text COLLATE "C" NOT NULL, "key" text COLLATE "C" NOT NULL, status text, measured jsonb NOT NULL DEFAULT '{}',
+  observed_at text COLLATE "C" NOT NULL, recorded_at text NOT NULL, source text NOT NULL, author text NOT NULL,
+  changeset bigint NOT NULL, applied boolean NOT NULL);
+CREATE INDEX IF NOT EXISTS twin_reports_key ON {s}.twin_reports ("key", observed_at);""",
+    # 3 -> 4: the city's vital signs, alerts, work orders and their events (sql/derived.sql)
+    3: sql("derived"),
+}
 
 
 def script(name: str, schema: str, spec: LayerSpec | None = None) -> str:
@@ -123,6 +104,7 @@ def create_store(conn: psycopg.Connection, schema: str, catalogue: Catalogue) ->
     """Lay out an empty store in ``schema`` (inside a transaction)."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_ident(schema)}")
     run(conn, script("core", schema))
+    run(conn, script("derived", schema))
     meta = f"INSERT INTO {schema_ident(schema)}.twin_meta VALUES (%s, %s)"
     conn.execute(meta, ("schema_version", str(SCHEMA_VERSION)))
     conn.execute(meta, ("store_id", uuid.uuid4().hex))
