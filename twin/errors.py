@@ -24,6 +24,10 @@ class NotFoundError(TwinError):
     """Something named in a request that does not exist (an indicator, ...); the message says what."""
 
 
+class NotReadyError(TwinError):
+    """Something derived is still being built (an indicator's sums the first time): 503, retry shortly."""
+
+
 class StepOutOfOrderError(TwinError):
     """An alert or a work order moved out of its order (accepted twice, closed before it was accepted): 409."""
 

@@ -188,3 +188,15 @@ def test_an_indicator_file_that_does_not_validate_stops_start_up_naming_the_file
                                    "levels: [committee]\nthresholds: {attention: 1, warning: 2}\n", encoding="utf-8")
     with pytest.raises(VitalsConfigError, match=r"x\.yaml: field 'levels\.0': committee components cannot be grouped"):
         load_indicators(folder, catalogue)
+
+
+def test_an_indicator_never_kept_is_not_ready_rather_than_zero(store, catalogue: Catalogue, tmp_path: Path) -> None:
+    from twin.errors import NotReadyError
+    from twin.vitals.service import VitalSigns
+    from twin.vitals.spec import load_indicators
+    build_areas(store)
+    signs = VitalSigns(store, load_indicators(write_indicators(tmp_path), catalogue), store.access(), follow=False)
+    with pytest.raises(NotReadyError, match="first time"):
+        signs.read(signs.indicator("old_road"), "district")
+    signs.sync()
+    assert [a.value for a in signs.read(signs.indicator("old_road"), "district").areas] == [0.0, 0.0]

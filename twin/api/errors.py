@@ -28,6 +28,7 @@ from twin.errors import (
     InvalidQueryError,
     LayerNotFoundError,
     NotFoundError,
+    NotReadyError,
     OutOfScopeError,
     PermissionDeniedError,
     QueryTooExpensiveError,
@@ -68,6 +69,7 @@ STATUS: list[tuple[type[TwinError], int, str]] = [
     (ImportRejectedError, 422, "ImportRejected"),
     (NotAcceptableError, 406, "NotAcceptable"),
     (PayloadTooLargeError, 413, "PayloadTooLarge"),
+    (NotReadyError, 503, "NotReady"),
     (StoreError, 503, "StoreUnavailable"),
 ]
 _HTTP_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
@@ -94,13 +96,15 @@ async def _twin_error(request: Request, exc: Exception) -> Response:
     status, code = status_of(exc)
     if status == 500:
         return await _server_error(request, exc)
-    if status == 503:
+    if status == 503 and not isinstance(exc, NotReadyError):
         return _unavailable(request, exc)
     if status in (401, 403) or isinstance(exc, OutOfScopeError):
         _audit_denial(request, status, str(exc))
     response = error_response(status, code, str(exc))
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="twin"'
+    if status == 503:
+        response.headers["Retry-After"] = "10"
     return response
 
 

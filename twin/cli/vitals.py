@@ -76,6 +76,7 @@ def show(indicator: Annotated[str, typer.Argument(help="The indicator's id (twin
     with opened(cfg) as st:
         signs = _signs(cfg, st)
         ind = signs.indicator(indicator)
+        signs.keeper.sync(ind.layer.id)  # as a server keeps them: up to the latest change
         changeset = None
         if as_of is not None:
             with st.read() as snap:

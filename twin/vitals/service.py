@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from twin.errors import InvalidQueryError, NotFoundError, PermissionDeniedError
+from twin.errors import InvalidQueryError, NotFoundError, NotReadyError, PermissionDeniedError
 from twin.model.area import Area
 from twin.store import Changeset, Store
 from twin.store.base import AccessDB
@@ -155,9 +155,9 @@ class VitalSigns:
             raise InvalidQueryError(f"parent {parent!r} is not a district, sub-district or committee key")
         kept = self.keeper.kept(indicator.id, changeset)
         if kept is None:
-            self.keeper.sync(indicator.layer.id)
-            kept = self.keeper.kept(indicator.id, changeset)
-        sums = _roll_up(areas, kept.sums if kept else {}, level)
+            raise NotReadyError(f"{indicator.id} is being computed for the first time (a server does it in the "
+                                "background once it starts; `twin vitals sync` does it by hand): retry shortly")
+        sums = _roll_up(areas, kept.sums, level)
         values: list[AreaValue] = []
         for key in areas.by_level[level]:
             chain = areas.chain(key)
@@ -172,7 +172,7 @@ class VitalSigns:
             values.append(AreaValue(key, level, info.name, info.parent, value, band,
                                     None if band is None else indicator.spec.thresholds.colors[band], n, v, d,
                                     info.km2))
-        return Reading(indicator, level, kept.changeset if kept else 0, values)
+        return Reading(indicator, level, kept.changeset, values)
 
 
 def _roll_up(areas: AreaIndex, sums: dict[str, tuple[float, float, float]], level: str
