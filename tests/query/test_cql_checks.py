@@ -278,3 +278,12 @@ def test_nesting_runs_up_to_the_limit_and_is_refused_beyond(service: QueryServic
     else:
         with pytest.raises(InvalidQueryError, match=f"at most {MAX_DEPTH} levels"):
             run(service, json.dumps(node), "cql2-json")
+
+
+@pytest.mark.parametrize("text", ['{"op": "=", "args": [{"property": "road"}, "旧\\u0000路"]}',
+                                  '{"op": "like", "args": [{"property": "road"}, "%\\u0000"]}'])
+def test_a_nul_character_in_a_json_text_value_is_refused_on_every_engine(catalogue: Catalogue, text: str) -> None:
+    """JSON escapes let a NUL reach a text literal past the HTTP layer's check; PostgreSQL cannot even compare with
+    one, so every engine refuses it alike, as a 400 that says so."""
+    with pytest.raises(InvalidQueryError, match="NUL character"):
+        check_filter(parse_filter(text, "cql2-json"), catalogue["hydrant"], resolve_crs(None))

@@ -87,7 +87,7 @@ class _Checker:
         if isinstance(node, ast.Like):
             if not isinstance(node.pattern, str):
                 raise InvalidQueryError("LIKE needs a text pattern in quotes, such as road LIKE '%路'")
-            return f.Like(self.expr(node.lhs), node.pattern, bool(node.not_))
+            return f.Like(self.expr(node.lhs), _text(node.pattern), bool(node.not_))
         if isinstance(node, ast.In):
             hint = self.hint(node.lhs)
             return f.In(self.expr(node.lhs), tuple(self.expr(v, hint) for v in node.sub_nodes), bool(node.not_))
@@ -221,8 +221,16 @@ def literal(node: Any, hint: str | None) -> f.Value:
     if isinstance(node, int | float):
         return check_number(node)
     if isinstance(node, str):
-        return node
+        return _text(node)
     raise InvalidQueryError(f"{_name(node)} cannot be used as a value here")
+
+
+def _text(value: str) -> str:
+    """A text literal; one holding a NUL character (``\\u0000`` in CQL2 JSON) is refused: no text in twin holds one,
+    and PostgreSQL cannot even compare with one."""
+    if "\x00" in value:
+        raise InvalidQueryError("a text value in the filter holds a NUL character (\\u0000)")
+    return value
 
 
 def _name(node: Any) -> str:
