@@ -111,6 +111,7 @@ def test_a_work_order_from_the_alert_goes_to_its_committee_with_the_nearest_hydr
     order = r.json()
     assert order["committee"] == alert["committee"] and order["status"] == "dispatched"
     assert order["subdistrict"] == alert["subdistrict"] and order["district"] == alert["district"]
+    assert order["committeeName"] == alert["committeeName"] and str(order["committeeName"]).endswith("居委")
     assert len(order["resources"]) == 5
     distances = [x["distance_m"] for x in order["resources"]]
     assert distances == sorted(distances)

@@ -40,6 +40,15 @@ def _orders(request: Request) -> WorkOrders:
     return request.app.state.orders  # type: ignore[no-any-return]
 
 
+def _named(request: Request, record: dict[str, object]) -> dict[str, object]:
+    """An alert or an order with the names of its committee, sub-district and district (as the areas are now)."""
+    info = _watch(request).vitals.keeper.areas().info
+    for level in ("committee", "subdistrict", "district"):
+        found = info.get(str(record.get(level)))
+        record[f"{level}Name"] = found.name if found else None
+    return record
+
+
 def _signed_in(who: Principal) -> None:
     if who.anonymous:
         raise AuthenticationError("alerts and work orders need a token")
@@ -93,8 +102,8 @@ def alerts(request: Request, who: Who,
     if unknown:
         raise InvalidQueryError(f"unknown alert status {sorted(unknown)[0]!r}; statuses are open, acknowledged, closed")
     moment = as_of_stamp(as_of) if as_of is not None else None
-    found = _watch(request).alerts(rule=rule, status=wanted, area=who.area.key if who.area else None, limit=limit,
-                                   as_of=moment)
+    found = [_named(request, a) for a in _watch(request).alerts(
+        rule=rule, status=wanted, area=who.area.key if who.area else None, limit=limit, as_of=moment)]
     if f == "geojson":
         features = [{"type": "Feature", "id": a["id"], "geometry": a["geometry"],
                      "properties": {k: v for k, v in a.items() if k != "geometry"}} for a in found]
@@ -130,7 +139,7 @@ def alert(request: Request, who: Who, alertId: RecordId) -> Response:
     found = _watch(request).alerts(alert_id=alertId)
     if not found or not _visible(who, found[0]):
         raise NotFoundError(f"no alert {alertId} in your area")
-    return render.json_response(found[0])
+    return render.json_response(_named(request, found[0]))
 
 
 @router.post("/alerts/{alertId}/{action}", summary="Acknowledge or close an alert")
@@ -142,7 +151,7 @@ def act_on_alert(request: Request, who: Who, alertId: RecordId, action: Literal[
         found = watch.alerts(alert_id=alertId)
         if not found or not _visible(who, found[0]):
             raise NotFoundError(f"no alert {alertId} in your area")
-        return watch.act(alertId, action, str(who.name))
+        return _named(request, watch.act(alertId, action, str(who.name)))
 
     return render.json_response(_audited(request, who, "alert", f"{action} alert {alertId}", act))
 
@@ -182,7 +191,7 @@ def open_order(request: Request, who: Who, body: Annotated[OrderRequest, Body()]
                            note=body.note, alert=body.alert, resources=Resources(body.resources, k=body.k))
 
     done = _audited(request, who, "work_order", f"open a work order (alert {body.alert})", open_)
-    return render.json_response(done, status=201)
+    return render.json_response(_named(request, done), status=201)
 
 
 @router.get("/work-orders", summary="Work orders in your area's chain, newest first")
@@ -196,7 +205,7 @@ def list_orders(request: Request, who: Who,
     if unknown:
         raise InvalidQueryError(f"unknown status {sorted(unknown)[0]!r}; statuses are {', '.join(STEP_TITLES)}")
     moment = as_of_stamp(as_of) if as_of is not None else None
-    found = _orders(request).find(who.area, wanted, as_of=moment)
+    found = [_named(request, o) for o in _orders(request).find(who.area, wanted, as_of=moment)]
     return render.stamped(render.json_response({"workOrders": found, "numberReturned": len(found)}), moment)
 
 
@@ -215,7 +224,7 @@ def order_stats(request: Request, who: Who,
 @router.get("/work-orders/{orderId}", summary="One work order, with its steps")
 def get_order(request: Request, who: Who, orderId: RecordId) -> Response:
     _signed_in(who)
-    return render.json_response(_orders(request).get(orderId, who.area))
+    return render.json_response(_named(request, _orders(request).get(orderId, who.area)))
 
 
 @router.post("/work-orders/{orderId}/{action}", summary="Take a work order one step on: accept (接单), handle (处置), "
@@ -226,6 +235,7 @@ def advance_order(request: Request, who: Who, orderId: RecordId, action: str,
     if action not in ACTIONS:
         raise NotFoundError(f"no action {action!r}; actions are {', '.join(ACTIONS)}")
     done = _audited(request, who, "work_order", f"{action} work order {orderId}",
-                    lambda: _orders(request).advance(orderId, action, by=str(who.name), scope=who.area, note=note))
+                    lambda: _named(request, _orders(request).advance(orderId, action, by=str(who.name), scope=who.area,
+                                                                     note=note)))
     return render.json_response(done)
 

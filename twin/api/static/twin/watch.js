@@ -92,7 +92,7 @@
       if (b) {
         b.disabled = true;
         post(T.config.api + '/work-orders', {alert: Number(b.getAttribute('data-dispatch'))}).then(function (o) {
-          T.notify(I.t('dispatched', {area: o.committee}));
+          T.notify(I.t('dispatched', {area: o.committeeName || o.committee}));
           return T.drawOrders();
         }).catch(function (err) { T.notify(err.message); b.disabled = false; });
       }
@@ -117,7 +117,7 @@
       if (!title) { return; }
       var at = T.toData(e.latlng);
       post(T.config.api + '/work-orders', {lon: at[0], lat: at[1], title: title}).then(function (o) {
-        T.notify(I.t('dispatched', {area: o.committee}));
+        T.notify(I.t('dispatched', {area: o.committeeName || o.committee}));
         return T.drawOrders();
       }).catch(function (err) { T.notify(err.message); });
     });
