@@ -51,8 +51,8 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     service = QueryService(store, budget_s=svc.query_budget_s)
     gate = Gate(store, AccessSettings.of(cfg))
     engine = TileEngine(store, cfg.tiles)
-    vital = VitalSigns(store, indicators, store.access(cfg.access_db))
-    watch = Watch(store, rules, store.access(cfg.access_db), vital)
+    vital = VitalSigns(store, indicators, gate.db)  # one access database for the gate and what twin derives
+    watch = Watch(store, rules, gate.db, vital)
     vital.also(watch.layers(), watch.sync)
 
     @asynccontextmanager
@@ -79,7 +79,7 @@ def create_app(settings: TwinSettings | None = None) -> FastAPI:
     app.state.gate = gate
     app.state.vitals = vital
     app.state.watch = watch
-    app.state.orders = WorkOrders(store, store.access(cfg.access_db))
+    app.state.orders = WorkOrders(store, gate.db)
     app.state.settings = cfg
     app.state.positions = Positions()
     errors.install(app)

@@ -8,6 +8,8 @@ record stays, and copying the store file to share it never copies anyone's crede
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +70,10 @@ _TABLES = {name: name for name in ACCESS_TABLES} | {"codes": "sign_in_codes", "v
                                                     "watch_events": "watch_events"}
 
 
+#: Held while an access database is opened for the first time in this process (see SqliteAccessDB._migrate).
+_MIGRATING = threading.Lock()
+
+
 def access_db_path(store: Path) -> Path:
     """Where the access database of ``store`` lives by default: ``city.gpkg`` -> ``city.access.db``."""
     store = Path(store)
@@ -90,7 +96,16 @@ class SqliteAccessDB:
             self._migrate()
 
     def _migrate(self) -> None:
-        """Create or bring the schema up to :data:`SCHEMA_VERSION`; a database from a newer twin is refused."""
+        """Create or bring the schema up to :data:`SCHEMA_VERSION`; a database from a newer twin is refused.
+
+        One thread of the process at a time, whichever instance it uses: a new file's first connection switches it
+        to WAL, which SQLite refuses ("database is locked") while another connection holds it in rollback mode."""
+        if self._ready:
+            return
+        with _MIGRATING:
+            self._migrate_now()
+
+    def _migrate_now(self) -> None:
         if self._ready:
             return
         conn = self._pool.get()
@@ -106,7 +121,14 @@ class SqliteAccessDB:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
+        for attempt in range(100):  # a new file switched to WAL while another process holds it: SQLite will not wait
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
