@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-import orjson
-import shapely
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -180,10 +178,7 @@ def open_order(request: Request, who: Who, body: Annotated[OrderRequest, Body()]
             found = watch.alerts(alert_id=body.alert)
             if not found or not _visible(who, found[0]):
                 raise NotFoundError(f"no alert {body.alert} in your area")
-            a = found[0]  # the alert's explaining geometry gives the order its place
-            point = shapely.point_on_surface(shapely.from_geojson(orjson.dumps(a["geometry"]).decode()))
-            lon, lat = float(point.x), float(point.y)
-            title = title or f"{watch.rules[str(a['rule'])].spec.title_zh}: {a['message']}"
+            (lon, lat), title = watch.where(found[0]), title or watch.headline(found[0])
         if lon is None or lat is None or title is None:
             raise InvalidQueryError("give an alert, or lon, lat and a title")
         who.check_read(body.resources)

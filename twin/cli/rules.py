@@ -36,6 +36,7 @@ def update_alerts(cfg: TwinSettings, st: Store) -> None:
     """Evaluate every rule now (city-wide the first time), so that a server starting on the store finds its alerts."""
     started = time.perf_counter()
     watch = watch_of(cfg, st)
+    watch.vitals.sync()  # the indicators the status rules read, up to date first
     watch.sync()
     opened_ = len(watch.alerts(status=("open", "acknowledged"), limit=1_000_000))
     console.print(f"  {len(watch.rules)} rules evaluated: {opened_} alerts open "

@@ -71,7 +71,8 @@ class Watch:
         return out
 
     def sync(self, layer: str | None = None) -> None:
-        """Bring the alerts of every rule on ``layer`` (of all rules, by default) up to date."""
+        """Bring the alerts of every rule on ``layer`` (of all rules, by default) up to date; indicator rules read
+        their indicators as kept (the follower keeps them just before, ``twin rules sync`` too)."""
         proximity = [r for r in self.rules.values() if r.spec.kind == "proximity" and (layer is None or
                                                                                      layer in r.layers)]
         if proximity:
@@ -80,7 +81,6 @@ class Watch:
             if rule.spec.kind == "indicator":
                 ind = self.vitals.indicators[str(rule.spec.indicator)]
                 if layer is None or layer == ind.layer.id:
-                    self.vitals.keeper.sync(ind.layer.id)
                     self._sync_indicator(rule)
 
     def _states(self) -> dict[str, tuple[int, str]]:
@@ -215,6 +215,16 @@ class Watch:
                 a["acknowledged_at"] = a["acknowledged_by"] = None
             a["closed_at"] = a["closed_by"] = a["closed_reason"] = a["ended_at"] = None
         return [a for a in found if not status or a["status"] in status]
+
+    @staticmethod
+    def where(alert: dict[str, object]) -> tuple[float, float]:
+        """Where an alert is, for a work order: a point on the geometry that explains it."""
+        point = shapely.point_on_surface(shapely.from_geojson(orjson.dumps(alert["geometry"]).decode()))
+        return float(shapely.get_x(point)), float(shapely.get_y(point))
+
+    def headline(self, alert: dict[str, object]) -> str:
+        """An alert as a work order's title: its rule's, then its message."""
+        return f"{self.rules[str(alert['rule'])].spec.title_zh}: {alert['message']}"
 
     def act(self, alert_id: int, action: str, user: str) -> dict[str, object]:
         """``acknowledge`` an open alert or ``close`` an open or acknowledged one (by hand: ``dismissed``)."""

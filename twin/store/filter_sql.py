@@ -8,6 +8,7 @@ catalogue. No recursion deeper than the tree, whose depth the query layer has al
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from shapely.geometry.base import BaseGeometry
@@ -21,6 +22,7 @@ from twin.model.filter import (
     Const,
     DWithin,
     Expr,
+    Filter,
     In,
     IsNull,
     Like,
@@ -63,6 +65,21 @@ def to_sql(root: Cond, dialect: SqlDialect) -> tuple[str, list[object]]:
     """SQL text of a checked condition and its parameters, in order."""
     params: list[object] = []
     return _Translator(dialect, params).cond(root), params
+
+
+def flag_columns(conditions: Sequence[Filter | None], dialect: SqlDialect) -> tuple[str, list[object]]:
+    """A 0/1 column per condition (``None``: always 1), comma-separated, and their parameters in order: whether each
+    row meets each condition, read in one pass."""
+    columns: list[str] = []
+    params: list[object] = []
+    for cond in conditions:
+        if cond is None:
+            columns.append("1")
+            continue
+        text, values = to_sql(cond.root, dialect)
+        columns.append(f"CASE WHEN {text} THEN 1 ELSE 0 END")
+        params += values
+    return ", ".join(columns) or "0", params
 
 
 class _Translator:

@@ -45,10 +45,11 @@ class AreaIndex:
         self.info: dict[str, AreaInfo] = {}
         self.by_level: dict[str, list[str]] = {}
         self.outlines: dict[str, shapely.Geometry] = {}
-        versions = []
+        held = set(store.catalogue)
+        #: The changeset of each level's layer the areas were read at (0 when the catalogue has no such layer).
+        self.versions = tuple(store.last_changeset(level) if level in held else 0 for level in LEVELS)
         for level in LEVELS:
-            frame = store.features(level) if level in list(store.catalogue) else None
-            versions.append(f"{level}:{store.last_changeset(level) if frame is not None else 0}")
+            frame = store.features(level) if level in held else None
             keys: list[str] = []
             if frame is not None and len(frame):
                 geoms = shapely.make_valid(np.asarray(frame.geometry.values, dtype=object))
@@ -60,7 +61,7 @@ class AreaIndex:
                     self.outlines[key] = g
                     keys.append(key)
             self.by_level[level] = sorted(keys)
-        self.signature = hashlib.blake2b(",".join(versions).encode(), digest_size=8).hexdigest()
+        self.signature = hashlib.blake2b(repr(self.versions).encode(), digest_size=8).hexdigest()
         self.committees = self.by_level["committee"]
         self._geoms = np.array([self.outlines[k] for k in self.committees], dtype=object)
         self._tree = shapely.STRtree(self._geoms)

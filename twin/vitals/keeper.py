@@ -28,7 +28,7 @@ from twin.model.filter import Filter
 from twin.store import Snapshot, Store
 from twin.store.base import AccessDB, AccessWriter
 from twin.vitals.areas import AreaIndex
-from twin.vitals.spec import Indicator, Indicators, Measure
+from twin.vitals.spec import LEVELS, Indicator, Indicators, Measure
 
 log = logging.getLogger("twin.vitals")
 #: After this many rows of changes since an indicator's last base, a new base is written.
@@ -53,17 +53,27 @@ class Keeper:
         self.db = db
         self.budget_s = budget_s
         self._areas: AreaIndex | None = None
-        self._areas_at: tuple[int, ...] = ()
         self._lock = threading.Lock()
 
     # -- areas --------------------------------------------------------------------------------
-    def areas(self) -> AreaIndex:
-        """The areas as the store holds them now (read again after any change to an area layer)."""
-        at = tuple(self.store.last_changeset(level) for level in ("district", "subdistrict", "committee")
-                   if level in list(self.store.catalogue))
+    def areas(self, fresh: bool = False) -> AreaIndex:
+        """The areas, read again once the store's feed has published a change to an area layer (no I/O per call:
+        requests and rules ask for them all the time); with ``fresh``, checked against the store itself (what
+        keeping the sums needs, whatever the feed has seen)."""
+        levels = range(len(LEVELS))
         with self._lock:
-            if self._areas is None or at != self._areas_at:
-                self._areas, self._areas_at = AreaIndex(self.store), at
+            built = self._areas
+            if built is not None:
+                if fresh:
+                    now = tuple(self.store.last_changeset(lv) if lv in set(self.store.catalogue) else 0
+                                for lv in LEVELS)
+                    stale = now != built.versions
+                else:
+                    seen = [self.store.feed.version(lv) or 0 for lv in LEVELS]
+                    stale = any(seen[i] > built.versions[i] for i in levels)
+                if not stale:
+                    return built
+            self._areas = AreaIndex(self.store)
             return self._areas
 
     # -- keeping ------------------------------------------------------------------------------
@@ -83,7 +93,7 @@ class Keeper:
         with self.store.exclusive(f"vitals:{layer}", wait) as held:
             if not held:
                 return False
-            areas = self.areas()
+            areas = self.areas(fresh=True)
             inds = self.indicators.of_layer(layer)
             state = self._state([i.id for i in inds])
             groups: dict[int, list[Indicator]] = {}

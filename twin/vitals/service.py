@@ -70,11 +70,8 @@ class VitalSigns:
         self._watched = {*self.keeper.layers(), *LEVELS}
         self._after: list[Callable[[str], None]] = []
         self._follow_on = follow
-        if follow and len(indicators):
-            store.feed.subscribe(self._on_changeset)
-            self._pending.update(self.keeper.layers())  # catch up with what changed while nobody served
-            self._thread = threading.Thread(target=self._follow, name="twin-vitals", daemon=True)
-            self._thread.start()
+        if len(indicators):
+            self._catch_up(self.keeper.layers())
 
     def close(self) -> None:
         with self._wake:
@@ -90,13 +87,20 @@ class VitalSigns:
         depends on them, such as rules, goes next)."""
         self._watched.update(layers)
         self._after.append(after)
+        self._catch_up(layers)
+
+    def _catch_up(self, layers: Iterable[str]) -> None:
+        """Have the follower (started with the first layers to follow) bring ``layers`` up to date: what changed
+        while nobody served is caught up with, then every changeset the feed publishes."""
+        if not self._follow_on:
+            return
         with self._wake:
             self._pending.update(layers)
             self._wake.notify()
-        if self._follow_on and self._thread is None:
-            self.store.feed.subscribe(self._on_changeset)
-            self._thread = threading.Thread(target=self._follow, name="twin-vitals", daemon=True)
-            self._thread.start()
+            if self._thread is None:
+                self.store.feed.subscribe(self._on_changeset)
+                self._thread = threading.Thread(target=self._follow, name="twin-vitals", daemon=True)
+                self._thread.start()
 
     def _on_changeset(self, cs: Changeset) -> None:
         if cs.layer not in self._watched:

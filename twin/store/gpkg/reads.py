@@ -28,9 +28,10 @@ from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.reports import KeptReport
 from twin.model.rows import TIE_DECIMALS, Hits, Rows, row_columns
 from twin.store.base import CellRow, estimate_count, log_of, log_spans, spans_of, version_rows
+from twin.store.filter_sql import flag_columns
 from twin.store.gpkg.blob import CODEC, decode_geometries, point_coordinates
 from twin.store.gpkg.ddl import q
-from twin.store.gpkg.filter_sql import column, where
+from twin.store.gpkg.filter_sql import DIALECT, column, where
 
 Box = tuple[float, float, float, float]
 #: SQLite virtual-machine steps between two looks at the clock (about a millisecond of work).
@@ -405,14 +406,8 @@ class GpkgSnapshot:
     def spans(self, layer: str, since: int, conditions: Sequence[Filter | None], fields: Sequence[str] = ()
               ) -> Iterator[Spans]:
         spec = self.catalogue[layer]
-        flags: list[str] = []
-        flag_params: list[object] = []
-        for cond in conditions:
-            text, params = ("1", []) if cond is None else where(cond.root)
-            flags.append(f"CASE WHEN {text} THEN 1 ELSE 0 END")
-            flag_params += params
+        tail, flag_params = flag_columns(conditions, DIALECT)
         head = ", ".join(["t.fid", *(f"t.{q(spec.field(f).name)}" for f in fields), "t.geom"])
-        tail = ", ".join(flags) or "0"
         columns = ("fid", *fields, "geom")
         for table, end in ((spec.id, "0"), (spec.id + "_history", "t.changeset_to")):
             since_col = "t.changeset" if end == "0" else "t.changeset_to"

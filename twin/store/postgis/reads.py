@@ -28,9 +28,10 @@ from twin.model.query import COUNT_CAP, FeatureQuery, TimeInterval
 from twin.model.reports import KeptReport
 from twin.model.rows import TIE_DECIMALS, WKB, Hits, Rows, row_columns
 from twin.store.base import CellRow, estimate_count, log_of, log_spans, spans_of, version_rows
+from twin.store.filter_sql import flag_columns
 from twin.store.postgis import ddl
 from twin.store.postgis.columns import select_list, time_text
-from twin.store.postgis.filter_sql import column, where
+from twin.store.postgis.filter_sql import PgDialect, column, where
 
 Box = tuple[float, float, float, float]
 _CHUNK = 100_000
@@ -273,15 +274,9 @@ class PgSnapshot:
     def spans(self, layer: str, since: int, conditions: Sequence[Filter | None], fields: Sequence[str] = ()
               ) -> Iterator[Spans]:
         spec = self.catalogue[layer]
-        flags: list[str] = []
-        flag_params: list[object] = []
-        for cond in conditions:
-            text, params = ("true", []) if cond is None else where(cond.root, self.schema)
-            flags.append(f"CASE WHEN {text} THEN 1 ELSE 0 END")
-            flag_params += params
+        tail, flag_params = flag_columns(conditions, PgDialect(self.schema))
         columns = ("fid", *(spec.field(f).name for f in fields), "geom")
         head = select_list(spec, columns)
-        tail = ", ".join(flags) or "0"
         self._open()  # a server-side cursor lives in the transaction
         for i, (table, end) in enumerate(((spec.id, "0"), (spec.id + "_history", "t.changeset_to"))):
             since_col = "t.changeset" if end == "0" else "t.changeset_to"
