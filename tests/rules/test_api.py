@@ -163,6 +163,9 @@ def test_orders_outside_every_area_or_the_officers_own_are_refused(town: Town) -
     assert r.status_code == 403
     assert town.post("/work-orders", "home", {"lon": 121.407, "lat": 31.207}).status_code == 400
     assert town.post("/work-orders/999/accept", "admin").status_code == 404
+    for hostile in ({"alert": 10**30}, {"alert": -5}, {"lon": 1e308, "lat": 31.2, "title": "t"},
+                    {"lon": 121.407, "lat": 31.207, "title": "井盖\x00缺失"}):
+        assert town.post("/work-orders", "admin", hostile).status_code == 400, hostile  # never stored, never a 500
     assert town.post("/work-orders/1/teleport", "admin").status_code == 404
     assert httpx.get(town.url + "/alerts", timeout=30).status_code == 401
 

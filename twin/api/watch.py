@@ -154,15 +154,21 @@ def act_on_alert(request: Request, who: Who, alertId: RecordId, action: Literal[
     return render.json_response(_audited(request, who, "alert", f"{action} alert {alertId}", act))
 
 
+#: Text an officer types: no NUL character (no text in twin holds one; PostgreSQL refuses it).
+_TEXT = r"^[^\x00]*$"  # Rust regex (pydantic-core): $ is the end of the text
+
+
 class OrderRequest(BaseModel):
     """A work order to open: from an alert (its place and text), or at a place with a title."""
 
-    alert: int | None = Field(None, description="The alert the order handles (its place and text are used)")
-    lon: float | None = None
-    lat: float | None = None
-    title: str | None = Field(None, max_length=500)
-    note: str = Field("", max_length=2000)
-    resources: str = Field("hydrant", description="The layer whose nearest in-service components are attached")
+    alert: int | None = Field(None, ge=1, le=2**62, description="The alert the order handles (its place and text "
+                                                                 "are used)")
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    title: str | None = Field(None, max_length=500, pattern=_TEXT)
+    note: str = Field("", max_length=2000, pattern=_TEXT)
+    resources: str = Field("hydrant", max_length=100, description="The layer whose nearest in-service components "
+                                                                  "are attached")
     k: int = Field(5, ge=0, le=50)
 
 
@@ -225,7 +231,7 @@ def get_order(request: Request, who: Who, orderId: RecordId) -> Response:
 @router.post("/work-orders/{orderId}/{action}", summary="Take a work order one step on: accept (接单), handle (处置), "
                                                         "close (办结)")
 def advance_order(request: Request, who: Who, orderId: RecordId, action: str,
-                  note: Annotated[str, Body(embed=True, max_length=2000)] = "") -> Response:
+                  note: Annotated[str, Body(embed=True, max_length=2000, pattern=_TEXT)] = "") -> Response:
     _signed_in(who)
     if action not in ACTIONS:
         raise NotFoundError(f"no action {action!r}; actions are {', '.join(ACTIONS)}")
