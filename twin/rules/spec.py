@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -90,8 +91,9 @@ class Rule:
             return ()
         return tuple(dict.fromkeys((self.subject[0].id, self.object[0].id)))
 
-    @property
+    @cached_property
     def signature(self) -> str:
+        """What the kept alerts were found by: the rule file as read."""
         return hashlib.blake2b(self.spec.model_dump_json().encode(), digest_size=8).hexdigest()
 
 

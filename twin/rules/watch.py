@@ -37,6 +37,8 @@ from twin.vitals.service import VitalSigns
 
 #: Past this many changed components since the rule was last evaluated, it is evaluated city-wide instead.
 _INCREMENTAL_MAX = 50_000
+#: Up to this many changed components, only their alerts are read back (not all the rule's) to compare.
+_FEW_KEYS = 500
 #: Columns of an alert as read back.
 ALERT_COLUMNS = ("id", "rule", "subject", "object", "committee", "subdistrict", "district", "status", "severity",
                  "distance", "geometry", "message", "opened_at", "opened_changeset", "acknowledged_at",
@@ -142,9 +144,16 @@ class Watch:
         ``scope`` is ``None``, else those of the subjects and objects it names)."""
         areas = self.vitals.keeper.areas()
         now = utc_now()
-        active = {(str(r[1]), str(r[2])): (int(r[0]), str(r[3]), r[4], (r[5], r[6], r[7])) for r in w.execute(
-            "SELECT id, subject, object, status, distance, committee, subdistrict, district FROM {alerts} "
-            "WHERE rule = ? AND ended_at IS NULL", [rule.id]).rows}
+        sql = ("SELECT id, subject, object, status, distance, committee, subdistrict, district FROM {alerts} "
+               "WHERE rule = ? AND ended_at IS NULL")
+        params: list[object] = [rule.id]
+        if scope is not None and len(scope[0]) + len(scope[1]) <= _FEW_KEYS:  # only the alerts of what changed
+            keys = [sorted(scope[0]) or [""], sorted(scope[1]) or [""]]
+            sql += (f" AND (subject IN ({', '.join('?' * len(keys[0]))}) OR "
+                    f"object IN ({', '.join('?' * len(keys[1]))}))")
+            params += [*keys[0], *keys[1]]
+        active = {(str(r[1]), str(r[2])): (int(r[0]), str(r[3]), r[4], (r[5], r[6], r[7]))
+                  for r in w.execute(sql, params).rows}
         holding = {(f.subject, f.object): f for f in found}
         for pair, (alert_id, status, distance, where) in active.items():
             if pair in holding:  # still holding: its explanation follows what moved
